@@ -1,0 +1,36 @@
+import type { CommandModule } from 'yargs';
+import { Coordinator } from '../../coordinator/coordinator.js';
+import { createLogger } from '../../shared/log.js';
+import { heartbeatIntervalMsDefault, heartbeatTimeoutMsDefault } from '../../shared/limits.js';
+import { serve } from '../run.js';
+
+export const coordinatorCommand: CommandModule<object, {
+  listen: string; port: number; data: string; restore?: string; 'heartbeat-interval-ms': number; 'heartbeat-timeout-ms': number;
+}> = {
+  command: 'coordinator',
+  describe: 'run the coordinator, which holds the cluster config',
+  builder: (y) =>
+    y
+      .option('listen', { alias: 'l', type: 'string', default: '127.0.0.1', describe: 'address to listen on' })
+      .option('port', { alias: 'p', type: 'number', default: 1982, describe: 'port to listen on (0: any free port)' })
+      .option('data', { alias: 'd', type: 'string', demandOption: true, describe: 'directory for the cluster state' })
+      .option('restore', { type: 'string', describe: "start from a backup's coordinator.bin (read-only; --data must be new)" })
+      .option('heartbeat-interval-ms', { type: 'number', default: heartbeatIntervalMsDefault, describe: 'how often daemons are pinged' })
+      .option('heartbeat-timeout-ms', { type: 'number', default: heartbeatTimeoutMsDefault, describe: 'silence after which a daemon is not available' })
+      .example('kv coordinator --port 1982 --data ./coord', '')
+      .example('kv coordinator --restore /backups/2026-11-21T10:00:00/coordinator.bin --port 1983 --data ./coord2', ''),
+  handler: (argv) => {
+    const log = createLogger('coordinator');
+    return serve(log, () =>
+      Coordinator.start({
+        host: argv.listen,
+        port: argv.port,
+        dataDir: argv.data,
+        ...(argv.restore === undefined ? {} : { restoreFrom: argv.restore }),
+        heartbeatIntervalMs: argv['heartbeat-interval-ms'],
+        heartbeatTimeoutMs: argv['heartbeat-timeout-ms'],
+        log,
+      }),
+    );
+  },
+};

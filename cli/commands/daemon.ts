@@ -1,0 +1,48 @@
+import type { CommandModule } from 'yargs';
+import { Daemon } from '../../daemon/daemon.js';
+import { createLogger } from '../../shared/log.js';
+import { formatAddress, parseAddress } from '../../shared/address.js';
+import { valueBytesMaxDefault } from '../../shared/limits.js';
+import { fail, serve } from '../run.js';
+import { defaultCoordinator } from '../options.js';
+
+export const daemonCommand: CommandModule<object, {
+  listen: string; 'listen-port': number; coordinator: string; 'coordinator-port'?: number; data: string; 'value-bytes-max': number;
+}> = {
+  command: 'daemon',
+  describe: 'run a storage daemon',
+  builder: (y) =>
+    y
+      .option('listen', { alias: 'l', type: 'string', default: '127.0.0.1', describe: 'address to serve clients on' })
+      .option('listen-port', { alias: 'p', type: 'number', default: 2012, describe: 'port to serve on (0: any free port)' })
+      .option('coordinator', { alias: 'c', type: 'string', default: defaultCoordinator(), describe: 'the coordinator, HOST:PORT (or HOST with --coordinator-port)' })
+      .option('coordinator-port', { alias: 'P', type: 'number', describe: "the coordinator's port (HyperDex spelling)" })
+      .option('data', { alias: 'D', type: 'string', demandOption: true, describe: 'data directory (LevelDB and snapshots)' })
+      .option('value-bytes-max', { type: 'number', default: valueBytesMaxDefault, describe: 'largest stored value, in bytes' })
+      .example('kv daemon --listen 127.0.0.1 --listen-port 2012 --coordinator 127.0.0.1:1982 --data ./d1', ''),
+  handler: (argv) => {
+    const log = createLogger('daemon');
+    let coordinator: string;
+    try {
+      coordinator = argv['coordinator-port'] === undefined
+        ? formatAddress(parseAddress(argv.coordinator, 1982))
+        : formatAddress({ host: parseAddress(argv.coordinator, 0).host, port: argv['coordinator-port'] });
+    } catch (error) {
+      fail(error);
+    }
+    return serve(log, () =>
+      Daemon.start({
+        host: argv.listen,
+        port: argv['listen-port'],
+        coordinator,
+        dataDir: argv.data,
+        valueBytesMax: argv['value-bytes-max'],
+        log,
+        onFatal: (error) => {
+          log.fatal({ code: error.code }, error.message);
+          fail(error);
+        },
+      }),
+    );
+  },
+};

@@ -1,0 +1,22 @@
+// show-config's text for people.
+import type { ClusterConfig } from '../shared/config.js';
+
+export function formatConfig(config: ClusterConfig): string {
+  const lines = [
+    `cluster ${config.clusterId}`,
+    `version ${config.version}`,
+    `flags ${config.readOnly ? 'read-only' : 'read-write'}`,
+    `servers (${config.servers.length})`,
+    ...config.servers.map((s) => `  server ${s.id} ${s.address} ${s.state}`),
+    `spaces (${config.spaces.length})`,
+  ];
+  for (const space of config.spaces) {
+    lines.push(`  space ${space.name} (id ${space.id}, ${space.partitions.length} partitions, tolerate ${space.tolerate})`);
+    space.partitions.forEach((p, i) => {
+      lines.push(`    partition ${i}: ${p.chain.length ? p.chain.join(' -> ') : '(none)'}`);
+    });
+  }
+  const missing = config.servers.filter((s) => s.state !== 'available');
+  if (missing.length > 0) lines.push(`not available: ${missing.map((s) => s.id).join(' ')}`);
+  return lines.join('\n');
+}

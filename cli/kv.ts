@@ -1,0 +1,39 @@
+#!/usr/bin/env node
+// The kv command: one subcommand per file in cli/commands.
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { coordinatorCommand } from './commands/coordinator.js';
+import { daemonCommand } from './commands/daemon.js';
+import { showConfigCommand } from './commands/show-config.js';
+import { addSpaceCommand, rmSpaceCommand } from './commands/spaces.js';
+import { setReadOnlyCommand, setReadWriteCommand } from './commands/read-only.js';
+import { countCommand, delCommand, getCommand, putCommand } from './commands/data.js';
+import { upCommand } from './commands/up.js';
+import { exitCodes } from './exit-codes.js';
+
+await yargs(hideBin(process.argv))
+  .scriptName('kv')
+  .usage('$0 <command> [options]\n\nA distributed key-value store with coordinated, consistent, incremental backup.')
+  .command(upCommand)
+  .command(coordinatorCommand)
+  .command(daemonCommand)
+  .command(showConfigCommand)
+  .command(addSpaceCommand)
+  .command(rmSpaceCommand)
+  .command(setReadOnlyCommand)
+  .command(setReadWriteCommand)
+  .command(putCommand)
+  .command(getCommand)
+  .command(delCommand)
+  .command(countCommand)
+  .demandCommand(1, 'name a command; kv --help lists them')
+  .strict()
+  .help()
+  .alias('h', 'help')
+  .version()
+  .fail((message, error) => {
+    if (error) throw error;
+    process.stderr.write(`kv: ${message}\n(kv --help for usage)\n`);
+    process.exit(exitCodes.usage);
+  })
+  .parseAsync();

@@ -1,0 +1,104 @@
+// The coordinator's state transitions: pure functions from one cluster config to the next. Each one either
+// throws a KvError (and nothing changes) or returns a config whose version is one higher.
+import { findServer, findSpace, type ClusterConfig, type ServerInfo, type ServerState } from '../shared/config.js';
+import { KvError, badRequest } from '../shared/errors.js';
+import { newId64 } from '../shared/ids.js';
+import { partitionsMax, spaceNameLengthMax } from '../shared/limits.js';
+
+export const newCluster = (clusterId = newId64()): ClusterConfig => ({
+  clusterId,
+  version: 1,
+  readOnly: false,
+  servers: [],
+  spaces: [],
+  nextSpaceId: 1,
+});
+
+const bump = (config: ClusterConfig, changes: Partial<ClusterConfig>): ClusterConfig => ({
+  ...config,
+  ...changes,
+  version: config.version + 1,
+});
+
+export interface Registration {
+  address: string;
+  serverId: string | null;
+  clusterId: string | null;
+}
+
+/** A daemon (re)joins. A new daemon gets a fresh id; a known one keeps its id and may come from a new address. */
+export function registerServer(config: ClusterConfig, reg: Registration): { config: ClusterConfig; serverId: string } {
+  if (reg.clusterId !== null && reg.clusterId !== config.clusterId) {
+    throw new KvError(
+      'CLUSTER_MISMATCH',
+      `this daemon's data belongs to cluster ${reg.clusterId}, but the coordinator runs cluster ${config.clusterId}`,
+    );
+  }
+  if (reg.serverId === null) {
+    const serverId = newId64();
+    const server: ServerInfo = { id: serverId, address: reg.address, state: 'available' };
+    return { config: bump(config, { servers: [...config.servers, server] }), serverId };
+  }
+  if (reg.clusterId === null) throw badRequest('a daemon that has a server id must also name its cluster id');
+  const serverId = reg.serverId;
+  if (!findServer(config, serverId)) {
+    throw new KvError('UNKNOWN_SERVER', `server ${serverId} is not part of cluster ${config.clusterId}`);
+  }
+  const servers = config.servers.map((s) =>
+    s.id === serverId ? { ...s, address: reg.address, state: 'available' as const } : s,
+  );
+  return { config: bump(config, { servers }), serverId };
+}
+
+export function setServerState(config: ClusterConfig, serverId: string, state: ServerState): ClusterConfig {
+  const server = findServer(config, serverId);
+  if (!server || server.state === state) return config;
+  return bump(config, { servers: config.servers.map((s) => (s.id === serverId ? { ...s, state } : s)) });
+}
+
+export function addSpace(config: ClusterConfig, name: string, partitions: number, tolerate: number): ClusterConfig {
+  if (!/^[A-Za-z0-9_.-]+$/.test(name) || name.length > spaceNameLengthMax) {
+    throw badRequest(`space name "${name}" must be 1-${spaceNameLengthMax} letters, digits, '_', '.' or '-'`);
+  }
+  if (partitions < 1 || partitions > partitionsMax) {
+    throw badRequest(`a space has 1 to ${partitionsMax} partitions, not ${partitions}`);
+  }
+  if (findSpace(config, name)) throw new KvError('SPACE_EXISTS', `space "${name}" already exists`);
+  const available = config.servers.filter((s) => s.state === 'available').map((s) => s.id).sort();
+  const chainLength = tolerate + 1;
+  if (available.length < chainLength) {
+    throw new KvError(
+      'UNAVAILABLE',
+      `space "${name}" needs ${chainLength} available daemon(s) (tolerate ${tolerate}); ${available.length} available`,
+    );
+  }
+  const version = config.version + 1;
+  const spaceId = config.nextSpaceId;
+  // Spread partitions round-robin, starting at a different daemon for each space so small spaces spread too.
+  const chainOf = (p: number) =>
+    Array.from({ length: chainLength }, (_, i) => available[(spaceId + p + i) % available.length]!);
+  const space = {
+    id: spaceId,
+    name,
+    tolerate,
+    partitions: Array.from({ length: partitions }, (_, p) => ({ chain: chainOf(p), since: version })),
+  };
+  return bump(config, { spaces: [...config.spaces, space], nextSpaceId: spaceId + 1 });
+}
+
+export function rmSpace(config: ClusterConfig, name: string): ClusterConfig {
+  if (!findSpace(config, name)) throw new KvError('NO_SUCH_SPACE', `space "${name}" does not exist`);
+  return bump(config, { spaces: config.spaces.filter((s) => s.name !== name) });
+}
+
+export function setReadOnly(config: ClusterConfig, readOnly: boolean): ClusterConfig {
+  return config.readOnly === readOnly ? config : bump(config, { readOnly });
+}
+
+/** The state a coordinator restored from a backup starts in: read-only, every daemon yet to come back. */
+export function restoredCluster(saved: ClusterConfig): ClusterConfig {
+  return bump(saved, {
+    readOnly: true,
+    servers: saved.servers.map((s) => ({ ...s, state: 'not_available' as const })),
+  });
+}

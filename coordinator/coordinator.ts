@@ -1,0 +1,249 @@
+// The running coordinator: the one owner of the cluster config. Every change goes through `change()`, which
+// applies a pure transition from cluster.ts, persists the result, and only then pushes it to daemons and
+// subscribed clients. Changes run one at a time, in arrival order.
+import type { WebSocketServer } from 'ws';
+import type WebSocket from 'ws';
+import type { ClusterConfig } from '../shared/config.js';
+import { Connection } from '../shared/connection.js';
+import { KvError, asKvError } from '../shared/errors.js';
+import type { Logger } from '../shared/log.js';
+import { listen } from '../shared/listen.js';
+import type { Message, MessageOf } from '../shared/protocol.js';
+import * as cluster from './cluster.js';
+import { CoordinatorStore } from './store.js';
+import { decodeState } from './state-file.js';
+import { readFileSync } from 'node:fs';
+
+export interface CoordinatorOptions {
+  host: string;
+  port: number;
+  dataDir: string;
+  /** A coordinator.bin to start from; only into an empty data dir. */
+  restoreFrom?: string;
+  heartbeatIntervalMs: number;
+  heartbeatTimeoutMs: number;
+  log: Logger;
+}
+
+interface DaemonSession {
+  serverId: string;
+  connection: Connection;
+  lastSeen: number;
+  ackedVersion: number;
+}
+
+export class Coordinator {
+  private config!: ClusterConfig;
+  private changes: Promise<unknown> = Promise.resolve();
+  private readonly sessions = new Map<string, DaemonSession>();
+  private readonly subscribers = new Set<Connection>();
+  private readonly connections = new Set<Connection>();
+  private server!: WebSocketServer;
+  private heartbeat!: NodeJS.Timeout;
+  private stopping = false;
+  address = '';
+
+  private constructor(
+    private readonly store: CoordinatorStore,
+    private readonly options: CoordinatorOptions,
+  ) {}
+
+  static async start(options: CoordinatorOptions): Promise<Coordinator> {
+    const store = await CoordinatorStore.open(options.dataDir);
+    try {
+      const coordinator = new Coordinator(store, options);
+      await coordinator.loadState();
+      await coordinator.listen();
+      return coordinator;
+    } catch (error) {
+      await store.close();
+      throw error;
+    }
+  }
+
+  get current(): ClusterConfig {
+    return this.config;
+  }
+
+  private async loadState(): Promise<void> {
+    const { log, restoreFrom, dataDir } = this.options;
+    const stored = await this.store.load();
+    if (restoreFrom !== undefined) {
+      if (stored) {
+        throw new KvError(
+          'DATA_DIR_INVALID',
+          `${dataDir} already holds cluster ${stored.clusterId}; restore into an empty --data dir`,
+        );
+      }
+      let bytes: Buffer;
+      try {
+        bytes = readFileSync(restoreFrom);
+      } catch (error) {
+        throw new KvError('BAD_REQUEST', `cannot read ${restoreFrom}: ${(error as Error).message}`);
+      }
+      this.config = cluster.restoredCluster(decodeState(bytes, restoreFrom));
+      log.info({ clusterId: this.config.clusterId, version: this.config.version, from: restoreFrom }, 'restored');
+    } else if (stored) {
+      // Sessions did not survive the restart: every daemon must register again.
+      this.config = stored.servers.reduce(
+        (config, s) => (s.state === 'available' ? cluster.setServerState(config, s.id, 'not_available') : config),
+        stored,
+      );
+      log.info({ clusterId: this.config.clusterId, version: this.config.version }, 'loaded cluster');
+    } else {
+      this.config = cluster.newCluster();
+      log.info({ clusterId: this.config.clusterId }, 'created cluster');
+    }
+    await this.store.save(this.config);
+  }
+
+  private async listen(): Promise<void> {
+    const { server, address } = await listen(this.options.host, this.options.port);
+    this.server = server;
+    this.address = address;
+    server.on('connection', (socket: WebSocket) => this.accept(socket));
+    this.heartbeat = setInterval(() => this.checkHeartbeats(), this.options.heartbeatIntervalMs);
+    this.options.log.info({ address, port: Number(address.split(':').pop()) }, 'listening');
+  }
+
+  private accept(socket: WebSocket): void {
+    const connection = new Connection(socket, (message, conn) => this.handle(message, conn), 'peer');
+    this.connections.add(connection);
+    socket.on('pong', () => {
+      for (const session of this.sessions.values()) {
+        if (session.connection === connection) session.lastSeen = Date.now();
+      }
+    });
+    connection.onceClosed(() => {
+      this.connections.delete(connection);
+      this.subscribers.delete(connection);
+      for (const session of this.sessions.values()) {
+        if (session.connection === connection) this.endSession(session, 'not_available', 'connection closed');
+      }
+    });
+  }
+
+  /** Runs one change at a time: transition, persist, publish. */
+  private change(transition: (config: ClusterConfig) => ClusterConfig): Promise<ClusterConfig> {
+    const run = async () => {
+      const next = transition(this.config);
+      if (next === this.config) return next;
+      await this.store.save(next);
+      this.config = next;
+      this.publish();
+      return next;
+    };
+    const result = this.changes.then(run, run);
+    this.changes = result.catch(() => {});
+    return result;
+  }
+
+  private publish(): void {
+    const push: Message = { t: 'config', config: this.config };
+    for (const session of this.sessions.values()) session.connection.send(push);
+    for (const subscriber of this.subscribers) subscriber.send(push);
+    this.options.log.info({ version: this.config.version }, 'config published');
+  }
+
+  private handle(message: Message, connection: Connection): void {
+    const answer = (id: number, work: Promise<unknown>) =>
+      work.then(
+        (result) => connection.reply(id, result),
+        (error) => connection.fail(id, asKvError(error)),
+      );
+    switch (message.t) {
+      case 'register':
+        return void answer(message.id, this.register(message, connection));
+      case 'leave':
+        return void answer(message.id, this.leave(connection));
+      case 'config_ack': {
+        const session = this.sessionOf(connection);
+        if (session) session.ackedVersion = Math.max(session.ackedVersion, message.version);
+        return;
+      }
+      case 'get_config':
+        return void answer(message.id, Promise.resolve(this.config));
+      case 'subscribe':
+        this.subscribers.add(connection);
+        return void answer(message.id, Promise.resolve(this.config));
+      case 'add_space':
+        return void answer(
+          message.id,
+          this.change((c) => cluster.addSpace(c, message.name, message.partitions, message.tolerate)),
+        );
+      case 'rm_space':
+        return void answer(message.id, this.change((c) => cluster.rmSpace(c, message.name)));
+      case 'set_read_only':
+        return void answer(message.id, this.change((c) => cluster.setReadOnly(c, message.readOnly)));
+      default:
+        if ('id' in message && typeof message.id === 'number') {
+          connection.fail(message.id, new KvError('BAD_REQUEST', `the coordinator does not serve ${message.t}`));
+        }
+    }
+  }
+
+  private async register(message: MessageOf<'register'>, connection: Connection) {
+    const live = message.serverId === null ? undefined : this.sessions.get(message.serverId);
+    if (live && live.connection !== connection) {
+      throw new KvError(
+        'SERVER_ID_IN_USE',
+        `server ${message.serverId} is already connected from ${live.connection.peer}; ` +
+          'another process runs with a copy of this data dir, or the old session has not timed out yet',
+      );
+    }
+    let serverId = '';
+    const config = await this.change((c) => {
+      const result = cluster.registerServer(c, message);
+      serverId = result.serverId;
+      return result.config;
+    });
+    // The connection may have closed while the change was persisted.
+    if (connection.closed) return { serverId, clusterId: config.clusterId };
+    this.sessions.set(serverId, { serverId, connection, lastSeen: Date.now(), ackedVersion: 0 });
+    Object.assign(connection, { peer: `server ${serverId} (${message.address})` });
+    this.options.log.info({ serverId, address: message.address, version: config.version }, 'daemon registered');
+    connection.send({ t: 'config', config: this.config });
+    return { serverId, clusterId: config.clusterId };
+  }
+
+  private async leave(connection: Connection): Promise<null> {
+    const session = this.sessionOf(connection);
+    if (session) await this.endSession(session, 'shutdown', 'daemon shut down');
+    return null;
+  }
+
+  private endSession(session: DaemonSession, state: 'not_available' | 'shutdown', why: string): Promise<unknown> {
+    if (this.stopping || this.sessions.get(session.serverId) !== session) return Promise.resolve();
+    this.sessions.delete(session.serverId);
+    this.options.log.info({ serverId: session.serverId, state, why }, 'daemon session ended');
+    return this.change((c) => cluster.setServerState(c, session.serverId, state)).catch((error) =>
+      this.options.log.error({ err: error, serverId: session.serverId }, 'cannot record the daemon state'),
+    );
+  }
+
+  private sessionOf(connection: Connection): DaemonSession | undefined {
+    for (const session of this.sessions.values()) if (session.connection === connection) return session;
+    return undefined;
+  }
+
+  private checkHeartbeats(): void {
+    const now = Date.now();
+    for (const session of this.sessions.values()) {
+      if (now - session.lastSeen > this.options.heartbeatTimeoutMs) {
+        this.options.log.warn({ serverId: session.serverId }, 'daemon missed its heartbeats');
+        session.connection.socket.terminate();
+        void this.endSession(session, 'not_available', 'heartbeat timeout');
+      } else session.connection.socket.ping();
+    }
+  }
+
+  /** Stops accepting, lets the last change finish, closes the store. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    clearInterval(this.heartbeat);
+    this.server.close();
+    for (const connection of this.connections) connection.close(1001, 'coordinator shutting down');
+    await this.changes;
+    await this.store.close();
+  }
+}

@@ -1,0 +1,113 @@
+// The daemon's session with the coordinator: register (getting or proving its identity), receive every config,
+// acknowledge it, and reconnect when the session drops. The coordinator notices a dead daemon by the WebSocket
+// pings it sends; the daemon answers them automatically.
+import { Connection } from '../shared/connection.js';
+import type { ClusterConfig } from '../shared/config.js';
+import { KvError, asKvError } from '../shared/errors.js';
+import type { Logger } from '../shared/log.js';
+import { reconnectDelayMsMax, reconnectDelayMsMin, requestTimeoutMsDefault } from '../shared/limits.js';
+import type { Identity } from './storage.js';
+
+/** Registration answers after which retrying cannot help. */
+const fatalCodes = new Set(['CLUSTER_MISMATCH', 'UNKNOWN_SERVER', 'BAD_REQUEST']);
+
+export interface LinkOptions {
+  coordinator: string;
+  /** The address clients reach this daemon at. */
+  address: string;
+  identity: Identity | undefined;
+  saveIdentity: (identity: Identity) => Promise<void>;
+  onConfig: (config: ClusterConfig) => void;
+  /** Called when the coordinator refuses this daemon for good after the first registration. */
+  onFatal: (error: KvError) => void;
+  log: Logger;
+}
+
+export class CoordinatorLink {
+  private connection: Connection | undefined;
+  private identity: Identity | undefined;
+  private stopped = false;
+
+  constructor(private readonly options: LinkOptions) {
+    this.identity = options.identity;
+  }
+
+  get serverId(): string | undefined {
+    return this.identity?.serverId;
+  }
+
+  /** Resolves once registered; rejects only on a fatal refusal (another cluster, unknown server id). */
+  async start(): Promise<void> {
+    await this.connectUntilRegistered();
+  }
+
+  ack(version: number): void {
+    this.connection?.send({ t: 'config_ack', version });
+  }
+
+  /** Tells the coordinator this daemon is shutting down on purpose, then closes the session. */
+  async leave(): Promise<void> {
+    this.stopped = true;
+    const connection = this.connection;
+    if (!connection || connection.closed) return;
+    await connection.request({ t: 'leave' }, 2_000).catch(() => {});
+    connection.close();
+  }
+
+  private async connectUntilRegistered(): Promise<void> {
+    const { log } = this.options;
+    let delay = reconnectDelayMsMin;
+    let warned = false;
+    while (!this.stopped) {
+      try {
+        await this.register();
+        return;
+      } catch (error) {
+        const kvError = asKvError(error);
+        if (fatalCodes.has(kvError.code)) throw kvError;
+        if (!warned || delay >= reconnectDelayMsMax) {
+          log.warn({ coordinator: this.options.coordinator, code: kvError.code, err: kvError.message }, 'cannot register; retrying');
+          warned = true;
+        }
+        await new Promise((resolve) => setTimeout(resolve, delay));
+        delay = Math.min(delay * 2, reconnectDelayMsMax);
+      }
+    }
+  }
+
+  private async register(): Promise<void> {
+    const { options } = this;
+    const connection = await Connection.open(
+      options.coordinator,
+      (message) => {
+        if (message.t === 'config') options.onConfig(message.config);
+      },
+      requestTimeoutMsDefault,
+    );
+    try {
+      const answer = await connection.request(
+        {
+          t: 'register',
+          address: options.address,
+          serverId: this.identity?.serverId ?? null,
+          clusterId: this.identity?.clusterId ?? null,
+        },
+        requestTimeoutMsDefault,
+      );
+      if (!this.identity) {
+        this.identity = { serverId: answer.serverId, clusterId: answer.clusterId };
+        await options.saveIdentity(this.identity);
+      }
+    } catch (error) {
+      connection.close();
+      throw error;
+    }
+    this.connection = connection;
+    options.log.info({ serverId: this.identity.serverId, clusterId: this.identity.clusterId }, 'registered with the coordinator');
+    connection.onceClosed(() => {
+      if (this.stopped) return;
+      options.log.warn('lost the coordinator session; reconnecting');
+      this.connectUntilRegistered().catch((error) => options.onFatal(asKvError(error)));
+    });
+  }
+}

@@ -1,0 +1,183 @@
+// A storage daemon: serves the partitions the coordinator assigns to it, from one LevelDB in its data dir.
+// Reads go straight to LevelDB; every write goes through the write queue.
+import type WebSocket from 'ws';
+import type { WebSocketServer } from 'ws';
+import type { ClusterConfig } from '../shared/config.js';
+import { Connection } from '../shared/connection.js';
+import { KvError, asKvError } from '../shared/errors.js';
+import type { Logger } from '../shared/log.js';
+import { listen } from '../shared/listen.js';
+import { scanPageBytesMax, scanPageEntriesMax, shutdownGraceMs } from '../shared/limits.js';
+import { writeTypes, type Message } from '../shared/protocol.js';
+import * as attributes from './attributes.js';
+import { CoordinatorLink } from './coordinator-link.js';
+import { route } from './routing.js';
+import { Storage, dataKey } from './storage.js';
+import { WriteQueue, type Write } from './write-queue.js';
+
+export interface DaemonOptions {
+  host: string;
+  port: number;
+  coordinator: string;
+  dataDir: string;
+  valueBytesMax: number;
+  log: Logger;
+  /** Called when the coordinator refuses this daemon for good while it runs. */
+  onFatal: (error: KvError) => void;
+}
+
+export class Daemon {
+  private config: ClusterConfig | undefined;
+  private server!: WebSocketServer;
+  private link!: CoordinatorLink;
+  private readonly connections = new Set<Connection>();
+  private inflight = 0;
+  private readonly writes: WriteQueue;
+  address = '';
+
+  private constructor(
+    private readonly storage: Storage,
+    private readonly options: DaemonOptions,
+  ) {
+    this.writes = new WriteQueue(storage, options.valueBytesMax);
+  }
+
+  static async start(options: DaemonOptions): Promise<Daemon> {
+    const storage = await Storage.open(options.dataDir);
+    const daemon = new Daemon(storage, options);
+    try {
+      await daemon.run();
+      return daemon;
+    } catch (error) {
+      await daemon.stop();
+      throw error;
+    }
+  }
+
+  get serverId(): string | undefined {
+    return this.link?.serverId;
+  }
+
+  private async run(): Promise<void> {
+    const { options, storage } = this;
+    const { server, address } = await listen(options.host, options.port);
+    this.server = server;
+    this.address = address;
+    server.on('connection', (socket: WebSocket) => {
+      const connection = new Connection(socket, (message, conn) => this.handle(message, conn), 'client');
+      this.connections.add(connection);
+      connection.onceClosed(() => this.connections.delete(connection));
+    });
+    options.log.info({ address, port: Number(address.split(':').pop()) }, 'listening');
+    this.link = new CoordinatorLink({
+      coordinator: options.coordinator,
+      address,
+      identity: await storage.identity(),
+      saveIdentity: (identity) => storage.saveIdentity(identity),
+      onConfig: (config) => this.applyConfig(config),
+      onFatal: options.onFatal,
+      log: options.log,
+    });
+    await this.link.start();
+  }
+
+  private applyConfig(config: ClusterConfig): void {
+    const previous = this.config;
+    if (previous && config.version <= previous.version) return;
+    this.config = config;
+    this.link.ack(config.version);
+    this.options.log.debug({ version: config.version }, 'running config');
+    const spaceIds = (c: ClusterConfig | undefined) => c?.spaces.map((s) => s.id).join(',');
+    if (spaceIds(previous) !== spaceIds(config)) {
+      this.dropRemovedSpaces(config).catch((error) =>
+        this.options.log.error({ err: error }, 'cannot drop the data of removed spaces'),
+      );
+    }
+  }
+
+  /** Space ids are never reused, so data of any id below nextSpaceId that the config lacks is garbage. */
+  private async dropRemovedSpaces(config: ClusterConfig): Promise<void> {
+    const live = new Set(config.spaces.map((s) => s.id));
+    for (const id of await this.storage.spaceIds()) {
+      if (id < config.nextSpaceId && !live.has(id)) {
+        await this.storage.dropSpace(id);
+        this.options.log.info({ spaceId: id }, 'dropped the data of a removed space');
+      }
+    }
+  }
+
+  private handle(message: Message, connection: Connection): void {
+    if (!('id' in message) || typeof message.id !== 'number') return;
+    const id = message.id;
+    this.inflight++;
+    this.serve(message).then(
+      (result) => connection.reply(id, result),
+      (error) => connection.fail(id, asKvError(error)),
+    ).finally(() => this.inflight--);
+  }
+
+  private async serve(message: Message): Promise<unknown> {
+    const serverId = this.link?.serverId;
+    const write = writeTypes.has(message.t);
+    switch (message.t) {
+      case 'get': {
+        const { space, partition } = route(this.config, serverId, message, false);
+        return (await this.storage.get(dataKey(space.id, partition, message.key))) ?? null;
+      }
+      case 'put':
+      case 'del':
+      case 'put_if_not_exist':
+      case 'cond_put':
+      case 'atomic_add': {
+        const { space, partition } = route(this.config, serverId, message, write);
+        return this.writes.submit({ key: dataKey(space.id, partition, message.key), apply: writeOf(message) });
+      }
+      case 'count': {
+        const { space, partition } = route(this.config, serverId, message, false);
+        return this.storage.count(space.id, partition);
+      }
+      case 'scan': {
+        const { space, partition } = route(this.config, serverId, message, false);
+        const entriesMax = Math.min(message.limit, scanPageEntriesMax);
+        return this.storage.scan(space.id, partition, message.after, entriesMax, scanPageBytesMax);
+      }
+      default:
+        throw new KvError('BAD_REQUEST', `a daemon does not serve ${message.t}`);
+    }
+  }
+
+  /** Stops accepting, lets in-flight requests finish (bounded), leaves the cluster, closes LevelDB. */
+  async stop(): Promise<void> {
+    this.server?.close();
+    const deadline = Date.now() + shutdownGraceMs;
+    while (this.inflight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    await this.writes.idle();
+    await this.link?.leave();
+    for (const connection of this.connections) connection.close(1001, 'daemon shutting down');
+    await this.storage.close();
+  }
+}
+
+type WriteMessage = Extract<Message, { t: 'put' | 'del' | 'put_if_not_exist' | 'cond_put' | 'atomic_add' }>;
+
+/** Each write request as a transformation of the current value (see attributes.ts for the semantics). */
+function writeOf(message: WriteMessage): Write['apply'] {
+  switch (message.t) {
+    case 'put':
+      attributes.checkAttrs(message.attrs);
+      return (current) => ({ value: attributes.merge(current, message.attrs), result: null });
+    case 'del':
+      return (current) => ({ value: undefined, result: current !== undefined });
+    case 'put_if_not_exist':
+      attributes.checkAttrs(message.attrs);
+      return (current) => ({ value: attributes.putIfNotExist(current, message.attrs), result: null });
+    case 'cond_put':
+      attributes.checkAttrs(message.attrs);
+      return (current) => ({ value: attributes.condPut(current, message.expect, message.attrs), result: null });
+    case 'atomic_add':
+      return (current) => {
+        const value = attributes.atomicAdd(current, message.deltas);
+        return { value, result: value };
+      };
+  }
+}

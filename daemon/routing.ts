@@ -1,0 +1,57 @@
+// Whether this daemon may serve a request, judged by its current config. The answers tell a client what to do:
+// STALE_CONFIG (refresh, or wait for this daemon to catch up), WRONG_SERVER (refresh), NO_SUCH_SPACE,
+// READ_ONLY. Pure, so every case is a unit test.
+import { findSpace, type ClusterConfig, type SpaceInfo } from '../shared/config.js';
+import { KvError, badRequest } from '../shared/errors.js';
+import { keyBytesMax } from '../shared/limits.js';
+import { partitionOf } from '../shared/partition.js';
+
+export interface Routed {
+  space: SpaceInfo;
+  partition: number;
+}
+
+export interface Addressed {
+  /** The config version the client routed by. */
+  v: number;
+  space: string;
+  key?: string;
+  partition?: number;
+}
+
+export function route(
+  config: ClusterConfig | undefined,
+  serverId: string | undefined,
+  request: Addressed,
+  write: boolean,
+): Routed {
+  if (config === undefined || serverId === undefined) {
+    throw new KvError('STALE_CONFIG', 'this daemon has not received a config yet', 0);
+  }
+  if (request.v > config.version) {
+    throw new KvError('STALE_CONFIG', `this daemon runs config ${config.version}, older than the client's`, config.version);
+  }
+  const space = findSpace(config, request.space);
+  if (!space) throw new KvError('NO_SUCH_SPACE', `space "${request.space}" does not exist`, config.version);
+  let partition: number;
+  if (request.key !== undefined) {
+    if (Buffer.byteLength(request.key) > keyBytesMax) throw badRequest(`keys are at most ${keyBytesMax} bytes`);
+    partition = partitionOf(request.key, space.partitions.length);
+  } else {
+    partition = request.partition ?? -1;
+    if (partition < 0 || partition >= space.partitions.length) {
+      throw badRequest(`space "${space.name}" has no partition ${partition}`);
+    }
+  }
+  const info = space.partitions[partition]!;
+  if (request.v < info.since) {
+    throw new KvError('STALE_CONFIG', `partition ${partition} of "${space.name}" moved in config ${info.since}`, config.version);
+  }
+  // Writes enter at the head of the chain, reads are served by the tail.
+  const servedBy = write ? info.chain[0] : info.chain[info.chain.length - 1];
+  if (servedBy !== serverId) {
+    throw new KvError('WRONG_SERVER', `this daemon does not serve partition ${partition} of "${space.name}"`, config.version);
+  }
+  if (write && config.readOnly) throw new KvError('READ_ONLY', 'the cluster is read-only', config.version);
+  return { space, partition };
+}

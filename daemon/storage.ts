@@ -1,0 +1,161 @@
+// The daemon's LevelDB and how kv's data is laid out in it. Keys are
+//   0x00 <name>                                 daemon metadata (its identity)
+//   0x01 <space id u32> <partition u16> <key>   a stored value: msgpack of its attribute map
+// so that one space's partition is one contiguous range (counted, scanned, or dropped as a unit).
+import { mkdirSync } from 'node:fs';
+import { pack, unpack } from '../shared/codec.js';
+import { levelError, openLevel, type Level } from '../shared/level.js';
+import type { Attrs } from '../shared/protocol.js';
+import { levelDir } from './layout.js';
+
+export interface Identity {
+  serverId: string;
+  clusterId: string;
+}
+
+const identityKey = Buffer.from('\x00identity', 'latin1');
+const dataTag = 0x01;
+
+export const dataKey = (spaceId: number, partition: number, key: string): Buffer => {
+  const bytes = Buffer.allocUnsafe(7 + Buffer.byteLength(key));
+  bytes[0] = dataTag;
+  bytes.writeUInt32BE(spaceId, 1);
+  bytes.writeUInt16BE(partition, 5);
+  bytes.write(key, 7, 'utf8');
+  return bytes;
+};
+
+const prefix = (spaceId: number, partition?: number): Buffer => {
+  const bytes = Buffer.alloc(partition === undefined ? 5 : 7);
+  bytes[0] = dataTag;
+  bytes.writeUInt32BE(spaceId, 1);
+  if (partition !== undefined) bytes.writeUInt16BE(partition, 5);
+  return bytes;
+};
+
+/** The range [gte, lt) of one partition (or a whole space). */
+const range = (spaceId: number, partition?: number) => {
+  const gte = prefix(spaceId, partition);
+  const lt = partition === undefined ? prefix(spaceId + 1) : partition === 0xffff ? prefix(spaceId + 1) : prefix(spaceId, partition + 1);
+  return { gte, lt };
+};
+
+export type Change = { key: Buffer; value: Attrs | undefined };
+
+export class Storage {
+  private constructor(
+    readonly db: Level,
+    readonly location: string,
+  ) {}
+
+  static async open(dataDir: string): Promise<Storage> {
+    mkdirSync(dataDir, { recursive: true });
+    const location = levelDir(dataDir);
+    return new Storage(await openLevel(location), location);
+  }
+
+  async identity(): Promise<Identity | undefined> {
+    const bytes = await this.db.get(identityKey);
+    return bytes === undefined ? undefined : (unpack(bytes) as Identity);
+  }
+
+  saveIdentity(identity: Identity): Promise<void> {
+    return this.db.put(identityKey, pack(identity), { sync: true });
+  }
+
+  async get(key: Buffer): Promise<Attrs | undefined> {
+    try {
+      const bytes = await this.db.get(key);
+      return bytes === undefined ? undefined : (unpack(bytes) as Attrs);
+    } catch (error) {
+      throw levelError(error, this.location);
+    }
+  }
+
+  async getMany(keys: Buffer[]): Promise<Array<Attrs | undefined>> {
+    try {
+      const values = await this.db.getMany(keys);
+      return values.map((bytes) => (bytes === undefined ? undefined : (unpack(bytes) as Attrs)));
+    } catch (error) {
+      throw levelError(error, this.location);
+    }
+  }
+
+  /** Applies changes atomically; `encoded` holds each value's packed bytes, computed once by the caller. */
+  async write(changes: Array<{ key: Buffer; encoded: Buffer | undefined }>): Promise<void> {
+    try {
+      await this.db.batch(
+        changes.map((c) =>
+          c.encoded === undefined ? { type: 'del' as const, key: c.key } : { type: 'put' as const, key: c.key, value: c.encoded },
+        ),
+      );
+    } catch (error) {
+      throw levelError(error, this.location);
+    }
+  }
+
+  async count(spaceId: number, partition: number): Promise<number> {
+    let count = 0;
+    const iterator = this.db.keys(range(spaceId, partition));
+    try {
+      for (;;) {
+        const keys = await iterator.nextv(1000);
+        if (keys.length === 0) return count;
+        count += keys.length;
+      }
+    } finally {
+      await iterator.close();
+    }
+  }
+
+  /** One page of a partition, in key order, starting after `after`. */
+  async scan(
+    spaceId: number,
+    partition: number,
+    after: string | null,
+    entriesMax: number,
+    bytesMax: number,
+  ): Promise<{ entries: Array<[string, Attrs]>; next: string | null }> {
+    const bounds = range(spaceId, partition);
+    const options = after === null ? bounds : { gt: dataKey(spaceId, partition, after), lt: bounds.lt };
+    const iterator = this.db.iterator({ ...options, limit: entriesMax });
+    const entries: Array<[string, Attrs]> = [];
+    let bytes = 0;
+    try {
+      for (;;) {
+        const batch = await iterator.nextv(Math.min(entriesMax - entries.length, 1000));
+        for (const [key, value] of batch) {
+          entries.push([key.toString('utf8', 7), unpack(value) as Attrs]);
+          bytes += key.length + value.length;
+        }
+        if (batch.length === 0 || entries.length >= entriesMax || bytes >= bytesMax) break;
+      }
+    } finally {
+      await iterator.close();
+    }
+    const full = entries.length >= entriesMax || bytes >= bytesMax;
+    return { entries, next: full ? entries[entries.length - 1]![0] : null };
+  }
+
+  /** Deletes everything stored for a space (after the space was removed). */
+  dropSpace(spaceId: number): Promise<void> {
+    return this.db.clear(range(spaceId));
+  }
+
+  /** The ids of every space with data here. */
+  async spaceIds(): Promise<number[]> {
+    const ids: number[] = [];
+    let from = prefix(0);
+    for (;;) {
+      const [key] = await this.db.keys({ gte: from, lt: Buffer.from([dataTag + 1]), limit: 1 }).all();
+      if (!key) return ids;
+      const id = key.readUInt32BE(1);
+      ids.push(id);
+      from = prefix(id + 1);
+    }
+  }
+
+  close(): Promise<void> {
+    return this.db.close();
+  }
+}

@@ -1,0 +1,307 @@
+// The kv client: follows the cluster config (subscribed to the coordinator's pushes), routes every operation
+// straight to the daemon that serves its partition, and keeps one pipelined connection per daemon. Stale routes
+// are refreshed and retried within the operation's deadline; an operation that may not safely run twice is
+// never sent twice.
+//
+//   const c = await Client.connect('127.0.0.1:1982');
+//   await c.put('users', 'ada', { name: 'Ada' });
+//   await c.get('users', 'ada'); // { name: 'Ada' }; undefined when absent
+import { findServer, findSpace, type ClusterConfig } from './config.js';
+import { Connection } from './connection.js';
+import { KvError, asKvError, badRequest } from './errors.js';
+import { keyBytesMax, partitionsDefault, reconnectDelayMsMax, reconnectDelayMsMin, requestTimeoutMsDefault, scanPageEntriesMax } from './limits.js';
+import { partitionOf } from './partition.js';
+import { idempotentTypes, writeTypes, type Attrs, type RequestOf, type RequestType, type Results } from './protocol.js';
+
+export type { Attrs, AttrValue } from './protocol.js';
+export type { ClusterConfig } from './config.js';
+export { KvError } from './errors.js';
+
+export interface ClientOptions {
+  /** How long one operation may take, retries included. */
+  timeoutMs?: number;
+  /** Follow config pushes (default). Without, the client refreshes only when a daemon says its route is stale. */
+  subscribe?: boolean;
+}
+
+type DataRequest = 'get' | 'put' | 'del' | 'put_if_not_exist' | 'cond_put' | 'atomic_add' | 'count' | 'scan';
+type Target = { key: string } | { partition: number };
+
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export class Client {
+  private config: ClusterConfig;
+  private coordinator: Connection | undefined;
+  private reconnecting: Promise<Connection> | undefined;
+  private refreshing: Promise<void> | undefined;
+  private readonly daemons = new Map<string, Promise<Connection>>();
+  private closed = false;
+  readonly timeoutMs: number;
+
+  private constructor(
+    readonly coordinatorAddress: string,
+    private readonly options: ClientOptions,
+    coordinator: Connection,
+    config: ClusterConfig,
+  ) {
+    this.timeoutMs = options.timeoutMs ?? requestTimeoutMsDefault;
+    this.config = config;
+    this.adoptCoordinator(coordinator);
+  }
+
+  static async connect(coordinator: string, options: ClientOptions = {}): Promise<Client> {
+    const timeoutMs = options.timeoutMs ?? requestTimeoutMsDefault;
+    let client: Client | undefined;
+    const connection = await Connection.open(coordinator, (m) => client?.onPush(m), timeoutMs);
+    try {
+      const type = options.subscribe === false ? 'get_config' : 'subscribe';
+      const config = await connection.request({ t: type }, timeoutMs);
+      client = new Client(coordinator, options, connection, config);
+      return client;
+    } catch (error) {
+      connection.close();
+      throw error;
+    }
+  }
+
+  /** The config this client routes by (it follows the coordinator's pushes). */
+  get currentConfig(): ClusterConfig {
+    return this.config;
+  }
+
+  // ---- data operations ----
+
+  async get(space: string, key: string): Promise<Attrs | undefined> {
+    return (await this.keyed('get', space, key, {})) ?? undefined;
+  }
+
+  async put(space: string, key: string, attrs: Attrs): Promise<void> {
+    await this.keyed('put', space, key, { attrs });
+  }
+
+  /** Resolves true when the key existed. */
+  del(space: string, key: string): Promise<boolean> {
+    return this.keyed('del', space, key, {});
+  }
+
+  /** Stores attrs only if the key is absent; otherwise fails with CONDITION_FAILED. */
+  async putIfNotExist(space: string, key: string, attrs: Attrs): Promise<void> {
+    await this.keyed('put_if_not_exist', space, key, { attrs });
+  }
+
+  /** Sets attrs only if every attribute in `expect` has that value now; otherwise fails with CONDITION_FAILED. */
+  async condPut(space: string, key: string, expect: Attrs, attrs: Attrs): Promise<void> {
+    await this.keyed('cond_put', space, key, { expect, attrs });
+  }
+
+  /** Adds to numeric attributes (absent ones count as 0) and resolves to the new value. */
+  atomicAdd(space: string, key: string, deltas: Record<string, number>): Promise<Attrs> {
+    return this.keyed('atomic_add', space, key, { deltas });
+  }
+
+  async count(space: string): Promise<number> {
+    const partitions = await this.partitionCount(space);
+    const counts = await Promise.all(
+      Array.from({ length: partitions }, (_, partition) =>
+        this.routed('count', space, { partition }, { partition }),
+      ),
+    );
+    return counts.reduce((sum, n) => sum + n, 0);
+  }
+
+  /** Every entry of a space, one partition after another, fetched a page at a time. */
+  async *scan(space: string, pageSize = scanPageEntriesMax): AsyncGenerator<[string, Attrs]> {
+    const partitions = await this.partitionCount(space);
+    for (let partition = 0; partition < partitions; partition++) {
+      let after: string | null = null;
+      do {
+        const page: Results['scan'] = await this.routed('scan', space, { partition }, { partition, after, limit: pageSize });
+        yield* page.entries;
+        after = page.next;
+      } while (after !== null);
+    }
+  }
+
+  // ---- administration ----
+
+  /** The coordinator's current config (fetched, not the cached one). */
+  async showConfig(): Promise<ClusterConfig> {
+    return this.adopt(await this.admin({ t: 'get_config' }));
+  }
+
+  async addSpace(name: string, options: { partitions?: number; tolerate?: number } = {}): Promise<ClusterConfig> {
+    const partitions = options.partitions ?? partitionsDefault;
+    return this.adopt(await this.admin({ t: 'add_space', name, partitions, tolerate: options.tolerate ?? 0 }));
+  }
+
+  async rmSpace(name: string): Promise<ClusterConfig> {
+    return this.adopt(await this.admin({ t: 'rm_space', name }));
+  }
+
+  async setReadOnly(readOnly: boolean): Promise<ClusterConfig> {
+    return this.adopt(await this.admin({ t: 'set_read_only', readOnly }));
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.coordinator?.close();
+    const daemons = await Promise.allSettled(this.daemons.values());
+    for (const d of daemons) if (d.status === 'fulfilled') d.value.close();
+    this.daemons.clear();
+  }
+
+  // ---- routing ----
+
+  private keyed<T extends 'get' | 'put' | 'del' | 'put_if_not_exist' | 'cond_put' | 'atomic_add'>(
+    type: T,
+    space: string,
+    key: string,
+    fields: Omit<RequestOf<T>, 't' | 'v' | 'space' | 'key'>,
+  ): Promise<Results[T]> {
+    if (typeof key !== 'string') return Promise.reject(badRequest('a key is a string'));
+    if (Buffer.byteLength(key) > keyBytesMax) return Promise.reject(badRequest(`keys are at most ${keyBytesMax} bytes`));
+    return this.routed(type, space, { key }, { key, ...fields });
+  }
+
+  /**
+   * Sends one request to the daemon that serves its partition, by the current config, retrying (within the
+   * deadline) when the route turns out stale or the daemon cannot be reached before the request was sent.
+   */
+  private async routed<T extends DataRequest>(
+    type: T,
+    spaceName: string,
+    target: Target,
+    fields: object,
+  ): Promise<Results[T]> {
+    const deadline = Date.now() + this.timeoutMs;
+    const write = writeTypes.has(type);
+    let backoff = reconnectDelayMsMin / 5;
+    let refreshedForSpace = false;
+    let lastError: KvError | undefined;
+    for (;;) {
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) {
+        throw lastError?.code === 'UNAVAILABLE'
+          ? lastError
+          : new KvError('TIMEOUT', `${type} on "${spaceName}" did not complete within ${this.timeoutMs} ms` +
+              (lastError ? ` (last: ${lastError.message})` : ''));
+      }
+      const config = this.config;
+      const space = findSpace(config, spaceName);
+      if (!space) {
+        if (refreshedForSpace) throw new KvError('NO_SUCH_SPACE', `space "${spaceName}" does not exist`);
+        refreshedForSpace = true;
+        await this.refresh();
+        continue;
+      }
+      const partition = 'key' in target ? partitionOf(target.key, space.partitions.length) : target.partition;
+      const chain = space.partitions[partition]?.chain ?? [];
+      const serverId = write ? chain[0] : chain[chain.length - 1];
+      const server = serverId === undefined ? undefined : findServer(config, serverId);
+      if (!server || server.state !== 'available') {
+        throw new KvError('UNAVAILABLE', `partition ${partition} of "${spaceName}" has no available daemon`);
+      }
+      let connection: Connection;
+      try {
+        connection = await this.daemon(server.address, remaining);
+      } catch (error) {
+        lastError = new KvError('UNAVAILABLE', `daemon ${server.id} at ${server.address} cannot be reached`);
+        await Promise.all([this.refresh(), pause(backoff)]);
+        backoff = Math.min(backoff * 2, reconnectDelayMsMax / 4);
+        continue;
+      }
+      try {
+        const request = { t: type, v: config.version, space: spaceName, ...fields } as { t: T } & RequestOf<T>;
+        return await connection.request(request, remaining);
+      } catch (error) {
+        const kvError = asKvError(error);
+        lastError = kvError;
+        switch (kvError.code) {
+          case 'STALE_CONFIG':
+          case 'WRONG_SERVER':
+          case 'NO_SUCH_SPACE':
+            if ((kvError.version ?? 0) > config.version) await this.refresh();
+            else if (kvError.code === 'NO_SUCH_SPACE') throw kvError;
+            else await pause(backoff); // the daemon is behind: give it a moment to receive the config
+            backoff = Math.min(backoff * 2, reconnectDelayMsMax / 4);
+            continue;
+          case 'CONNECTION_LOST':
+            if (!idempotentTypes.has(type)) {
+              throw new KvError('UNAVAILABLE', `the connection to ${server.address} dropped; the ${type} may or may not have happened`);
+            }
+            await Promise.all([this.refresh(), pause(backoff)]);
+            continue;
+          default:
+            throw kvError;
+        }
+      }
+    }
+  }
+
+  private async partitionCount(spaceName: string): Promise<number> {
+    let space = findSpace(this.config, spaceName);
+    if (!space) {
+      await this.refresh();
+      space = findSpace(this.config, spaceName);
+    }
+    if (!space) throw new KvError('NO_SUCH_SPACE', `space "${spaceName}" does not exist`);
+    return space.partitions.length;
+  }
+
+  private daemon(address: string, timeoutMs: number): Promise<Connection> {
+    let connection = this.daemons.get(address);
+    if (!connection) {
+      connection = Connection.open(address, () => {}, Math.min(timeoutMs, requestTimeoutMsDefault));
+      this.daemons.set(address, connection);
+      connection.then(
+        (c) => c.onceClosed(() => this.daemons.get(address) === connection && this.daemons.delete(address)),
+        () => this.daemons.get(address) === connection && this.daemons.delete(address),
+      );
+    }
+    return connection;
+  }
+
+  // ---- the config ----
+
+  private adopt(config: ClusterConfig): ClusterConfig {
+    if (config.version > this.config.version || config.clusterId !== this.config.clusterId) this.config = config;
+    return config;
+  }
+
+  private onPush(message: { t: string; config?: ClusterConfig }): void {
+    if (message.t === 'config' && message.config) this.adopt(message.config);
+  }
+
+  /** Fetches the config now; concurrent callers share one fetch. Never throws: a stale config is retried. */
+  private refresh(): Promise<void> {
+    this.refreshing ??= this.admin({ t: 'get_config' })
+      .then((config) => void this.adopt(config), () => {})
+      .finally(() => (this.refreshing = undefined));
+    return this.refreshing;
+  }
+
+  private async admin<T extends RequestType>(request: { t: T } & RequestOf<T>): Promise<Results[T]> {
+    const connection = await this.coordinatorConnection();
+    return connection.request(request, this.timeoutMs);
+  }
+
+  private adoptCoordinator(connection: Connection): void {
+    this.coordinator = connection;
+    connection.onceClosed(() => {
+      if (this.coordinator === connection) this.coordinator = undefined;
+    });
+  }
+
+  /** The coordinator session, reconnected (and resubscribed) if it dropped. */
+  private coordinatorConnection(): Promise<Connection> {
+    if (this.coordinator && !this.coordinator.closed) return Promise.resolve(this.coordinator);
+    if (this.closed) return Promise.reject(new KvError('UNAVAILABLE', 'the client is closed'));
+    this.reconnecting ??= (async () => {
+      const connection = await Connection.open(this.coordinatorAddress, (m) => this.onPush(m), this.timeoutMs);
+      if (this.options.subscribe !== false) this.adopt(await connection.request({ t: 'subscribe' }, this.timeoutMs));
+      this.adoptCoordinator(connection);
+      return connection;
+    })().finally(() => (this.reconnecting = undefined));
+    return this.reconnecting;
+  }
+}

@@ -1,0 +1,52 @@
+// The cluster configuration: what the coordinator owns and pushes to every daemon and client. Every change makes
+// a new config with a higher version; nobody mutates one in place.
+import { Type, type Static } from '@sinclair/typebox';
+
+export const ServerState = Type.Union([
+  Type.Literal('available'),
+  Type.Literal('not_available'),
+  Type.Literal('shutdown'),
+]);
+export type ServerState = Static<typeof ServerState>;
+
+export const ServerInfo = Type.Object({
+  /** 64-bit id, as a decimal string (HyperDex prints them this way too). */
+  id: Type.String(),
+  /** host:port the daemon serves clients on. */
+  address: Type.String(),
+  state: ServerState,
+});
+export type ServerInfo = Static<typeof ServerInfo>;
+
+export const PartitionInfo = Type.Object({
+  /** The daemons holding this partition, head first. Empty while no daemon could take it. */
+  chain: Type.Array(Type.String()),
+  /** The config version at which `chain` last changed: requests routed by an older config are refused. */
+  since: Type.Integer({ minimum: 0 }),
+});
+export type PartitionInfo = Static<typeof PartitionInfo>;
+
+export const SpaceInfo = Type.Object({
+  /** Never reused, so data of a removed space can never resurface under a new space of the same name. */
+  id: Type.Integer({ minimum: 1 }),
+  name: Type.String(),
+  tolerate: Type.Integer({ minimum: 0 }),
+  partitions: Type.Array(PartitionInfo),
+});
+export type SpaceInfo = Static<typeof SpaceInfo>;
+
+export const ClusterConfig = Type.Object({
+  clusterId: Type.String(),
+  version: Type.Integer({ minimum: 1 }),
+  readOnly: Type.Boolean(),
+  servers: Type.Array(ServerInfo),
+  spaces: Type.Array(SpaceInfo),
+  nextSpaceId: Type.Integer({ minimum: 1 }),
+});
+export type ClusterConfig = Static<typeof ClusterConfig>;
+
+export const findSpace = (config: ClusterConfig, name: string): SpaceInfo | undefined =>
+  config.spaces.find((space) => space.name === name);
+
+export const findServer = (config: ClusterConfig, id: string): ServerInfo | undefined =>
+  config.servers.find((server) => server.id === id);

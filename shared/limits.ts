@@ -1,0 +1,38 @@
+// Every bound in kv, in one place, with its unit last. Call sites name these; they never repeat the numbers.
+
+/** Largest key, in UTF-8 bytes. */
+export const keyBytesMax = 64 * 1024;
+/** Default largest stored value (an encoded attribute map), in bytes; daemons take `--value-bytes-max`. */
+export const valueBytesMaxDefault = 8 * 1024 * 1024;
+/** Largest WebSocket message any kv process accepts; bigger ones close the connection (ws code 1009). */
+export const frameBytesMax = 32 * 1024 * 1024;
+/** Largest number of attributes in one value. */
+export const attributesMax = 1024;
+/** Largest attribute name, in UTF-8 bytes. */
+export const attributeNameBytesMax = 1024;
+/** Largest space name, in characters. */
+export const spaceNameLengthMax = 128;
+/** Most partitions one space may have. */
+export const partitionsMax = 4096;
+/** Default number of partitions of a new space. */
+export const partitionsDefault = 16;
+
+/** Default time a client operation may take, retries included. */
+export const requestTimeoutMsDefault = 10_000;
+/** Interval between the coordinator's pings to each daemon. */
+export const heartbeatIntervalMsDefault = 1_000;
+/** A daemon that has not answered a ping for this long is marked not available. */
+export const heartbeatTimeoutMsDefault = 3_000;
+/** First and largest wait between reconnect attempts (daemon → coordinator, client → anything). */
+export const reconnectDelayMsMin = 50;
+export const reconnectDelayMsMax = 2_000;
+/** How long a graceful shutdown may wait for in-flight work before exiting anyway. */
+export const shutdownGraceMs = 10_000;
+
+/** Most writes the daemon applies to LevelDB in one batch. */
+export const writeBatchOpsMax = 1_000;
+/** Most entries and bytes in one page of a scan. */
+export const scanPageEntriesMax = 1_000;
+export const scanPageBytesMax = 4 * 1024 * 1024;
+/** Most requests one client keeps waiting for on one connection; more wait in the client. */
+export const inflightRequestsMax = 100_000;

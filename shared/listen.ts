@@ -1,0 +1,22 @@
+// Starting a WebSocket server, with "port in use" turned into one clear error.
+import { WebSocketServer } from 'ws';
+import { KvError } from './errors.js';
+import { frameBytesMax } from './limits.js';
+import { formatAddress } from './address.js';
+
+export function listen(host: string, port: number): Promise<{ server: WebSocketServer; address: string }> {
+  return new Promise((resolve, reject) => {
+    const server = new WebSocketServer({ host, port, maxPayload: frameBytesMax, perMessageDeflate: false });
+    server.once('error', (error: NodeJS.ErrnoException) => {
+      server.close();
+      if (error.code === 'EADDRINUSE') {
+        reject(new KvError('ADDRESS_IN_USE', `${formatAddress({ host, port })} is already in use by another process`));
+      } else reject(new KvError('UNAVAILABLE', `cannot listen on ${formatAddress({ host, port })}: ${error.message}`));
+    });
+    server.once('listening', () => {
+      const bound = server.address();
+      const actualPort = typeof bound === 'object' && bound ? bound.port : port;
+      resolve({ server, address: formatAddress({ host, port: actualPort }) });
+    });
+  });
+}
