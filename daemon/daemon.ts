@@ -32,6 +32,7 @@ export class Daemon {
   private link!: CoordinatorLink;
   private readonly connections = new Set<Connection>();
   private inflight = 0;
+  private stopping = false;
   private readonly writes: WriteQueue;
   address = '';
 
@@ -117,6 +118,8 @@ export class Daemon {
   }
 
   private async serve(message: Message): Promise<unknown> {
+    // Refused, not dropped: the client knows it was not applied and may retry elsewhere.
+    if (this.stopping) throw new KvError('UNAVAILABLE', 'this daemon is shutting down');
     const serverId = this.link?.serverId;
     const write = writeTypes.has(message.t);
     switch (message.t) {
@@ -148,6 +151,7 @@ export class Daemon {
 
   /** Stops accepting, lets in-flight requests finish (bounded), leaves the cluster, closes LevelDB. */
   async stop(): Promise<void> {
+    this.stopping = true;
     this.server?.close();
     const deadline = Date.now() + shutdownGraceMs;
     while (this.inflight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));

@@ -225,6 +225,10 @@ export class Client {
             else await pause(backoff); // the daemon is behind: give it a moment to receive the config
             backoff = Math.min(backoff * 2, reconnectDelayMsMax / 4);
             continue;
+          case 'UNAVAILABLE': // the daemon refused it (shutting down): not applied, safe to send again
+            await Promise.all([this.refresh(), pause(backoff)]);
+            backoff = Math.min(backoff * 2, reconnectDelayMsMax / 4);
+            continue;
           case 'CONNECTION_LOST':
             if (!idempotentTypes.has(type)) {
               throw new KvError('UNAVAILABLE', `the connection to ${server.address} dropped; the ${type} may or may not have happened`);

@@ -1,0 +1,196 @@
+// Real kv processes for tests: a coordinator and daemons on loopback, ephemeral ports, temp dirs. Every wait is
+// a condition polled against a deadline. Processes are killed at the end of the test that started them.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Client, type ClientOptions } from '../../shared/client.js';
+
+export const kvScript = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'cli', 'kv.js');
+
+/** The subset of a tap Test these helpers use. */
+export interface TestLike {
+  teardown(fn: () => unknown): void;
+}
+
+export async function waitFor<T>(
+  what: string,
+  probe: () => T | undefined | false | Promise<T | undefined | false>,
+  timeoutMs = 15_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const value = await probe();
+      if (value !== undefined && value !== false) return value;
+    } catch (error) {
+      lastError = error;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${String(lastError)}` : ''}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+export function tempDir(t: TestLike, prefix = 'kv-test-'): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+export class KvProcess {
+  readonly logs: Array<Record<string, unknown>> = [];
+  stderr = '';
+  stdout = '';
+  readonly exited: Promise<number | null>;
+  exitCode: number | null | undefined;
+
+  constructor(readonly child: ChildProcess) {
+    child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (this.stdout += chunk));
+    let partial = '';
+    child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
+      this.stderr += chunk;
+      const lines = (partial + chunk).split('\n');
+      partial = lines.pop() ?? '';
+      for (const line of lines) {
+        try {
+          this.logs.push(JSON.parse(line) as Record<string, unknown>);
+        } catch {
+          // not a log line (a CLI error message): kept in stderr
+        }
+      }
+    });
+    this.exited = new Promise((resolve) =>
+      child.once('exit', (code, signal) => {
+        this.exitCode = code ?? (signal ? null : code);
+        resolve(code);
+      }),
+    );
+  }
+
+  waitForLog(msg: string, timeoutMs = 15_000): Promise<Record<string, unknown>> {
+    return waitFor(`log "${msg}" (stderr so far: ${this.stderr.slice(-500)})`, () => {
+      if (this.exitCode !== undefined) throw new Error(`process exited with ${this.exitCode}: ${this.stderr.slice(-500)}`);
+      return this.logs.find((l) => l.msg === msg);
+    }, timeoutMs);
+  }
+
+  /** Sends a signal and waits for the exit code. */
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+    if (this.exitCode === undefined) this.child.kill(signal);
+    return this.exited;
+  }
+}
+
+export function runKvProcess(t: TestLike, args: string[], env: NodeJS.ProcessEnv = {}): KvProcess {
+  const child = spawn(process.execPath, [kvScript, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, KV_LOG_LEVEL: 'info', ...env },
+  });
+  const proc = new KvProcess(child);
+  t.teardown(async () => {
+    if (proc.exitCode === undefined) {
+      child.kill('SIGKILL');
+      await proc.exited;
+    }
+  });
+  return proc;
+}
+
+/** Runs a short kv command to completion. */
+export async function kv(t: TestLike, args: string[], env: NodeJS.ProcessEnv = {}) {
+  const proc = runKvProcess(t, args, env);
+  const code = await proc.exited;
+  return { code, stdout: proc.stdout, stderr: proc.stderr };
+}
+
+export interface CoordinatorHandle {
+  proc: KvProcess;
+  address: string;
+  port: number;
+  dataDir: string;
+}
+
+export async function startCoordinator(
+  t: TestLike,
+  options: { dataDir?: string; port?: number; args?: string[] } = {},
+): Promise<CoordinatorHandle> {
+  const dataDir = options.dataDir ?? join(tempDir(t), 'coordinator');
+  const proc = runKvProcess(t, [
+    'coordinator', '--port', String(options.port ?? 0), '--data', dataDir,
+    '--heartbeat-interval-ms', '200', '--heartbeat-timeout-ms', '1000', ...(options.args ?? []),
+  ]);
+  const listening = await proc.waitForLog('listening');
+  return { proc, address: String(listening.address), port: Number(listening.port), dataDir };
+}
+
+export interface DaemonHandle {
+  proc: KvProcess;
+  address: string;
+  port: number;
+  dataDir: string;
+  serverId: string;
+}
+
+export async function startDaemon(
+  t: TestLike,
+  coordinator: string,
+  options: { dataDir?: string; port?: number; args?: string[] } = {},
+): Promise<DaemonHandle> {
+  const dataDir = options.dataDir ?? join(tempDir(t), 'daemon');
+  const proc = runKvProcess(t, [
+    'daemon', '--listen-port', String(options.port ?? 0), '--coordinator', coordinator, '--data', dataDir,
+    ...(options.args ?? []),
+  ]);
+  const listening = await proc.waitForLog('listening');
+  const registered = await proc.waitForLog('registered with the coordinator');
+  return {
+    proc,
+    address: String(listening.address),
+    port: Number(listening.port),
+    dataDir,
+    serverId: String(registered.serverId),
+  };
+}
+
+export interface Cluster {
+  coordinator: CoordinatorHandle;
+  daemons: DaemonHandle[];
+  client(options?: ClientOptions): Promise<Client>;
+  /** Waits until the coordinator reports exactly these servers available. */
+  waitForAvailable(count: number): Promise<void>;
+}
+
+export async function startCluster(t: TestLike, options: { daemons?: number; daemonArgs?: string[] } = {}): Promise<Cluster> {
+  const coordinator = await startCoordinator(t);
+  const daemons = await Promise.all(
+    Array.from({ length: options.daemons ?? 3 }, () =>
+      startDaemon(t, coordinator.address, options.daemonArgs ? { args: options.daemonArgs } : {}),
+    ),
+  );
+  const cluster: Cluster = {
+    coordinator,
+    daemons,
+    async client(clientOptions = {}) {
+      const client = await Client.connect(coordinator.address, clientOptions);
+      t.teardown(() => client.close());
+      return client;
+    },
+    async waitForAvailable(count: number) {
+      const probe = await Client.connect(coordinator.address, { subscribe: false });
+      try {
+        await waitFor(`${count} available daemons`, async () => {
+          const config = await probe.showConfig();
+          return config.servers.filter((s) => s.state === 'available').length === count;
+        });
+      } finally {
+        await probe.close();
+      }
+    },
+  };
+  await cluster.waitForAvailable(daemons.length);
+  return cluster;
+}
