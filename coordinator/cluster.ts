@@ -60,7 +60,8 @@ export function addSpace(config: ClusterConfig, name: string, partitions: number
   if (!/^[A-Za-z0-9_.-]+$/.test(name) || name.length > spaceNameLengthMax) {
     throw badRequest(`space name "${name}" must be 1-${spaceNameLengthMax} letters, digits, '_', '.' or '-'`);
   }
-  if (partitions < 1 || partitions > partitionsMax) {
+  if (!Number.isInteger(tolerate) || tolerate < 0) throw badRequest(`--tolerate is a whole number >= 0, not ${tolerate}`);
+  if (!Number.isInteger(partitions) || partitions < 1 || partitions > partitionsMax) {
     throw badRequest(`a space has 1 to ${partitionsMax} partitions, not ${partitions}`);
   }
   if (findSpace(config, name)) throw new KvError('SPACE_EXISTS', `space "${name}" already exists`);

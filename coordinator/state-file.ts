@@ -34,7 +34,12 @@ export function decodeState(bytes: Uint8Array, source: string): ClusterConfig {
   }
   if (!(envelope.state instanceof Uint8Array)) throw invalid('no state');
   if (sha256(envelope.state) !== envelope.sha256) throw invalid('checksum mismatch (the file is damaged)');
-  const config = unpack(envelope.state);
+  let config: unknown;
+  try {
+    config = unpack(envelope.state);
+  } catch {
+    throw invalid('the state inside is not msgpack');
+  }
   if (!configCheck.Check(config)) throw invalid('the config inside does not match the schema');
   return config;
 }

@@ -14,8 +14,14 @@ export function checkAttrs(attrs: Attrs): void {
   }
 }
 
+/** A stored value may not grow past attributesMax, however many writes added to it. */
+function bounded(value: Attrs): Attrs {
+  if (Object.keys(value).length > attributesMax) throw badRequest(`a value has at most ${attributesMax} attributes`);
+  return value;
+}
+
 /** put: sets the given attributes, keeping the others (HyperDex semantics). */
-export const merge = (current: Attrs | undefined, attrs: Attrs): Attrs => ({ ...current, ...attrs });
+export const merge = (current: Attrs | undefined, attrs: Attrs): Attrs => bounded({ ...current, ...attrs });
 
 const sameValue = (a: AttrValue | undefined, b: AttrValue): boolean => {
   if (a instanceof Uint8Array && b instanceof Uint8Array) return Buffer.compare(a, b) === 0;
@@ -35,7 +41,7 @@ export function condPut(current: Attrs | undefined, expect: Attrs, attrs: Attrs)
 
 export function putIfNotExist(current: Attrs | undefined, attrs: Attrs): Attrs {
   if (current !== undefined) throw new KvError('CONDITION_FAILED', 'the key already exists');
-  return { ...attrs };
+  return bounded({ ...attrs });
 }
 
 /** atomic_add: adds to numeric attributes; an absent key or attribute counts as 0. */
@@ -43,11 +49,11 @@ export function atomicAdd(current: Attrs | undefined, deltas: Record<string, num
   const next: Attrs = { ...current };
   for (const [name, delta] of Object.entries(deltas)) {
     if (!Number.isFinite(delta)) throw badRequest(`the amount added to "${name}" must be a finite number`);
-    const value = next[name] ?? 0;
+    const value = Object.hasOwn(next, name) ? next[name]! : 0;
     if (typeof value !== 'number') throw badRequest(`attribute "${name}" holds a ${typeOf(value)}, not a number`);
     next[name] = value + delta;
   }
-  return next;
+  return bounded(next);
 }
 
 const typeOf = (value: AttrValue) => (value === null ? 'null' : value instanceof Uint8Array ? 'bytes' : typeof value);

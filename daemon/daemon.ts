@@ -179,6 +179,7 @@ function writeOf(message: WriteMessage): Write['apply'] {
       attributes.checkAttrs(message.attrs);
       return (current) => ({ value: attributes.condPut(current, message.expect, message.attrs), result: null });
     case 'atomic_add':
+      attributes.checkAttrs(message.deltas);
       return (current) => {
         const value = attributes.atomicAdd(current, message.deltas);
         return { value, result: value };

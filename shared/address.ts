@@ -7,7 +7,7 @@ export interface Address {
 }
 
 export function parseAddress(text: string, defaultPort?: number): Address {
-  const match = /^(?:\[([^\]]+)\]|([^:]+))(?::(\d+))?$/.exec(text.trim());
+  const match = /^(?:\[([0-9A-Za-z:.%]+)\]|([A-Za-z0-9.-]+))(?::(\d+))?$/.exec(text.trim());
   const host = match?.[1] ?? match?.[2];
   const port = match?.[3] !== undefined ? Number(match[3]) : defaultPort;
   if (!host || port === undefined || !Number.isInteger(port) || port < 0 || port > 65535) {
