@@ -9,6 +9,7 @@ import { addSpaceCommand, rmSpaceCommand } from './commands/spaces.js';
 import { setReadOnlyCommand, setReadWriteCommand } from './commands/read-only.js';
 import { countCommand, delCommand, getCommand, putCommand } from './commands/data.js';
 import { upCommand } from './commands/up.js';
+import { backupCommand } from './commands/backup.js';
 import { exitCodes } from './exit-codes.js';
 
 await yargs(hideBin(process.argv))
@@ -26,6 +27,7 @@ await yargs(hideBin(process.argv))
   .command(getCommand)
   .command(delCommand)
   .command(countCommand)
+  .command(backupCommand)
   .demandCommand(1, 'name a command; kv --help lists them')
   .strict()
   .help()

@@ -1,6 +1,6 @@
 // The coordinator's state transitions: pure functions from one cluster config to the next. Each one either
 // throws a KvError (and nothing changes) or returns a config whose version is one higher.
-import { findServer, findSpace, type ClusterConfig, type ServerInfo, type ServerState } from '../shared/config.js';
+import { findServer, findSpace, type ClusterConfig, type Freeze, type ServerInfo, type ServerState } from '../shared/config.js';
 import { KvError, badRequest } from '../shared/errors.js';
 import { newId64 } from '../shared/ids.js';
 import { partitionsMax, spaceNameLengthMax } from '../shared/limits.js';
@@ -96,9 +96,26 @@ export function setReadOnly(config: ClusterConfig, readOnly: boolean): ClusterCo
   return config.readOnly === readOnly ? config : bump(config, { readOnly });
 }
 
+/** A backup's freeze: daemons hold new writes until the config no longer carries it (or its lease ends). */
+export function freeze(config: ClusterConfig, freeze: Freeze): ClusterConfig {
+  if (config.freeze) throw new KvError('BACKUP_IN_PROGRESS', `the cluster is frozen for backup ${config.freeze.name}`);
+  return bump(config, { freeze });
+}
+
+/** Ends the freeze (only `freezeId`'s, when given). */
+export function thaw(config: ClusterConfig, freezeId?: string): ClusterConfig {
+  if (!config.freeze || (freezeId !== undefined && config.freeze.id !== freezeId)) return config;
+  return bump(withoutFreeze(config), {});
+}
+
+export const withoutFreeze = (config: ClusterConfig): ClusterConfig => {
+  const { freeze: _, ...rest } = config;
+  return rest;
+};
+
 /** The state a coordinator restored from a backup starts in: read-only, every daemon yet to come back. */
 export function restoredCluster(saved: ClusterConfig): ClusterConfig {
-  return bump(saved, {
+  return bump(withoutFreeze(saved), {
     readOnly: true,
     servers: saved.servers.map((s) => ({ ...s, state: 'not_available' as const })),
   });

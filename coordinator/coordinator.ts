@@ -8,7 +8,11 @@ import { Connection } from '../shared/connection.js';
 import { KvError, asKvError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import { listen } from '../shared/listen.js';
-import type { Message, MessageOf } from '../shared/protocol.js';
+import type { Message, MessageOf, RequestOf, RequestType, Results } from '../shared/protocol.js';
+import { randomUUID } from 'node:crypto';
+import { backupLockMsDefault } from '../shared/limits.js';
+import { runBackup, type BackupHost } from './backup.js';
+import { BackupLockKeeper } from './backup-lock.js';
 import * as cluster from './cluster.js';
 import { CoordinatorStore } from './store.js';
 import { decodeState } from './state-file.js';
@@ -23,6 +27,8 @@ export interface CoordinatorOptions {
   heartbeatIntervalMs: number;
   heartbeatTimeoutMs: number;
   log: Logger;
+  /** Testing only: how long a backup stalls after freezing (to kill things mid-freeze). */
+  faultStallAfterFreezeMs?: number;
 }
 
 interface DaemonSession {
@@ -41,6 +47,7 @@ export class Coordinator {
   private server!: WebSocketServer;
   private heartbeat!: NodeJS.Timeout;
   private stopping = false;
+  private readonly backupLock = new BackupLockKeeper();
   address = '';
 
   private constructor(
@@ -84,10 +91,11 @@ export class Coordinator {
       this.config = cluster.restoredCluster(decodeState(bytes, restoreFrom));
       log.info({ clusterId: this.config.clusterId, version: this.config.version, from: restoreFrom }, 'restored');
     } else if (stored) {
-      // Sessions did not survive the restart: every daemon must register again.
+      // Sessions did not survive the restart: every daemon must register again. A freeze did not either: the
+      // backup that set it is gone, and daemons have thawed by their lease.
       this.config = stored.servers.reduce(
         (config, s) => (s.state === 'available' ? cluster.setServerState(config, s.id, 'not_available') : config),
-        stored,
+        cluster.thaw(stored),
       );
       log.info({ clusterId: this.config.clusterId, version: this.config.version }, 'loaded cluster');
     } else {
@@ -175,6 +183,18 @@ export class Coordinator {
         return void answer(message.id, this.change((c) => cluster.rmSpace(c, message.name)));
       case 'set_read_only':
         return void answer(message.id, this.change((c) => cluster.setReadOnly(c, message.readOnly)));
+      case 'status':
+        return void answer(message.id, Promise.resolve(this.status()));
+      case 'backup':
+        return void answer(message.id, this.backup(message));
+      case 'backup_lock':
+        return void answer(message.id, Promise.resolve().then(() =>
+          this.backupLock.acquire(message.name, message.owner, message.token, message.ttlMs)));
+      case 'backup_unlock':
+        this.backupLock.release(message.token);
+        return void answer(message.id, Promise.resolve(null));
+      case 'backup_release':
+        return void answer(message.id, this.releaseSnapshots(message.name));
       default:
         if ('id' in message && typeof message.id === 'number') {
           connection.fail(message.id, new KvError('BAD_REQUEST', `the coordinator does not serve ${message.t}`));
@@ -204,6 +224,56 @@ export class Coordinator {
     this.options.log.info({ serverId, address: message.address, version: config.version }, 'daemon registered');
     connection.send({ t: 'config', config: this.config });
     return { serverId, clusterId: config.clusterId };
+  }
+
+  private status() {
+    const lock = this.backupLock.current;
+    const acked = Object.fromEntries([...this.sessions.values()].map((s) => [s.serverId, s.ackedVersion]));
+    const visible = lock && { name: lock.name, owner: lock.owner, startedAt: lock.startedAt, expiresAt: lock.expiresAt };
+    return { config: this.config, lock: visible ?? null, acked };
+  }
+
+  /** Runs a backup under the lock: the caller's (backup-manager holds one across its copy) or one of its own. */
+  private async backup(request: MessageOf<'backup'>) {
+    const ownLock = request.lockToken === null ? randomUUID() : undefined;
+    if (ownLock) this.backupLock.acquire(request.name, request.owner, ownLock, request.deadlineMs + backupLockMsDefault);
+    else this.backupLock.check(request.lockToken!);
+    const host: BackupHost = {
+      config: () => this.config,
+      change: (transition) => this.change(transition),
+      ask: (serverId, req, timeoutMs) => this.ask(serverId, req, timeoutMs),
+      log: this.options.log,
+      ...(this.options.faultStallAfterFreezeMs ? { stallAfterFreezeMs: this.options.faultStallAfterFreezeMs } : {}),
+    };
+    try {
+      return await runBackup(request, host);
+    } catch (error) {
+      const kvError = asKvError(error);
+      if (kvError.code === 'BACKUP_FAILED' || kvError.code === 'BACKUP_IN_PROGRESS') throw kvError;
+      throw new KvError('BACKUP_FAILED', `backup ${request.name} failed: ${kvError.message} (${kvError.code})`);
+    } finally {
+      if (ownLock) this.backupLock.release(ownLock);
+    }
+  }
+
+  /** Asks every connected daemon to delete snapshot `name`. */
+  private async releaseSnapshots(name: string) {
+    return Promise.all(
+      this.config.servers.map(async (server) => {
+        try {
+          return { serverId: server.id, released: await this.ask(server.id, { t: 'release_snapshot', name, freezeId: null }, 10_000) };
+        } catch (error) {
+          return { serverId: server.id, released: false, error: asKvError(error).message };
+        }
+      }),
+    );
+  }
+
+  /** A request to a daemon over its session. */
+  private ask<T extends RequestType>(serverId: string, request: { t: T } & RequestOf<T>, timeoutMs: number): Promise<Results[T]> {
+    const session = this.sessions.get(serverId);
+    if (!session) return Promise.reject(new KvError('UNAVAILABLE', `server ${serverId} is not connected`));
+    return session.connection.request(request, timeoutMs);
   }
 
   private async leave(connection: Connection): Promise<null> {

@@ -7,6 +7,7 @@ import { KvError, asKvError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import { reconnectDelayMsMax, reconnectDelayMsMin, requestTimeoutMsDefault } from '../shared/limits.js';
 import type { Identity } from './storage.js';
+import type { Message } from '../shared/protocol.js';
 
 /** Registration answers after which retrying cannot help. */
 const fatalCodes = new Set(['CLUSTER_MISMATCH', 'UNKNOWN_SERVER', 'BAD_REQUEST']);
@@ -18,6 +19,8 @@ export interface LinkOptions {
   identity: Identity | undefined;
   saveIdentity: (identity: Identity) => Promise<void>;
   onConfig: (config: ClusterConfig) => void;
+  /** Requests the coordinator sends this daemon (backups), answered on the same connection. */
+  onRequest: (message: Message, connection: Connection) => void;
   /** Called when the coordinator refuses this daemon for good after the first registration. */
   onFatal: (error: KvError) => void;
   log: Logger;
@@ -25,15 +28,19 @@ export interface LinkOptions {
 
 export class CoordinatorLink {
   private connection: Connection | undefined;
-  private identity: Identity | undefined;
+  private known: Identity | undefined;
   private stopped = false;
 
   constructor(private readonly options: LinkOptions) {
-    this.identity = options.identity;
+    this.known = options.identity;
   }
 
   get serverId(): string | undefined {
-    return this.identity?.serverId;
+    return this.known?.serverId;
+  }
+
+  get identity(): Identity | undefined {
+    return this.known;
   }
 
   /** Resolves once registered; rejects only on a fatal refusal (another cluster, unknown server id). */
@@ -81,6 +88,7 @@ export class CoordinatorLink {
       options.coordinator,
       (message) => {
         if (message.t === 'config') options.onConfig(message.config);
+        else options.onRequest(message, connection);
       },
       requestTimeoutMsDefault,
     );
@@ -89,21 +97,21 @@ export class CoordinatorLink {
         {
           t: 'register',
           address: options.address,
-          serverId: this.identity?.serverId ?? null,
-          clusterId: this.identity?.clusterId ?? null,
+          serverId: this.known?.serverId ?? null,
+          clusterId: this.known?.clusterId ?? null,
         },
         requestTimeoutMsDefault,
       );
-      if (!this.identity) {
-        this.identity = { serverId: answer.serverId, clusterId: answer.clusterId };
-        await options.saveIdentity(this.identity);
+      if (!this.known) {
+        this.known = { serverId: answer.serverId, clusterId: answer.clusterId };
+        await options.saveIdentity(this.known);
       }
     } catch (error) {
       connection.close();
       throw error;
     }
     this.connection = connection;
-    options.log.info({ serverId: this.identity.serverId, clusterId: this.identity.clusterId }, 'registered with the coordinator');
+    options.log.info({ serverId: this.known.serverId, clusterId: this.known.clusterId }, 'registered with the coordinator');
     connection.onceClosed(() => {
       if (this.stopped) return;
       options.log.warn('lost the coordinator session; reconnecting');

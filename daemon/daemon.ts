@@ -14,6 +14,8 @@ import { CoordinatorLink } from './coordinator-link.js';
 import { route } from './routing.js';
 import { Storage, dataKey } from './storage.js';
 import { WriteQueue, type Write } from './write-queue.js';
+import { FreezeKeeper } from './freeze.js';
+import { SnapshotKeeper } from './snapshots.js';
 
 export interface DaemonOptions {
   host: string;
@@ -34,6 +36,8 @@ export class Daemon {
   private inflight = 0;
   private stopping = false;
   private readonly writes: WriteQueue;
+  private readonly freezes: FreezeKeeper;
+  private readonly snapshots: SnapshotKeeper;
   address = '';
 
   private constructor(
@@ -41,6 +45,8 @@ export class Daemon {
     private readonly options: DaemonOptions,
   ) {
     this.writes = new WriteQueue(storage, options.valueBytesMax);
+    this.freezes = new FreezeKeeper(this.writes, options.log);
+    this.snapshots = new SnapshotKeeper(options.dataDir, this.freezes, () => this.link?.identity, options.log);
   }
 
   static async start(options: DaemonOptions): Promise<Daemon> {
@@ -76,6 +82,7 @@ export class Daemon {
       identity: await storage.identity(),
       saveIdentity: (identity) => storage.saveIdentity(identity),
       onConfig: (config) => this.applyConfig(config),
+      onRequest: (message, connection) => this.handleCoordinator(message, connection),
       onFatal: options.onFatal,
       log: options.log,
     });
@@ -86,6 +93,7 @@ export class Daemon {
     const previous = this.config;
     if (previous && config.version <= previous.version) return;
     this.config = config;
+    this.freezes.apply(config.freeze);
     this.link.ack(config.version);
     this.options.log.debug({ version: config.version }, 'running config');
     const spaceIds = (c: ClusterConfig | undefined) => c?.spaces.map((s) => s.id).join(',');
@@ -115,6 +123,28 @@ export class Daemon {
       (result) => connection.reply(id, result),
       (error) => connection.fail(id, asKvError(error)),
     ).finally(() => this.inflight--);
+  }
+
+  /** Requests only the coordinator may make: they arrive on the daemon's own session, never from clients. */
+  private handleCoordinator(message: Message, connection: Connection): void {
+    if (!('id' in message) || typeof message.id !== 'number') return;
+    const id = message.id;
+    const work = async (): Promise<unknown> => {
+      switch (message.t) {
+        case 'capture':
+          return this.snapshots.capture(message.freezeId, message.name);
+        case 'seal':
+          return this.snapshots.seal(message.name, message.configVersion);
+        case 'release_snapshot':
+          return this.snapshots.release(message.name, message.freezeId);
+        default:
+          throw new KvError('BAD_REQUEST', `the coordinator session does not serve ${message.t}`);
+      }
+    };
+    work().then(
+      (result) => connection.reply(id, result),
+      (error) => connection.fail(id, asKvError(error)),
+    );
   }
 
   private async serve(message: Message): Promise<unknown> {
@@ -155,6 +185,7 @@ export class Daemon {
     this.server?.close();
     const deadline = Date.now() + shutdownGraceMs;
     while (this.inflight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    this.freezes.stop();
     await this.writes.idle();
     await this.link?.leave();
     for (const connection of this.connections) connection.close(1001, 'daemon shutting down');

@@ -5,3 +5,4 @@ import { join } from 'node:path';
 
 export const levelDir = (dataDir: string) => join(dataDir, 'leveldb');
 export const backupsDir = (dataDir: string) => join(dataDir, 'backups');
+export const snapshotDir = (dataDir: string, name: string) => join(backupsDir(dataDir), name);

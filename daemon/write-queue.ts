@@ -2,9 +2,13 @@
 // reads the current values it needs in one getMany, computes each write's result in order (later writes in the
 // batch see earlier ones), and commits with one LevelDB batch. While a batch commits, new writes wait for the
 // next one. One batch at a time makes every key's writes linearizable, including cond_put and atomic_add.
+//
+// A backup's freeze holds the queue: writes submitted after `hold()` wait (in order, bounded) and those already
+// admitted are committed; `hold()` resolves when they are, which is the daemon's quiesced point. `release()`
+// admits the held writes in their arrival order. Nothing held is dropped or applied twice.
 import { KvError, asKvError, badRequest } from '../shared/errors.js';
 import { pack } from '../shared/codec.js';
-import { writeBatchOpsMax } from '../shared/limits.js';
+import { heldWritesMax, writeBatchOpsMax } from '../shared/limits.js';
 import type { Attrs } from '../shared/protocol.js';
 import type { Storage } from './storage.js';
 
@@ -21,6 +25,8 @@ interface Queued extends Write {
 
 export class WriteQueue {
   private queue: Queued[] = [];
+  private held: Queued[] = [];
+  private holding = false;
   private running = false;
   private idleWaiters: Array<() => void> = [];
 
@@ -31,9 +37,29 @@ export class WriteQueue {
 
   submit(write: Write): Promise<unknown> {
     return new Promise((resolve, reject) => {
-      this.queue.push({ ...write, resolve, reject });
-      if (!this.running) void this.run();
+      const queued = { ...write, resolve, reject };
+      if (!this.holding) {
+        this.queue.push(queued);
+        if (!this.running) void this.run();
+      } else if (this.held.length < heldWritesMax) this.held.push(queued);
+      else reject(new KvError('UNAVAILABLE', `a backup freeze is holding ${heldWritesMax} writes already`));
     });
+  }
+
+  /** Holds writes submitted from now on; resolves once every write admitted before is committed. */
+  hold(): Promise<void> {
+    this.holding = true;
+    return this.idle();
+  }
+
+  /** Admits the held writes, in order. Returns how many there were. */
+  release(): number {
+    this.holding = false;
+    const held = this.held;
+    this.held = [];
+    this.queue.push(...held);
+    if (held.length > 0 && !this.running) void this.run();
+    return held.length;
   }
 
   /** Resolves when every write submitted so far has been committed or failed. */

@@ -11,7 +11,10 @@ import { Connection } from './connection.js';
 import { KvError, asKvError, badRequest } from './errors.js';
 import { keyBytesMax, partitionsDefault, reconnectDelayMsMax, reconnectDelayMsMin, requestTimeoutMsDefault, scanPageEntriesMax } from './limits.js';
 import { partitionOf } from './partition.js';
-import { idempotentTypes, writeTypes, type Attrs, type RequestOf, type RequestType, type Results } from './protocol.js';
+import { idempotentTypes, writeTypes, type Attrs, type BackupLock, type BackupResult, type ClusterStatus, type RequestOf, type RequestType, type Results } from './protocol.js';
+
+/** Beyond a backup's deadline, the time its daemons may take to checksum their snapshots. */
+const sealAllowanceMs = 30 * 60_000;
 
 export type { Attrs, AttrValue } from './protocol.js';
 export type { ClusterConfig } from './config.js';
@@ -140,6 +143,38 @@ export class Client {
 
   async setReadOnly(readOnly: boolean): Promise<ClusterConfig> {
     return this.adopt(await this.admin({ t: 'set_read_only', readOnly }));
+  }
+
+  /** The config plus what is not versioned: the backup lock and each daemon's acknowledged config version. */
+  async status(): Promise<ClusterStatus> {
+    const status = await this.admin({ t: 'status' });
+    this.adopt(status.config);
+    return status;
+  }
+
+  /**
+   * One consistent cut of the whole cluster, driven by the coordinator: freeze writes, snapshot every daemon in
+   * parallel, thaw, seal. Resolves with where each snapshot is and the coordinator state at the cut.
+   */
+  backup(name: string, options: { owner: string; leaseMs: number; deadlineMs: number; lockToken?: string }): Promise<BackupResult> {
+    const { owner, leaseMs, deadlineMs } = options;
+    return this.admin(
+      { t: 'backup', name, owner, leaseMs, deadlineMs, lockToken: options.lockToken ?? null },
+      deadlineMs + sealAllowanceMs,
+    );
+  }
+
+  backupLock(name: string, owner: string, token: string, ttlMs: number): Promise<BackupLock> {
+    return this.admin({ t: 'backup_lock', name, owner, token, ttlMs });
+  }
+
+  async backupUnlock(token: string): Promise<void> {
+    await this.admin({ t: 'backup_unlock', token });
+  }
+
+  /** Deletes snapshot `name` on every daemon that is connected. */
+  backupRelease(name: string): Promise<Results['backup_release']> {
+    return this.admin({ t: 'backup_release', name });
   }
 
   async close(): Promise<void> {
@@ -284,9 +319,9 @@ export class Client {
     return this.refreshing;
   }
 
-  private async admin<T extends RequestType>(request: { t: T } & RequestOf<T>): Promise<Results[T]> {
+  private async admin<T extends RequestType>(request: { t: T } & RequestOf<T>, timeoutMs = this.timeoutMs): Promise<Results[T]> {
     const connection = await this.coordinatorConnection();
-    return connection.request(request, this.timeoutMs);
+    return connection.request(request, timeoutMs);
   }
 
   private adoptCoordinator(connection: Connection): void {

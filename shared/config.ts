@@ -35,6 +35,19 @@ export const SpaceInfo = Type.Object({
 });
 export type SpaceInfo = Static<typeof SpaceInfo>;
 
+/**
+ * Set while a backup holds writes. Daemons that see it hold new writes (reads go on) until a config without it
+ * arrives, or until `leaseMs` after they froze, whichever comes first: a lost coordinator cannot freeze the
+ * cluster for longer than the lease.
+ */
+export const Freeze = Type.Object({
+  id: Type.String(),
+  /** The backup this freeze is for: daemons capture their snapshot under this name. */
+  name: Type.String(),
+  leaseMs: Type.Integer({ minimum: 1 }),
+});
+export type Freeze = Static<typeof Freeze>;
+
 export const ClusterConfig = Type.Object({
   clusterId: Type.String(),
   version: Type.Integer({ minimum: 1 }),
@@ -42,6 +55,7 @@ export const ClusterConfig = Type.Object({
   servers: Type.Array(ServerInfo),
   spaces: Type.Array(SpaceInfo),
   nextSpaceId: Type.Integer({ minimum: 1 }),
+  freeze: Type.Optional(Freeze),
 });
 export type ClusterConfig = Static<typeof ClusterConfig>;
 

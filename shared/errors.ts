@@ -18,6 +18,8 @@ export const errorCodes = [
   'DATA_DIR_INVALID',
   'ADDRESS_IN_USE',
   'CONNECTION_LOST',
+  'BACKUP_IN_PROGRESS',
+  'BACKUP_FAILED',
   'INTERNAL',
 ] as const;
 

@@ -36,3 +36,16 @@ export const scanPageEntriesMax = 1_000;
 export const scanPageBytesMax = 4 * 1024 * 1024;
 /** Most requests one client keeps waiting for on one connection; more wait in the client. */
 export const inflightRequestsMax = 100_000;
+
+/** Tries at capturing a snapshot before giving up (each retry means a compaction changed the file set). */
+export const captureAttemptsMax = 20;
+/** Default lease of a freeze: a daemon thaws by itself this long after it froze, whatever happens. */
+export const freezeLeaseMsDefault = 5_000;
+/** The coordinator thaws a backup attempt that has run this close to the lease, so no daemon thaws first. */
+export const freezeLeaseMarginMs = 1_000;
+/** Most writes a frozen daemon holds; more are refused with UNAVAILABLE. */
+export const heldWritesMax = 100_000;
+/** How long a backup keeps retrying freezes whose config changed, before failing. */
+export const backupDeadlineMsDefault = 60_000;
+/** How long a backup lock lasts unless its holder renews it. */
+export const backupLockMsDefault = 30_000;

@@ -1,10 +1,13 @@
 // Starting a WebSocket server, with "port in use" turned into one clear error.
 import { WebSocketServer } from 'ws';
-import { KvError } from './errors.js';
+import { KvError, badRequest } from './errors.js';
 import { frameBytesMax } from './limits.js';
 import { formatAddress } from './address.js';
 
 export function listen(host: string, port: number): Promise<{ server: WebSocketServer; address: string }> {
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    return Promise.reject(badRequest(`cannot listen on port ${port}: a port is a whole number from 0 to 65535`));
+  }
   return new Promise((resolve, reject) => {
     const server = new WebSocketServer({ host, port, maxPayload: frameBytesMax, perMessageDeflate: false });
     server.once('error', (error: NodeJS.ErrnoException) => {

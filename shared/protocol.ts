@@ -13,6 +13,8 @@ const Id = Type.Integer({ minimum: 0 });
 /** The config version the sender routed this request by. */
 const Version = Type.Integer({ minimum: 0 });
 const Name = Type.String({ minLength: 1 });
+/** Backup and snapshot names become directory names: no separators, no dot-dot. */
+export const SnapshotName = Type.String({ pattern: '^[A-Za-z0-9_:.-]{1,128}$' });
 
 const request = <T extends string, P extends Record<string, import('@sinclair/typebox').TSchema>>(t: T, props: P) =>
   Type.Object({ t: Type.Literal(t), id: Id, ...props }, { additionalProperties: false });
@@ -54,6 +56,24 @@ export const messageSchemas = {
   }),
   rm_space: request('rm_space', { name: Name }),
   set_read_only: request('set_read_only', { readOnly: Type.Boolean() }),
+  status: request('status', {}),
+  // backups: tools → coordinator
+  backup: request('backup', {
+    name: SnapshotName,
+    owner: Type.String(),
+    leaseMs: Type.Integer({ minimum: 100 }),
+    deadlineMs: Type.Integer({ minimum: 0 }),
+    /** The token of a lock the caller holds (backup-manager); null: hold a lock just for this backup. */
+    lockToken: Type.Union([Type.String(), Type.Null()]),
+  }),
+  backup_lock: request('backup_lock', { name: SnapshotName, owner: Type.String(), token: Type.String(), ttlMs: Type.Integer({ minimum: 1 }) }),
+  backup_unlock: request('backup_unlock', { token: Type.String() }),
+  backup_release: request('backup_release', { name: SnapshotName }),
+  // backups: coordinator → daemons
+  capture: request('capture', { freezeId: Type.String(), name: SnapshotName }),
+  seal: request('seal', { name: SnapshotName, configVersion: Version }),
+  /** With a freezeId, only a snapshot taken under that freeze is deleted (a backup backing out of its attempt). */
+  release_snapshot: request('release_snapshot', { name: SnapshotName, freezeId: Type.Union([Type.String(), Type.Null()]) }),
   // coordinator → daemons and subscribers
   config: Type.Object({ t: Type.Literal('config'), config: ClusterConfig }, { additionalProperties: false }),
   // answers
@@ -91,6 +111,56 @@ export interface Results {
   add_space: ClusterConfig;
   rm_space: ClusterConfig;
   set_read_only: ClusterConfig;
+  status: ClusterStatus;
+  backup: BackupResult;
+  backup_lock: BackupLock;
+  backup_unlock: null;
+  backup_release: Array<{ serverId: string; released: boolean; error?: string }>;
+  capture: CaptureResult;
+  seal: SealResult;
+  release_snapshot: boolean;
+}
+
+export interface BackupLock {
+  name: string;
+  owner: string;
+  token: string;
+  startedAt: string;
+  expiresAt: string;
+}
+
+export interface ClusterStatus {
+  config: ClusterConfig;
+  lock: Omit<BackupLock, 'token'> | null;
+  /** The config version each connected daemon has acknowledged. */
+  acked: Record<string, number>;
+}
+
+export interface CaptureResult {
+  files: number;
+  bytes: number;
+  /** How long the daemon waited for writes in flight to finish, then how long the capture took. */
+  quiescedMs: number;
+  captureMs: number;
+  attempts: number;
+}
+
+export interface SealResult {
+  /** Absolute path of the snapshot on the daemon's host. */
+  path: string;
+  files: number;
+  bytes: number;
+}
+
+export interface BackupResult {
+  name: string;
+  clusterId: string;
+  configVersion: number;
+  /** coordinator.bin: the config at the cut, in the state-file format. */
+  coordinatorState: Uint8Array;
+  attempts: number;
+  freeze: { beganAt: string; endedAt: string; ms: number };
+  servers: Array<{ serverId: string; address: string; host: string } & SealResult & Pick<CaptureResult, 'quiescedMs' | 'captureMs'>>;
 }
 export type RequestType = keyof Results;
 /** A request as a caller writes it: the connection assigns the id. */

@@ -1,0 +1,57 @@
+// kv backup NAME: one consistent cut of the whole cluster. The coordinator drives it; this command asks for it,
+// writes NAME.coordinator.bin and prints where every daemon put its snapshot.
+import { accessSync, constants, mkdirSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join, resolve } from 'node:path';
+import type { CommandModule } from 'yargs';
+import { backupDeadlineMsDefault, freezeLeaseMsDefault } from '../../shared/limits.js';
+import { writeFileDurably } from '../../shared/durable-file.js';
+import { KvError } from '../../shared/errors.js';
+import { coordinatorOption, jsonOption } from '../options.js';
+import { fail, withClient } from '../run.js';
+import { formatFreeze } from '../backup/report.js';
+
+export const backupOptions = <T>(y: import('yargs').Argv<T>) =>
+  y
+    .option('lease-ms', { type: 'number', default: freezeLeaseMsDefault, describe: 'daemons thaw by themselves this long after freezing' })
+    .option('deadline-ms', { type: 'number', default: backupDeadlineMsDefault, describe: 'keep retrying an unsettled cluster this long' });
+
+export const ownerName = (tool: string) => `${tool} (pid ${process.pid} on ${hostname()})`;
+
+/** Fails unless `dir` exists (or can be made) and is writable; checked before the cluster is frozen. */
+export function ensureWritableDir(dir: string): void {
+  try {
+    mkdirSync(dir, { recursive: true });
+    accessSync(dir, constants.W_OK);
+  } catch (error) {
+    throw new KvError('BAD_REQUEST', `${dir} is not a writable directory: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
+}
+
+export const backupCommand: CommandModule<object, { coordinator: string; name: string; out: string; json: boolean; 'lease-ms': number; 'deadline-ms': number }> = {
+  command: 'backup <name>',
+  describe: 'take one consistent snapshot of every daemon (kept on the daemons) and save the coordinator state',
+  builder: (y) =>
+    backupOptions(jsonOption(coordinatorOption(y)))
+      .positional('name', { type: 'string', demandOption: true, describe: 'a new name: letters, digits, _ : . -' })
+      .option('out', { type: 'string', default: '.', describe: 'where NAME.coordinator.bin goes' }),
+  handler: (argv) => {
+    const out = resolve(argv.out);
+    try {
+      ensureWritableDir(out);
+    } catch (error) {
+      fail(error);
+    }
+    return withClient(argv.coordinator, async (client) => {
+      const result = await client.backup(argv.name, { owner: ownerName('kv backup'), leaseMs: argv['lease-ms'], deadlineMs: argv['deadline-ms'] });
+      const file = join(out, `${argv.name}.coordinator.bin`);
+      writeFileDurably(file, result.coordinatorState);
+      if (argv.json) {
+        process.stdout.write(JSON.stringify({ ...result, coordinatorState: undefined, coordinatorFile: file }, null, 2) + '\n');
+        return;
+      }
+      for (const s of result.servers) process.stdout.write(`${s.serverId} ${s.host} ${s.path}\n`);
+      process.stderr.write(`${formatFreeze(result)}\ncoordinator state: ${file}\n`);
+    });
+  },
+};

@@ -1,0 +1,94 @@
+// Snapshots of the daemon's LevelDB, in two phases:
+//  capture (while writes are frozen): hard-link the table files the MANIFEST lists, copy CURRENT, the MANIFEST
+//    and the write-ahead logs recovery would replay. Synchronous fs calls only, so nothing queues behind reads
+//    in libuv's thread pool; retried if a compaction changed the file set meanwhile.
+//  seal (after the thaw): checksum every file, fsync, and write the manifest durably.
+// A snapshot never opens the database it copies, and the live database is never touched.
+import { copyFileSync, existsSync, linkSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { KvError } from '../shared/errors.js';
+import { sha256File } from '../shared/checksum.js';
+import { fsyncPath, writeFileDurably } from '../shared/durable-file.js';
+import { captureAttemptsMax } from '../shared/limits.js';
+import { manifestFileName, newManifest, type SnapshotFile, type SnapshotManifest } from '../shared/snapshot-manifest.js';
+import { parseManifest } from './leveldb-manifest.js';
+import { levelDir } from './layout.js';
+
+export interface Capture {
+  /** Files in the snapshot, relative to its directory. */
+  files: Array<{ path: string; bytes: number; linked: boolean }>;
+  attempts: number;
+  ms: number;
+}
+
+const tableName = (liveDir: string, number: number): string => {
+  const base = String(number).padStart(6, '0');
+  return existsSync(join(liveDir, `${base}.ldb`)) ? `${base}.ldb` : `${base}.sst`;
+};
+
+/** One try: returns undefined when the database's file set changed while it worked. */
+function captureOnce(liveDir: string, snapshotDir: string): Capture['files'] | undefined {
+  const outDir = levelDir(snapshotDir);
+  rmSync(snapshotDir, { recursive: true, force: true });
+  mkdirSync(outDir, { recursive: true });
+  const current = readFileSync(join(liveDir, 'CURRENT'), 'utf8');
+  const manifestName = current.trim();
+  const manifestBytes = readFileSync(join(liveDir, manifestName));
+  const state = parseManifest(manifestBytes);
+  const files: Capture['files'] = [];
+  writeFileSync(join(outDir, 'CURRENT'), current);
+  files.push({ path: 'leveldb/CURRENT', bytes: Buffer.byteLength(current), linked: false });
+  writeFileSync(join(outDir, manifestName), manifestBytes);
+  files.push({ path: `leveldb/${manifestName}`, bytes: manifestBytes.length, linked: false });
+  for (const [number, bytes] of state.tables) {
+    const name = tableName(liveDir, number);
+    try {
+      linkSync(join(liveDir, name), join(outDir, name));
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined; // compacted away meanwhile
+      throw error;
+    }
+    files.push({ path: `leveldb/${name}`, bytes, linked: true });
+  }
+  const firstLog = state.prevLogNumber > 0 ? Math.min(state.prevLogNumber, state.logNumber) : state.logNumber;
+  for (const name of readdirSync(liveDir)) {
+    const match = /^(\d+)\.log$/.exec(name);
+    if (!match || Number(match[1]) < firstLog) continue;
+    copyFileSync(join(liveDir, name), join(outDir, name));
+    files.push({ path: `leveldb/${name}`, bytes: statSync(join(outDir, name)).size, linked: false });
+  }
+  const unchanged =
+    readFileSync(join(liveDir, 'CURRENT'), 'utf8') === current &&
+    statSync(join(liveDir, manifestName)).size === manifestBytes.length;
+  return unchanged ? files : undefined;
+}
+
+export function capture(dataDir: string, snapshotDir: string): Capture {
+  const started = performance.now();
+  const liveDir = levelDir(dataDir);
+  for (let attempt = 1; attempt <= captureAttemptsMax; attempt++) {
+    const files = captureOnce(liveDir, snapshotDir);
+    if (files) return { files, attempts: attempt, ms: performance.now() - started };
+  }
+  rmSync(snapshotDir, { recursive: true, force: true });
+  throw new KvError('UNAVAILABLE', `LevelDB's files kept changing during ${captureAttemptsMax} capture attempts`);
+}
+
+/** Checksums and fsyncs a captured snapshot and writes its manifest. */
+export async function seal(
+  snapshotDir: string,
+  captured: Capture['files'],
+  identity: Omit<SnapshotManifest, 'format' | 'formatVersion' | 'files'>,
+): Promise<SnapshotManifest> {
+  const files: SnapshotFile[] = [];
+  for (const file of captured) {
+    const path = join(snapshotDir, file.path);
+    if (!file.linked) fsyncPath(path); // linked tables were synced by LevelDB when it wrote them
+    files.push({ path: file.path, bytes: statSync(path).size, sha256: await sha256File(path) });
+  }
+  fsyncPath(levelDir(snapshotDir));
+  const manifest = newManifest({ ...identity, files });
+  writeFileDurably(join(snapshotDir, manifestFileName), JSON.stringify(manifest, null, 1));
+  fsyncPath(join(snapshotDir, '..'));
+  return manifest;
+}

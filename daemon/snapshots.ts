@@ -1,0 +1,89 @@
+// The daemon's snapshots, as the coordinator asks for them during a backup: capture (under a freeze, once the
+// writes admitted before it are committed), seal (after the thaw), release (once copied, or on failure).
+import { existsSync, rmSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { manifestFileName, readManifest } from '../shared/snapshot-manifest.js';
+import { KvError } from '../shared/errors.js';
+import type { Logger } from '../shared/log.js';
+import type { CaptureResult, SealResult } from '../shared/protocol.js';
+import type { FreezeKeeper } from './freeze.js';
+import { snapshotDir } from './layout.js';
+import { capture, seal, type Capture } from './snapshot.js';
+import type { Identity } from './storage.js';
+
+export class SnapshotKeeper {
+  /** Snapshots captured since this daemon started, by name, until released. */
+  private readonly captured = new Map<string, { capture: Capture; capturedAt: string; freezeId: string }>();
+
+  constructor(
+    private readonly dataDir: string,
+    private readonly freezes: FreezeKeeper,
+    private readonly identity: () => Identity | undefined,
+    private readonly log: Logger,
+  ) {}
+
+  async capture(freezeId: string, name: string): Promise<CaptureResult> {
+    const dir = snapshotDir(this.dataDir, name);
+    if (existsSync(dir)) {
+      throw new KvError('BAD_REQUEST', `a snapshot named ${name} exists already on this daemon; release it or pick another name`);
+    }
+    const quiescedMs = await this.freezes.quiesced(freezeId);
+    // From here to the end of the capture there is no await: nothing can thaw the freeze in between.
+    this.freezes.current(freezeId);
+    const result = capture(this.dataDir, dir);
+    this.captured.set(name, { capture: result, capturedAt: new Date().toISOString(), freezeId });
+    const bytes = result.files.reduce((sum, f) => sum + f.bytes, 0);
+    this.log.info({ backup: name, files: result.files.length, bytes, quiescedMs, captureMs: result.ms, attempts: result.attempts }, 'snapshot captured');
+    return { files: result.files.length, bytes, quiescedMs, captureMs: result.ms, attempts: result.attempts };
+  }
+
+  async seal(name: string, configVersion: number): Promise<SealResult> {
+    const captured = this.captured.get(name);
+    const identity = this.identity();
+    if (!captured || !identity) throw new KvError('BACKUP_FAILED', `no captured snapshot named ${name} on this daemon`);
+    const dir = snapshotDir(this.dataDir, name);
+    const started = performance.now();
+    const manifest = await seal(dir, captured.capture.files, {
+      name,
+      serverId: identity.serverId,
+      clusterId: identity.clusterId,
+      configVersion,
+      freezeId: captured.freezeId,
+      capturedAt: captured.capturedAt,
+    });
+    const bytes = manifest.files.reduce((sum, f) => sum + f.bytes, 0);
+    this.log.info({ backup: name, files: manifest.files.length, bytes, sealMs: Math.round(performance.now() - started) }, 'snapshot sealed');
+    return { path: resolve(dir), files: manifest.files.length, bytes };
+  }
+
+  /**
+   * Deletes a snapshot; true when there was one. Hard links mean the live database is unaffected. Given a
+   * freezeId, deletes only a snapshot captured under that freeze (or one never sealed), so a backup backing out
+   * can never delete an older snapshot that happens to share its name.
+   */
+  release(name: string, freezeId: string | null): boolean {
+    const dir = snapshotDir(this.dataDir, name);
+    if (!existsSync(dir)) {
+      this.captured.delete(name);
+      return false;
+    }
+    if (freezeId !== null && this.capturedUnder(name) !== freezeId) return false;
+    this.captured.delete(name);
+    rmSync(dir, { recursive: true, force: true });
+    this.log.info({ backup: name }, 'snapshot released');
+    return true;
+  }
+
+  /** The freeze a snapshot on disk was captured under; null for one never sealed (debris of a crash). */
+  private capturedUnder(name: string): string | null {
+    const known = this.captured.get(name);
+    if (known) return known.freezeId;
+    const manifest = join(snapshotDir(this.dataDir, name), manifestFileName);
+    if (!existsSync(manifest)) return null;
+    try {
+      return readManifest(snapshotDir(this.dataDir, name)).freezeId;
+    } catch {
+      return '(unreadable manifest)';
+    }
+  }
+}
