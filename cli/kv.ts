@@ -10,6 +10,8 @@ import { setReadOnlyCommand, setReadWriteCommand } from './commands/read-only.js
 import { countCommand, delCommand, getCommand, putCommand } from './commands/data.js';
 import { upCommand } from './commands/up.js';
 import { backupCommand } from './commands/backup.js';
+import { backupManagerCommand } from './commands/backup-manager.js';
+import { backupReleaseCommand, listBackupsCommand, verifyBackupCommand } from './commands/backup-tools.js';
 import { exitCodes } from './exit-codes.js';
 
 await yargs(hideBin(process.argv))
@@ -28,6 +30,10 @@ await yargs(hideBin(process.argv))
   .command(delCommand)
   .command(countCommand)
   .command(backupCommand)
+  .command(backupManagerCommand)
+  .command(verifyBackupCommand)
+  .command(listBackupsCommand)
+  .command(backupReleaseCommand)
   .demandCommand(1, 'name a command; kv --help lists them')
   .strict()
   .help()

@@ -21,7 +21,7 @@ import { parseAddress } from '../shared/address.js';
 import { freezeLeaseMarginMs } from '../shared/limits.js';
 import type { BackupResult, CaptureResult, MessageOf, RequestOf, RequestType, Results, SealResult } from '../shared/protocol.js';
 import * as cluster from './cluster.js';
-import { encodeState } from './state-file.js';
+import { encodeState } from '../shared/state-file.js';
 
 /** What a backup needs from the coordinator: its config, its one way to change it, and its daemon sessions. */
 export interface BackupHost {

@@ -15,7 +15,7 @@ import { runBackup, type BackupHost } from './backup.js';
 import { BackupLockKeeper } from './backup-lock.js';
 import * as cluster from './cluster.js';
 import { CoordinatorStore } from './store.js';
-import { decodeState } from './state-file.js';
+import { decodeState } from '../shared/state-file.js';
 import { readFileSync } from 'node:fs';
 
 export interface CoordinatorOptions {
@@ -57,12 +57,20 @@ export class Coordinator {
 
   static async start(options: CoordinatorOptions): Promise<Coordinator> {
     const store = await CoordinatorStore.open(options.dataDir);
+    const coordinator = new Coordinator(store, options);
     try {
-      const coordinator = new Coordinator(store, options);
       await coordinator.loadState();
+      // Listen before persisting: a start that cannot listen (port in use) leaves the data dir as it found it,
+      // so a failed --restore can be run again. Changes that arrive meanwhile wait for the save.
       await coordinator.listen();
+      coordinator.changes = store.save(coordinator.config);
+      await coordinator.changes;
+      const address = coordinator.address;
+      options.log.info({ address, port: Number(address.split(':').pop()) }, 'listening');
       return coordinator;
     } catch (error) {
+      clearInterval(coordinator.heartbeat);
+      coordinator.server?.close();
       await store.close();
       throw error;
     }
@@ -102,7 +110,6 @@ export class Coordinator {
       this.config = cluster.newCluster();
       log.info({ clusterId: this.config.clusterId }, 'created cluster');
     }
-    await this.store.save(this.config);
   }
 
   private async listen(): Promise<void> {
@@ -111,7 +118,6 @@ export class Coordinator {
     this.address = address;
     server.on('connection', (socket: WebSocket) => this.accept(socket));
     this.heartbeat = setInterval(() => this.checkHeartbeats(), this.options.heartbeatIntervalMs);
-    this.options.log.info({ address, port: Number(address.split(':').pop()) }, 'listening');
   }
 
   private accept(socket: WebSocket): void {

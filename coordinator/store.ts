@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { mkdirSync } from 'node:fs';
 import type { ClusterConfig } from '../shared/config.js';
 import { openLevel, type Level } from '../shared/level.js';
-import { decodeState, encodeState } from './state-file.js';
+import { decodeState, encodeState } from '../shared/state-file.js';
 
 const stateKey = Buffer.from('cluster-config');
 

@@ -12,7 +12,7 @@ import { fsyncPath, writeFileDurably } from '../shared/durable-file.js';
 import { captureAttemptsMax } from '../shared/limits.js';
 import { manifestFileName, newManifest, type SnapshotFile, type SnapshotManifest } from '../shared/snapshot-manifest.js';
 import { parseManifest } from './leveldb-manifest.js';
-import { levelDir } from './layout.js';
+import { levelDir } from '../shared/data-dir.js';
 
 export interface Capture {
   /** Files in the snapshot, relative to its directory. */

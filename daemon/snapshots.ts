@@ -7,7 +7,7 @@ import { KvError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import type { CaptureResult, SealResult } from '../shared/protocol.js';
 import type { FreezeKeeper } from './freeze.js';
-import { snapshotDir } from './layout.js';
+import { snapshotDir } from '../shared/data-dir.js';
 import { capture, seal, type Capture } from './snapshot.js';
 import type { Identity } from './storage.js';
 

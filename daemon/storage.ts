@@ -1,20 +1,16 @@
-// The daemon's LevelDB and how kv's data is laid out in it. Keys are
-//   0x00 <name>                                 daemon metadata (its identity)
-//   0x01 <space id u32> <partition u16> <key>   a stored value: msgpack of its attribute map
-// so that one space's partition is one contiguous range (counted, scanned, or dropped as a unit).
+// The daemon's LevelDB, with the key layout of shared/data-dir.ts: one space's partition is one contiguous range
+// (counted, scanned, or dropped as a unit).
 import { mkdirSync } from 'node:fs';
 import { pack, unpack } from '../shared/codec.js';
 import { levelError, openLevel, type Level } from '../shared/level.js';
 import type { Attrs } from '../shared/protocol.js';
-import { levelDir } from './layout.js';
+import { dataTag, identityKey, levelDir } from '../shared/data-dir.js';
 
 export interface Identity {
   serverId: string;
   clusterId: string;
 }
 
-const identityKey = Buffer.from('\x00identity', 'latin1');
-const dataTag = 0x01;
 
 export const dataKey = (spaceId: number, partition: number, key: string): Buffer => {
   const bytes = Buffer.allocUnsafe(7 + Buffer.byteLength(key));

@@ -1,11 +1,12 @@
-// The coordinator's saved state: the bytes kept in its data dir and, later, a backup's coordinator.bin.
+// The coordinator's saved state: the bytes kept in its data dir and a backup's coordinator.bin (read by the
+// coordinator on restore and by verify-backup).
 // An envelope with a format name, a format version and the SHA-256 of the packed config, so a damaged or foreign
 // file is refused with a clear error instead of starting a wrong cluster.
 import { createHash } from 'node:crypto';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
-import { ClusterConfig } from '../shared/config.js';
-import { pack, unpack } from '../shared/codec.js';
-import { KvError } from '../shared/errors.js';
+import { ClusterConfig } from './config.js';
+import { pack, unpack } from './codec.js';
+import { KvError } from './errors.js';
 
 const formatName = 'kv-coordinator-state';
 const formatVersion = 1;

@@ -1,0 +1,247 @@
+// The backup manager: one consistent, incremental backup of the whole cluster into a backup directory.
+//   preflight (rsync present, directory writable) → lock → backup (freeze, snapshot, thaw: the coordinator's job)
+//   → copy every daemon's snapshot in parallel with rsync --link-dest → check every file against its manifest
+//   → backup.json → rename <ts>.partial to <ts> → LATEST → release the snapshots → prune (--keep).
+// Any failure: the partial directory is removed, the snapshots released, LATEST untouched, the lock released.
+import { randomUUID } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { networkInterfaces } from 'node:os';
+import { join, relative, resolve, sep } from 'node:path';
+import type { Client } from '../../shared/client.js';
+import { fsyncPath, writeFileDurably } from '../../shared/durable-file.js';
+import { KvError, asKvError } from '../../shared/errors.js';
+import type { Logger } from '../../shared/log.js';
+import { backupLockMsDefault } from '../../shared/limits.js';
+import type { BackupResult } from '../../shared/protocol.js';
+import { readManifest } from '../../shared/snapshot-manifest.js';
+import { checkCopy } from './copy-check.js';
+import * as layout from './layout.js';
+import type { Progress } from './progress.js';
+import { checkRsync, copy, type Copy } from './rsync.js';
+
+export interface ManagerOptions {
+  root: string;
+  keep: number | undefined;
+  rsh: string | undefined;
+  leaseMs: number;
+  deadlineMs: number;
+  owner: string;
+  log: Logger;
+  progress: Progress;
+  signal: AbortSignal;
+}
+
+export interface ServerSummary {
+  serverId: string;
+  host: string;
+  snapshot: string;
+  files: number;
+  bytes: number;
+  copiedFiles: number;
+  copiedBytes: number;
+  linkedFiles: number;
+  linkedBytes: number;
+}
+
+export interface BackupSummary {
+  format: 'kv-backup';
+  formatVersion: 1;
+  name: string;
+  clusterId: string;
+  configVersion: number;
+  previous: string | null;
+  startedAt: string;
+  finishedAt: string;
+  totalMs: number;
+  attempts: number;
+  freeze: BackupResult['freeze'];
+  servers: ServerSummary[];
+  totals: { servers: number; files: number; bytes: number; copiedBytes: number; linkedBytes: number };
+}
+
+/** Checked before anything touches the cluster. */
+export function preflight(root: string) {
+  const rsync = checkRsync();
+  try {
+    mkdirSync(root, { recursive: true });
+    const probe = join(root, `.kv-write-probe-${process.pid}`);
+    writeFileSync(probe, 'probe');
+    unlinkSync(probe);
+  } catch (error) {
+    throw new KvError('BAD_REQUEST', `cannot write to the backup directory ${root}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
+  return rsync;
+}
+
+const localAddresses = () =>
+  new Set(['localhost', ...Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address))]);
+
+/** Splits a copied snapshot's bytes into those hard-linked from the previous backup and those copied anew. */
+function sharing(dir: string, previousDir: string | undefined) {
+  const out = { copiedFiles: 0, copiedBytes: 0, linkedFiles: 0, linkedBytes: 0 };
+  const walk = (d: string) => {
+    for (const entry of readdirSync(d, { withFileTypes: true })) {
+      const path = join(d, entry.name);
+      if (entry.isDirectory()) {
+        walk(path);
+        continue;
+      }
+      const stat = statSync(path);
+      const before = previousDir && join(previousDir, relative(dir, path).split(sep).join('/'));
+      if (before && existsSync(before) && statSync(before).ino === stat.ino) {
+        out.linkedFiles++;
+        out.linkedBytes += stat.size;
+      } else {
+        out.copiedFiles++;
+        out.copiedBytes += stat.size;
+      }
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+export async function runManager(client: Client, options: ManagerOptions): Promise<BackupSummary> {
+  const { log, progress, signal } = options;
+  const root = resolve(options.root);
+  const rsync = preflight(root);
+  const started = new Date();
+  const name = layout.backupName(started);
+  const partial = layout.partialDir(root, name);
+  const complete = layout.completeDir(root, name);
+  if (existsSync(partial) || existsSync(complete)) {
+    throw new KvError('BAD_REQUEST', `a backup named ${name} exists already in ${root}; try again in a second`);
+  }
+  for (const stale of readdirSync(root).filter((n) => n.endsWith('.partial'))) {
+    log.warn({ dir: join(root, stale) }, 'removing a partial backup left by an earlier run');
+    rmSync(join(root, stale), { recursive: true, force: true });
+  }
+
+  const token = randomUUID();
+  await client.backupLock(name, options.owner, token, backupLockMsDefault);
+  const renew = setInterval(() => {
+    client.backupLock(name, options.owner, token, backupLockMsDefault).catch((error) =>
+      log.warn({ err: asKvError(error).message }, 'cannot renew the backup lock'),
+    );
+  }, backupLockMsDefault / 3);
+  let result: BackupResult | undefined;
+  const copies: Copy[] = [];
+  const onAbort = () => copies.forEach((c) => c.cancel());
+  signal.addEventListener('abort', onAbort);
+  try {
+    log.info({ backup: name, root }, 'backup started');
+    result = await client.backup(name, { owner: options.owner, leaseMs: options.leaseMs, deadlineMs: options.deadlineMs, lockToken: token });
+    log.info({ backup: name, freezeMs: Number(result.freeze.ms.toFixed(1)), servers: result.servers.length }, 'cluster snapshot taken; copying');
+    if (signal.aborted) throw new KvError('BACKUP_FAILED', 'interrupted');
+
+    mkdirSync(partial);
+    writeFileDurably(layout.coordinatorFile(partial), result.coordinatorState);
+    const previous = layout.previousBackup(root);
+    const previousDir = previous && layout.completeDir(root, previous);
+    const local = localAddresses();
+    const totalBytes = result.servers.reduce((s, x) => s + x.bytes, 0);
+    const totalFiles = result.servers.reduce((s, x) => s + x.files, 0);
+    progress.start(totalBytes, totalFiles);
+    const done = new Map<string, number>();
+    let filesDone = 0;
+    const report = () => progress.update([...done.values()].reduce((a, b) => a + b, 0), filesDone);
+
+    const servers = await Promise.all(
+      result.servers.map(async (server): Promise<ServerSummary> => {
+        const dest = layout.serverDir(partial, server.serverId);
+        const linkCandidate = previousDir && layout.serverDir(previousDir, server.serverId);
+        const source = local.has(server.host) ? server.path : `${server.host}:${server.path}`;
+        const job = copy({
+          source,
+          dest,
+          linkDest: linkCandidate && existsSync(linkCandidate) ? linkCandidate : undefined,
+          rsh: options.rsh,
+          rsync,
+          onProgress: (bytes) => {
+            done.set(server.serverId, bytes);
+            report();
+          },
+        });
+        copies.push(job);
+        await job.done;
+        const previousCopy = linkCandidate && existsSync(join(linkCandidate, 'manifest.json'))
+          ? { dir: linkCandidate, manifest: readManifest(linkCandidate) }
+          : undefined;
+        const checked = await checkCopy(dest, previousCopy);
+        if (checked.manifest.serverId !== server.serverId || checked.manifest.clusterId !== result!.clusterId || checked.manifest.name !== name) {
+          throw new KvError('BACKUP_FAILED', `the copy in ${dest} is not server ${server.serverId}'s snapshot ${name}`);
+        }
+        done.set(server.serverId, server.bytes);
+        filesDone += server.files;
+        report();
+        fsyncPath(dest);
+        const share = sharing(dest, linkCandidate);
+        log.info({ serverId: server.serverId, files: checked.files, bytes: checked.bytes, ...share }, 'server copied and checked');
+        return { serverId: server.serverId, host: server.host, snapshot: server.path, files: checked.files, bytes: checked.bytes, ...share };
+      }),
+    );
+    progress.stop();
+
+    const finished = new Date();
+    const summary: BackupSummary = {
+      format: 'kv-backup',
+      formatVersion: 1,
+      name,
+      clusterId: result.clusterId,
+      configVersion: result.configVersion,
+      previous: previous ?? null,
+      startedAt: started.toISOString(),
+      finishedAt: finished.toISOString(),
+      totalMs: finished.getTime() - started.getTime(),
+      attempts: result.attempts,
+      freeze: result.freeze,
+      servers,
+      totals: {
+        servers: servers.length,
+        files: servers.reduce((s, x) => s + x.files, 0),
+        bytes: servers.reduce((s, x) => s + x.bytes, 0),
+        copiedBytes: servers.reduce((s, x) => s + x.copiedBytes, 0),
+        linkedBytes: servers.reduce((s, x) => s + x.linkedBytes, 0),
+      },
+    };
+    writeFileDurably(layout.summaryFile(partial), JSON.stringify(summary, null, 2) + '\n');
+    fsyncPath(partial);
+    renameSync(partial, complete);
+    fsyncPath(root);
+    writeFileDurably(layout.latestFile(root), `${name}\n`);
+    await releaseSnapshots(client, name, log);
+    prune(root, options.keep, name, log);
+    return summary;
+  } catch (error) {
+    progress.stop();
+    copies.forEach((c) => c.cancel());
+    rmSync(partial, { recursive: true, force: true });
+    if (result) await releaseSnapshots(client, name, log);
+    throw error;
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+    clearInterval(renew);
+    await client.backupUnlock(token).catch(() => {});
+  }
+}
+
+async function releaseSnapshots(client: Client, name: string, log: Logger): Promise<void> {
+  try {
+    for (const r of await client.backupRelease(name)) {
+      if (r.error) log.warn({ serverId: r.serverId, err: r.error }, 'snapshot not released; run kv backup-release when the daemon is back');
+    }
+  } catch (error) {
+    log.warn({ backup: name, err: asKvError(error).message }, 'cannot release the snapshots; run kv backup-release');
+  }
+}
+
+/** Keeps the newest `keep` complete backups. Safe: backups share files only through hard links. */
+function prune(root: string, keep: number | undefined, current: string, log: Logger): void {
+  if (keep === undefined) return;
+  const backups = layout.completeBackups(root);
+  for (const old of backups.slice(0, Math.max(0, backups.length - keep))) {
+    if (old === current) continue;
+    rmSync(layout.completeDir(root, old), { recursive: true, force: true });
+    log.info({ backup: old }, 'pruned');
+  }
+}

@@ -1,0 +1,65 @@
+import type { CommandModule } from 'yargs';
+import { Client } from '../../shared/client.js';
+import { createLogger } from '../../shared/log.js';
+import { coordinatorOption, jsonOption } from '../options.js';
+import { fail } from '../run.js';
+import { backupOptions, ownerName } from './backup.js';
+import { preflight, runManager } from '../backup/manager.js';
+import { createProgress } from '../backup/progress.js';
+import { formatBytes } from '../backup/report.js';
+
+type Args = { coordinator: string; 'backup-dir': string; keep?: number; rsh?: string; json: boolean; 'lease-ms': number; 'deadline-ms': number };
+
+export const backupManagerCommand: CommandModule<object, Args> = {
+  command: 'backup-manager',
+  describe: 'take a consistent, incremental backup of the whole cluster into DIR/<UTC time>/',
+  builder: (y) =>
+    backupOptions(jsonOption(coordinatorOption(y)))
+      .option('backup-dir', { type: 'string', demandOption: true, describe: 'where backups are kept' })
+      .option('keep', { type: 'number', describe: 'keep only the newest N complete backups' })
+      .option('rsh', { type: 'string', describe: 'remote shell for daemons on other hosts (rsync -e), e.g. "ssh -p 22"' })
+      .check((argv) => {
+        if (argv.keep !== undefined && (!Number.isInteger(argv.keep) || argv.keep < 1)) throw new Error('--keep must be a whole number of at least 1');
+        return true;
+      })
+      .example('kv backup-manager --backup-dir /backups --keep 7', ''),
+  handler: async (argv) => {
+    const log = createLogger('backup-manager');
+    const controller = new AbortController();
+    const interrupt = () => controller.abort();
+    process.on('SIGINT', interrupt);
+    process.on('SIGTERM', interrupt);
+    let client: Client | undefined;
+    try {
+      preflight(argv['backup-dir']); // rsync and the directory, before we touch the cluster
+      client = await Client.connect(argv.coordinator, { subscribe: false });
+      const summary = await runManager(client, {
+        root: argv['backup-dir'],
+        keep: argv.keep,
+        rsh: argv.rsh,
+        leaseMs: argv['lease-ms'],
+        deadlineMs: argv['deadline-ms'],
+        owner: ownerName('kv backup-manager'),
+        log,
+        progress: createProgress(log, 'copying'),
+        signal: controller.signal,
+      });
+      await client.close();
+      const t = summary.totals;
+      process.stdout.write(
+        argv.json
+          ? JSON.stringify(summary, null, 2) + '\n'
+          : [
+              `backup ${summary.name} complete in ${argv['backup-dir']}`,
+              `  servers ${t.servers}, files ${t.files}, ${formatBytes(t.bytes)}`,
+              `  copied ${formatBytes(t.copiedBytes)}, hard-linked from ${summary.previous ?? '(no previous backup)'} ${formatBytes(t.linkedBytes)}`,
+              `  freeze ${summary.freeze.ms.toFixed(1)} ms (${summary.freeze.beganAt} to ${summary.freeze.endedAt}), total ${(summary.totalMs / 1000).toFixed(1)} s`,
+              '',
+            ].join('\n'),
+      );
+    } catch (error) {
+      await client?.close();
+      fail(error);
+    }
+  },
+};
