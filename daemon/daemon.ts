@@ -23,6 +23,8 @@ export interface DaemonOptions {
   coordinator: string;
   dataDir: string;
   valueBytesMax: number;
+  /** LevelDB's write buffer; undefined: LevelDB's default (4 MiB). */
+  writeBufferBytes?: number;
   log: Logger;
   /** Called when the coordinator refuses this daemon for good while it runs. */
   onFatal: (error: KvError) => void;
@@ -50,7 +52,7 @@ export class Daemon {
   }
 
   static async start(options: DaemonOptions): Promise<Daemon> {
-    const storage = await Storage.open(options.dataDir);
+    const storage = await Storage.open(options.dataDir, options.writeBufferBytes ? { writeBufferBytes: options.writeBufferBytes } : {});
     const daemon = new Daemon(storage, options);
     try {
       await daemon.run();

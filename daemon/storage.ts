@@ -2,7 +2,7 @@
 // (counted, scanned, or dropped as a unit).
 import { mkdirSync } from 'node:fs';
 import { pack, unpack } from '../shared/codec.js';
-import { levelError, openLevel, type Level } from '../shared/level.js';
+import { levelError, openLevel, type Level, type LevelOptions } from '../shared/level.js';
 import type { Attrs } from '../shared/protocol.js';
 import { dataTag, identityKey, levelDir } from '../shared/data-dir.js';
 
@@ -44,10 +44,10 @@ export class Storage {
     readonly location: string,
   ) {}
 
-  static async open(dataDir: string): Promise<Storage> {
+  static async open(dataDir: string, options: LevelOptions = {}): Promise<Storage> {
     mkdirSync(dataDir, { recursive: true });
     const location = levelDir(dataDir);
-    return new Storage(await openLevel(location), location);
+    return new Storage(await openLevel(location, options), location);
   }
 
   async identity(): Promise<Identity | undefined> {

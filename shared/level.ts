@@ -4,8 +4,18 @@ import { KvError } from './errors.js';
 
 export type Level = ClassicLevel<Buffer, Buffer>;
 
-export async function openLevel(location: string, options: { createIfMissing?: boolean } = {}): Promise<Level> {
-  const db = new ClassicLevel<Buffer, Buffer>(location, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+export interface LevelOptions {
+  createIfMissing?: boolean;
+  /** LevelDB's write_buffer_size: how much the memtable (and its log) holds before it becomes a table file. */
+  writeBufferBytes?: number;
+}
+
+export async function openLevel(location: string, options: LevelOptions = {}): Promise<Level> {
+  const db = new ClassicLevel<Buffer, Buffer>(location, {
+    keyEncoding: 'buffer',
+    valueEncoding: 'buffer',
+    ...(options.writeBufferBytes ? { writeBufferSize: options.writeBufferBytes } : {}),
+  });
   try {
     await db.open({ createIfMissing: options.createIfMissing ?? true });
   } catch (error) {

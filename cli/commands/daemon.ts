@@ -7,7 +7,7 @@ import { fail, serve } from '../run.js';
 import { defaultCoordinator } from '../options.js';
 
 export const daemonCommand: CommandModule<object, {
-  listen: string; 'listen-port': number; coordinator: string; 'coordinator-port'?: number; data: string; 'value-bytes-max': number;
+  listen: string; 'listen-port': number; coordinator: string; 'coordinator-port'?: number; data: string; 'value-bytes-max': number; 'write-buffer-bytes'?: number;
 }> = {
   command: 'daemon',
   describe: 'run a storage daemon',
@@ -19,6 +19,7 @@ export const daemonCommand: CommandModule<object, {
       .option('coordinator-port', { alias: 'P', type: 'number', describe: "the coordinator's port (HyperDex spelling)" })
       .option('data', { alias: 'D', type: 'string', demandOption: true, describe: 'data directory (LevelDB and snapshots)' })
       .option('value-bytes-max', { type: 'number', default: valueBytesMaxDefault, describe: 'largest stored value, in bytes' })
+      .option('write-buffer-bytes', { type: 'number', describe: "LevelDB's write buffer (memtable) size; default 4 MiB" })
       .example('kv daemon --listen 127.0.0.1 --listen-port 2012 --coordinator 127.0.0.1:1982 --data ./d1', ''),
   handler: (argv) => {
     const log = createLogger('daemon');
@@ -37,6 +38,7 @@ export const daemonCommand: CommandModule<object, {
         coordinator,
         dataDir: argv.data,
         valueBytesMax: argv['value-bytes-max'],
+        ...(argv['write-buffer-bytes'] ? { writeBufferBytes: argv['write-buffer-bytes'] } : {}),
         log,
         onFatal: (error) => {
           log.fatal({ code: error.code }, error.message);

@@ -1,0 +1,42 @@
+// Backups and restores for tests: run backup-manager as a process, restore a backup onto new ports and dirs.
+import { cpSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { BackupSummary } from '../../cli/backup/manager.js';
+import { Client } from '../../shared/client.js';
+import { kv, startCoordinator, startDaemon, tempDir, waitFor, type CoordinatorHandle, type DaemonHandle, type TestLike } from './cluster.js';
+
+export async function backupManager(t: TestLike, coordinator: string, root: string, args: string[] = []) {
+  const result = await kv(t, ['backup-manager', '--backup-dir', root, '--coordinator', coordinator, '--json', ...args]);
+  if (result.code !== 0) throw new Error(`backup-manager exited ${result.code}: ${result.stderr.slice(-1000)}`);
+  return JSON.parse(result.stdout) as BackupSummary;
+}
+
+export const readSummary = (backupDir: string) => JSON.parse(readFileSync(join(backupDir, 'backup.json'), 'utf8')) as BackupSummary;
+
+export interface Restored {
+  coordinator: CoordinatorHandle;
+  daemons: DaemonHandle[];
+  client: Client;
+}
+
+/** Restores DIR/<ts> the way an operator would: copy each server's directory, start a coordinator from the saved state, start daemons on the copies. */
+export async function restore(t: TestLike, backupDir: string, serverIds: string[]): Promise<Restored> {
+  const root = tempDir(t, 'kv-restore-');
+  const coordinator = await startCoordinator(t, {
+    dataDir: join(root, 'coordinator'),
+    args: ['--restore', join(backupDir, 'coordinator.bin')],
+  });
+  const daemons: DaemonHandle[] = [];
+  for (const id of serverIds) {
+    const copy = join(root, id);
+    cpSync(join(backupDir, id), copy, { recursive: true });
+    daemons.push(await startDaemon(t, coordinator.address, { dataDir: copy }));
+  }
+  const client = await Client.connect(coordinator.address, { timeoutMs: 30_000 });
+  t.teardown(() => client.close());
+  await waitFor('every restored daemon to be available', async () => {
+    const config = await client.showConfig();
+    return serverIds.every((id) => config.servers.find((s) => s.id === id)?.state === 'available');
+  });
+  return { coordinator, daemons, client };
+}
