@@ -2,7 +2,7 @@
 import t from 'tap';
 import { createHash } from 'node:crypto';
 import { addSpace, newCluster, registerServer, setReadOnly } from '../coordinator/cluster.js';
-import { decodeState, encodeState } from '../coordinator/state-file.js';
+import { decodeState, encodeState } from '../shared/state-file.js';
 import { pack, unpack } from '../shared/codec.js';
 import type { ClusterConfig } from '../shared/config.js';
 
