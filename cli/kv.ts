@@ -13,6 +13,8 @@ import { backupCommand } from './commands/backup.js';
 import { backupManagerCommand } from './commands/backup-manager.js';
 import { backupReleaseCommand, listBackupsCommand, verifyBackupCommand } from './commands/backup-tools.js';
 import { exitCodes } from './exit-codes.js';
+import { KvError } from '../shared/errors.js';
+import { fail } from './run.js';
 
 await yargs(hideBin(process.argv))
   .scriptName('kv')
@@ -40,8 +42,11 @@ await yargs(hideBin(process.argv))
   .alias('h', 'help')
   .version()
   .fail((message, error) => {
-    if (error) throw error;
-    process.stderr.write(`kv: ${message}\n(kv --help for usage)\n`);
-    process.exit(exitCodes.usage);
+    // A flag's coerce or check threw: a usage error like any other, one line, exit 2.
+    if (error instanceof KvError || error?.name === 'YError' || !error) {
+      process.stderr.write(`kv: ${error?.message ?? message}\n(kv --help for usage)\n`);
+      process.exit(exitCodes.usage);
+    }
+    fail(error);
   })
   .parseAsync();

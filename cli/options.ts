@@ -1,11 +1,16 @@
 // Flags several commands share.
 import type { Argv } from 'yargs';
 import { parseAddress, formatAddress } from '../shared/address.js';
+import { requestTimeoutMsDefault } from '../shared/limits.js';
 
 export const defaultCoordinator = () => process.env.KV_COORDINATOR ?? '127.0.0.1:1982';
 
 export const coordinatorOption = <T>(yargs: Argv<T>) =>
-  yargs.option('coordinator', {
+  yargs.option('timeout-ms', {
+    type: 'number',
+    default: requestTimeoutMsDefault,
+    describe: 'how long one operation may take, retries included',
+  }).option('coordinator', {
     alias: 'c',
     type: 'string',
     default: defaultCoordinator(),

@@ -11,10 +11,13 @@ export function fail(error: unknown): never {
 }
 
 /** Runs a short command against the cluster: connect, do the work, close. */
-export async function withClient(coordinator: string, work: (client: Client) => Promise<number | void>): Promise<void> {
+export async function withClient(
+  argv: { coordinator: string; 'timeout-ms': number },
+  work: (client: Client) => Promise<number | void>,
+): Promise<void> {
   let client: Client | undefined;
   try {
-    client = await Client.connect(coordinator, { subscribe: false });
+    client = await Client.connect(argv.coordinator, { subscribe: false, timeoutMs: argv['timeout-ms'] });
     const code = await work(client);
     await client.close();
     process.exitCode = code ?? 0;

@@ -8,7 +8,7 @@ import { preflight, runManager } from '../backup/manager.js';
 import { createProgress } from '../backup/progress.js';
 import { formatBytes } from '../backup/report.js';
 
-type Args = { coordinator: string; 'backup-dir': string; keep?: number; rsh?: string; json: boolean; 'lease-ms': number; 'deadline-ms': number };
+type Args = { coordinator: string; 'timeout-ms': number; 'backup-dir': string; keep?: number; rsh?: string; json: boolean; 'lease-ms': number; 'deadline-ms': number };
 
 export const backupManagerCommand: CommandModule<object, Args> = {
   command: 'backup-manager',
@@ -32,7 +32,7 @@ export const backupManagerCommand: CommandModule<object, Args> = {
     let client: Client | undefined;
     try {
       preflight(argv['backup-dir']); // rsync and the directory, before we touch the cluster
-      client = await Client.connect(argv.coordinator, { subscribe: false });
+      client = await Client.connect(argv.coordinator, { subscribe: false, timeoutMs: argv['timeout-ms'] });
       const summary = await runManager(client, {
         root: argv['backup-dir'],
         keep: argv.keep,

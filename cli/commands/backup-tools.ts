@@ -63,12 +63,12 @@ export const listBackupsCommand: CommandModule<object, { dir: string; json: bool
   },
 };
 
-export const backupReleaseCommand: CommandModule<object, { coordinator: string; name: string }> = {
+export const backupReleaseCommand: CommandModule<object, { coordinator: string; 'timeout-ms': number; name: string }> = {
   command: 'backup-release <name>',
   describe: 'delete snapshot NAME on every daemon (after copying a hand-made backup)',
   builder: (y) => coordinatorOption(y).positional('name', { type: 'string', demandOption: true }),
   handler: (argv) =>
-    withClient(argv.coordinator, async (client) => {
+    withClient(argv, async (client) => {
       const results = await client.backupRelease(argv.name);
       for (const r of results) {
         process.stdout.write(`${r.serverId} ${r.error ? `not released: ${r.error}` : r.released ? 'released' : 'had no such snapshot'}\n`);

@@ -28,7 +28,7 @@ export function ensureWritableDir(dir: string): void {
   }
 }
 
-export const backupCommand: CommandModule<object, { coordinator: string; name: string; out: string; json: boolean; 'lease-ms': number; 'deadline-ms': number }> = {
+export const backupCommand: CommandModule<object, { coordinator: string; 'timeout-ms': number; name: string; out: string; json: boolean; 'lease-ms': number; 'deadline-ms': number }> = {
   command: 'backup <name>',
   describe: 'take one consistent snapshot of every daemon (kept on the daemons) and save the coordinator state',
   builder: (y) =>
@@ -42,7 +42,7 @@ export const backupCommand: CommandModule<object, { coordinator: string; name: s
     } catch (error) {
       fail(error);
     }
-    return withClient(argv.coordinator, async (client) => {
+    return withClient(argv, async (client) => {
       const result = await client.backup(argv.name, { owner: ownerName('kv backup'), leaseMs: argv['lease-ms'], deadlineMs: argv['deadline-ms'] });
       const file = join(out, `${argv.name}.coordinator.bin`);
       writeFileDurably(file, result.coordinatorState);

@@ -6,7 +6,7 @@ import { attrsToJson, parseAttrs } from '../attrs-json.js';
 import { exitCodes } from '../exit-codes.js';
 import { fail } from '../run.js';
 
-type KeyArgs = { coordinator: string; space: string; key: string };
+type KeyArgs = { coordinator: string; 'timeout-ms': number; space: string; key: string };
 
 export const putCommand: CommandModule<object, KeyArgs & { value: string }> = {
   command: 'put <space> <key> <value>',
@@ -23,7 +23,7 @@ export const putCommand: CommandModule<object, KeyArgs & { value: string }> = {
     } catch (error) {
       fail(error);
     }
-    return withClient(argv.coordinator, (client) => client.put(argv.space, String(argv.key), attrs));
+    return withClient(argv, (client) => client.put(argv.space, String(argv.key), attrs));
   },
 };
 
@@ -32,7 +32,7 @@ export const getCommand: CommandModule<object, KeyArgs> = {
   describe: "print a key's attributes as JSON (exit 4 when absent)",
   builder: (y) => coordinatorOption(y).positional('space', { type: 'string', demandOption: true }).positional('key', { type: 'string', demandOption: true }),
   handler: (argv) =>
-    withClient(argv.coordinator, async (client) => {
+    withClient(argv, async (client) => {
       const value = await client.get(argv.space, String(argv.key));
       if (value === undefined) {
         process.stderr.write(`kv: no key "${argv.key}" in ${argv.space}\n`);
@@ -48,15 +48,15 @@ export const delCommand: CommandModule<object, KeyArgs> = {
   describe: 'delete a key (exit 4 when it was absent)',
   builder: (y) => coordinatorOption(y).positional('space', { type: 'string', demandOption: true }).positional('key', { type: 'string', demandOption: true }),
   handler: (argv) =>
-    withClient(argv.coordinator, async (client) => ((await client.del(argv.space, String(argv.key))) ? exitCodes.ok : exitCodes.notFound)),
+    withClient(argv, async (client) => ((await client.del(argv.space, String(argv.key))) ? exitCodes.ok : exitCodes.notFound)),
 };
 
-export const countCommand: CommandModule<object, { coordinator: string; space: string }> = {
+export const countCommand: CommandModule<object, { coordinator: string; 'timeout-ms': number; space: string }> = {
   command: 'count <space>',
   describe: 'print the number of keys in a space',
   builder: (y) => coordinatorOption(y).positional('space', { type: 'string', demandOption: true }),
   handler: (argv) =>
-    withClient(argv.coordinator, async (client) => {
+    withClient(argv, async (client) => {
       process.stdout.write(`${await client.count(argv.space)}\n`);
     }),
 };

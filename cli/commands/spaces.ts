@@ -3,7 +3,7 @@ import { partitionsDefault } from '../../shared/limits.js';
 import { coordinatorOption } from '../options.js';
 import { withClient } from '../run.js';
 
-export const addSpaceCommand: CommandModule<object, { coordinator: string; name: string; partitions: number; tolerate: number }> = {
+export const addSpaceCommand: CommandModule<object, { coordinator: string; 'timeout-ms': number; name: string; partitions: number; tolerate: number }> = {
   command: 'add-space <name>',
   describe: 'create a space, its partitions spread over the available daemons',
   builder: (y) =>
@@ -12,18 +12,18 @@ export const addSpaceCommand: CommandModule<object, { coordinator: string; name:
       .option('partitions', { type: 'number', default: partitionsDefault, describe: 'number of partitions' })
       .option('tolerate', { type: 'number', default: 0, describe: 'daemon failures each partition survives' }),
   handler: (argv) =>
-    withClient(argv.coordinator, async (client) => {
+    withClient(argv, async (client) => {
       const config = await client.addSpace(argv.name, { partitions: argv.partitions, tolerate: argv.tolerate });
       process.stdout.write(`added space ${argv.name} (config version ${config.version})\n`);
     }),
 };
 
-export const rmSpaceCommand: CommandModule<object, { coordinator: string; name: string }> = {
+export const rmSpaceCommand: CommandModule<object, { coordinator: string; 'timeout-ms': number; name: string }> = {
   command: 'rm-space <name>',
   describe: 'remove a space and all its data',
   builder: (y) => coordinatorOption(y).positional('name', { type: 'string', demandOption: true }),
   handler: (argv) =>
-    withClient(argv.coordinator, async (client) => {
+    withClient(argv, async (client) => {
       const config = await client.rmSpace(argv.name);
       process.stdout.write(`removed space ${argv.name} (config version ${config.version})\n`);
     }),
