@@ -1,0 +1,710 @@
+// Throughput benchmark: starts a real local cluster with `kv up` (a coordinator and 3 daemons as child processes,
+// in a temp dir, on free ports), loads K keys into a space `bench` (16 partitions), then runs a 50/50 get/put mix
+// on uniformly random keys from N concurrent clients for S seconds, recording every operation's latency.
+//
+//   node dist/bench/throughput.js [--clients 16] [--inflight 1] [--seconds 10] [--keys 100000] [--value-bytes 100] [--json]
+//
+// Every client is a separate Client instance (its own coordinator session and daemon connections) in this process,
+// with `--inflight` requests outstanding at a time. Progress goes to stderr; the result (a table, or JSON with
+// --json) goes to stdout. Every wait is bounded; the cluster is stopped with SIGINT and the temp dir removed, also
+// when the run fails. Exit code 0 only when no operation failed and the cluster stopped cleanly.
+//
+// Besides ops/s and latency percentiles it reports the CPU each process used during the timed run (from /proc on
+// Linux) and the CPU per operation, which depends much less on what else the machine is doing than ops/s does.
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import os from 'node:os';
+import { dirname, join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { Client, KvError } from '../shared/client.js';
+
+const kvScript = join(dirname(fileURLToPath(import.meta.url)), '..', 'cli', 'kv.js');
+const spaceName = 'bench';
+const partitions = 16;
+const daemonCount = 3;
+
+const upTimeoutMs = 60_000;
+const stopTimeoutMs = 30_000;
+const loadConcurrency = 64;
+
+// ---- options ----
+
+interface Options {
+  clients: number;
+  inflight: number;
+  seconds: number;
+  keys: number;
+  valueBytes: number;
+  json: boolean;
+}
+
+function parseOptions(): Options {
+  const { values } = parseArgs({
+    options: {
+      clients: { type: 'string', default: '16' },
+      inflight: { type: 'string', default: '1' },
+      seconds: { type: 'string', default: '10' },
+      keys: { type: 'string', default: '100000' },
+      'value-bytes': { type: 'string', default: '100' },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write(
+      'usage: node dist/bench/throughput.js [--clients N=16] [--inflight I=1] [--seconds S=10] [--keys K=100000] [--value-bytes B=100] [--json]\n',
+    );
+    process.exit(0);
+  }
+  const int = (name: string, text: string, min: number): number => {
+    const n = Number(text);
+    if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be a whole number of at least ${min}`);
+    return n;
+  };
+  const seconds = Number(values.seconds);
+  if (!(seconds > 0) || seconds > 3600) throw new Error('--seconds must be a number in (0, 3600]');
+  return {
+    clients: int('clients', values.clients, 1),
+    inflight: int('inflight', values.inflight, 1),
+    seconds,
+    keys: int('keys', values.keys, 1),
+    valueBytes: int('value-bytes', values['value-bytes'], 0),
+    json: values.json,
+  };
+}
+
+const progress = (text: string) => process.stderr.write(`[bench] ${text}\n`);
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** The promise's value, or undefined after ms; the timer never outlives the promise. */
+async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([promise, new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+// ---- free ports ----
+
+/** Binds `port` on loopback (0: any) and returns the bound server, or undefined when it is taken. */
+function bind(port: number): Promise<import('node:net').Server | undefined> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(undefined));
+    server.listen({ host: '127.0.0.1', port, exclusive: true }, () => resolve(server));
+  });
+}
+
+const portOf = (server: import('node:net').Server): number => {
+  const address = server.address();
+  if (address === null || typeof address === 'string') throw new Error('no port');
+  return address.port;
+};
+
+const closeAll = (servers: Array<import('node:net').Server>) =>
+  Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+
+/** One free port for the coordinator and `count` consecutive free ports for the daemons (kv up numbers them). */
+async function freePorts(count: number): Promise<{ coordinator: number; daemonBase: number }> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const held: Array<import('node:net').Server> = [];
+    try {
+      const coord = await bind(0);
+      if (!coord) continue;
+      held.push(coord);
+      const first = await bind(0);
+      if (!first) continue;
+      held.push(first);
+      const base = portOf(first);
+      if (base + count - 1 > 65535) continue;
+      let ok = true;
+      for (let i = 1; i < count && ok; i++) {
+        const next = await bind(base + i);
+        if (next) held.push(next);
+        else ok = false;
+      }
+      if (ok) return { coordinator: portOf(coord), daemonBase: base };
+    } finally {
+      await closeAll(held);
+    }
+  }
+  throw new Error('could not find free ports in 50 attempts');
+}
+
+// ---- the cluster ----
+
+interface Cluster {
+  process: ChildProcess;
+  coordinator: string;
+  dir: string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  exitStatus: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  stdout: string;
+  /** The last 64 KiB of the cluster's stderr (every process's logs). */
+  stderrTail: string;
+  /** The cluster's whole stderr, up to 32 MiB: saved to a file when the run fails. */
+  stderrAll: string[];
+  stderrBytes: number;
+  /** Log lines at warn level or above (pino: 40 warn, 50 error, 60 fatal), the first 50 of them. */
+  problems: string[];
+  problemCount: number;
+}
+
+function startCluster(dir: string, coordinatorPort: number, daemonBase: number): Cluster {
+  // Its own process group, so that a hung cluster can be killed as a whole as a last resort.
+  const child = spawn(
+    process.execPath,
+    [kvScript, 'up', '--dir', dir, '--daemons', String(daemonCount), '--port', String(coordinatorPort), '--daemon-port', String(daemonBase)],
+    { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env: { ...process.env, KV_LOG_LEVEL: process.env.KV_LOG_LEVEL ?? 'info' } },
+  );
+  const cluster: Cluster = {
+    process: child,
+    coordinator: `127.0.0.1:${coordinatorPort}`,
+    dir,
+    exitStatus: undefined,
+    exited: new Promise((resolve) =>
+      child.once('exit', (code, signal) => {
+        cluster.exitStatus = { code, signal };
+        resolve({ code, signal });
+      }),
+    ),
+    stdout: '',
+    stderrTail: '',
+    stderrAll: [],
+    stderrBytes: 0,
+    problems: [],
+    problemCount: 0,
+  };
+  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (cluster.stdout += chunk));
+  let partial = '';
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
+    cluster.stderrTail = (cluster.stderrTail + chunk).slice(-65536);
+    if (cluster.stderrBytes < 32 * 2 ** 20) {
+      cluster.stderrAll.push(chunk);
+      cluster.stderrBytes += chunk.length;
+    }
+    const lines = (partial + chunk).split('\n');
+    partial = lines.pop() ?? '';
+    for (const line of lines) {
+      let level = 0;
+      try {
+        level = Number((JSON.parse(line) as { level?: unknown }).level) || 0;
+      } catch {
+        level = line.trim() === '' ? 0 : 50; // not a log line: a CLI error message
+      }
+      if (level >= 40) {
+        cluster.problemCount++;
+        if (cluster.problems.length < 50) cluster.problems.push(line.slice(0, 500));
+      }
+    }
+  });
+  return cluster;
+}
+
+async function waitUntilUp(cluster: Cluster): Promise<void> {
+  const deadline = Date.now() + upTimeoutMs;
+  while (!/kv cluster \S+ is up/.test(cluster.stdout)) {
+    if (cluster.exitStatus) {
+      throw new Error(`kv up exited (${JSON.stringify(cluster.exitStatus)}) before the cluster was up:\n${cluster.stderrTail.slice(-2000)}`);
+    }
+    if (Date.now() > deadline) throw new Error(`the cluster was not up within ${upTimeoutMs} ms:\n${cluster.stderrTail.slice(-2000)}`);
+    await pause(50);
+  }
+}
+
+/** SIGINT, then a bounded wait; a cluster that does not stop in time has its whole process group killed. */
+async function stopCluster(cluster: Cluster): Promise<{ code: number | null; signal: NodeJS.Signals | null; ms: number; killed: boolean }> {
+  const started = performance.now();
+  if (!cluster.exitStatus) cluster.process.kill('SIGINT');
+  const status = await withTimeout(cluster.exited, stopTimeoutMs);
+  if (status) {
+    killGroup(cluster, 'SIGKILL'); // in case a child outlived kv up (it should not)
+    return { ...status, ms: performance.now() - started, killed: false };
+  }
+  progress(`kv up did not exit within ${stopTimeoutMs} ms of SIGINT; killing its process group`);
+  killGroup(cluster, 'SIGKILL');
+  const killed = (await withTimeout(cluster.exited, 5_000)) ?? { code: null, signal: null };
+  return { ...killed, ms: performance.now() - started, killed: true };
+}
+
+function killGroup(cluster: Cluster, signal: NodeJS.Signals): void {
+  const pid = cluster.process.pid;
+  if (pid === undefined) return;
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    // the group is gone
+  }
+}
+
+/** Writes the cluster's log next to the temp dirs (not under the temp dir, which is removed); returns its path. */
+function saveLog(cluster: Cluster): string {
+  const path = join(os.tmpdir(), `kv-bench-${Date.now()}-${process.pid}.log`);
+  try {
+    writeFileSync(path, cluster.stderrAll.join(''));
+    return path;
+  } catch (error) {
+    return `(not saved: ${(error as Error).message})`;
+  }
+}
+
+// ---- CPU of the cluster's processes (Linux /proc; empty elsewhere) ----
+
+interface ProcessCpu {
+  name: string;
+  pid: number;
+  cpuSeconds: number;
+}
+
+const clockTicks = (() => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+function procStat(pid: number): { ppid: number; cpuSeconds: number } | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // after "pid (comm) ": state ppid ... utime is field 14 overall, i.e. index 11 here; stime index 12
+    return { ppid: Number(fields[1]), cpuSeconds: (Number(fields[11]) + Number(fields[12])) / clockTicks };
+  } catch {
+    return undefined;
+  }
+}
+
+function processName(pid: number): string {
+  try {
+    const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    const command = args[2] ?? '?';
+    if (command === 'daemon') return `daemon :${args[args.indexOf('--listen-port') + 1] ?? '?'}`;
+    return command === 'up' ? 'kv up' : command;
+  } catch {
+    return '?';
+  }
+}
+
+/** CPU seconds used so far by kv up and its children, and by this process (the clients). */
+function sampleCpu(cluster: Cluster): ProcessCpu[] {
+  const root = cluster.process.pid;
+  const samples: ProcessCpu[] = [];
+  const self = process.cpuUsage();
+  samples.push({ name: 'bench (clients)', pid: process.pid, cpuSeconds: (self.user + self.system) / 1e6 });
+  if (root === undefined) return samples;
+  const rootStat = procStat(root);
+  if (rootStat) samples.push({ name: 'kv up', pid: root, cpuSeconds: rootStat.cpuSeconds });
+  let pids: string[] = [];
+  try {
+    pids = readdirSync('/proc').filter((p) => /^\d+$/.test(p));
+  } catch {
+    return samples;
+  }
+  for (const p of pids) {
+    const stat = procStat(Number(p));
+    if (stat?.ppid === root) samples.push({ name: processName(Number(p)), pid: Number(p), cpuSeconds: stat.cpuSeconds });
+  }
+  return samples;
+}
+
+/** Busy and total jiffies of the whole machine (all cores), from /proc/stat. */
+function machineJiffies(): { busy: number; total: number } | undefined {
+  try {
+    const line = readFileSync('/proc/stat', 'utf8').split('\n')[0]!;
+    const [user, nice, system, idle, iowait, irq, softirq, steal] = line.trim().split(/\s+/).slice(1, 9).map(Number) as number[];
+    const busy = user! + nice! + system! + irq! + softirq! + steal!;
+    return { busy, total: busy + idle! + iowait! };
+  } catch {
+    return undefined;
+  }
+}
+
+function cpuDuring(before: ProcessCpu[], after: ProcessCpu[], seconds: number) {
+  return after.map((a) => {
+    const b = before.find((x) => x.pid === a.pid);
+    const used = a.cpuSeconds - (b?.cpuSeconds ?? 0);
+    return { name: a.name, pid: a.pid, cpuSeconds: round(used, 2), cpuPercent: round((100 * used) / seconds, 0) };
+  });
+}
+
+// ---- latencies ----
+
+/** Latencies in ms, appended to a growing Float64Array; percentiles by sorting once at the end. */
+class Latencies {
+  private values = new Float64Array(1 << 16);
+  length = 0;
+
+  add(ms: number): void {
+    if (this.length === this.values.length) {
+      const bigger = new Float64Array(this.values.length * 2);
+      bigger.set(this.values);
+      this.values = bigger;
+    }
+    this.values[this.length++] = ms;
+  }
+
+  sorted(): Float64Array {
+    return this.values.slice(0, this.length).sort();
+  }
+
+  static merge(a: Latencies, b: Latencies): Latencies {
+    const merged = new Latencies();
+    merged.values = new Float64Array(Math.max(1, a.length + b.length));
+    merged.values.set(a.values.subarray(0, a.length));
+    merged.values.set(b.values.subarray(0, b.length), a.length);
+    merged.length = a.length + b.length;
+    return merged;
+  }
+}
+
+/** Nearest-rank percentile of sorted values. */
+function percentile(sorted: Float64Array, p: number): number {
+  if (sorted.length === 0) return NaN;
+  const rank = Math.min(sorted.length, Math.max(1, Math.ceil(p * sorted.length)));
+  return sorted[rank - 1]!;
+}
+
+function summary(latencies: Latencies) {
+  const sorted = latencies.sorted();
+  return {
+    count: sorted.length,
+    p50: round(percentile(sorted, 0.5), 3),
+    p99: round(percentile(sorted, 0.99), 3),
+    p999: round(percentile(sorted, 0.999), 3),
+    max: round(sorted.length ? sorted[sorted.length - 1]! : NaN, 3),
+  };
+}
+
+const round = (n: number, digits: number) => (Number.isFinite(n) ? Number(n.toFixed(digits)) : n);
+
+// ---- the workload ----
+
+const keyOf = (i: number) => `key${i}`;
+
+async function load(clients: Client[], keys: number, value: Buffer): Promise<{ seconds: number; errors: Map<string, number> }> {
+  const errors = new Map<string, number>();
+  let next = 0;
+  let done = 0;
+  const started = performance.now();
+  let lastReport = started;
+  const worker = async (client: Client) => {
+    for (;;) {
+      const i = next++;
+      if (i >= keys) return;
+      try {
+        await client.put(spaceName, keyOf(i), { v: value });
+      } catch (error) {
+        const code = error instanceof KvError ? error.code : 'EXCEPTION';
+        errors.set(code, (errors.get(code) ?? 0) + 1);
+      }
+      done++;
+      const now = performance.now();
+      if (now - lastReport > 5_000) {
+        lastReport = now;
+        progress(`loaded ${done}/${keys} (${Math.round(done / ((now - started) / 1000))} keys/s)`);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(loadConcurrency, keys) }, (_, w) => worker(clients[w % clients.length]!)));
+  return { seconds: (performance.now() - started) / 1000, errors };
+}
+
+interface MixResult {
+  seconds: number;
+  gets: Latencies;
+  puts: Latencies;
+  errors: Map<string, number>;
+  /** Operations completed in each whole second of the run. */
+  perSecond: number[];
+  firstErrors: string[];
+}
+
+async function mix(clients: Client[], inflight: number, keys: number, value: Buffer, seconds: number): Promise<MixResult> {
+  const gets = new Latencies();
+  const puts = new Latencies();
+  const errors = new Map<string, number>();
+  const firstErrors: string[] = [];
+  const perSecond = new Array<number>(Math.ceil(seconds) + 1).fill(0);
+  const started = performance.now();
+  const end = started + seconds * 1000;
+  let lastDone = started;
+  const fail = (what: string, error: unknown) => {
+    const code = error instanceof KvError ? error.code : 'EXCEPTION';
+    errors.set(code, (errors.get(code) ?? 0) + 1);
+    if (firstErrors.length < 10) firstErrors.push(`${what}: ${code}: ${(error as Error).message}`);
+  };
+  const worker = async (client: Client) => {
+    while (performance.now() < end) {
+      const key = keyOf(Math.floor(Math.random() * keys));
+      const isGet = Math.random() < 0.5;
+      const t0 = performance.now();
+      try {
+        if (isGet) {
+          const attrs = await client.get(spaceName, key);
+          const t1 = performance.now();
+          gets.add(t1 - t0);
+          lastDone = t1;
+          const v = attrs?.v;
+          if (!(v instanceof Uint8Array) || v.length !== value.length) fail(`get ${key}`, new Error(`wrong value: ${attrs === undefined ? 'absent' : typeof v}`));
+        } else {
+          await client.put(spaceName, key, { v: value });
+          const t1 = performance.now();
+          puts.add(t1 - t0);
+          lastDone = t1;
+        }
+        const bucket = Math.floor((lastDone - started) / 1000);
+        if (bucket < perSecond.length) perSecond[bucket]!++;
+      } catch (error) {
+        lastDone = performance.now();
+        fail(`${isGet ? 'get' : 'put'} ${key}`, error);
+      }
+    }
+  };
+  const workers: Array<Promise<void>> = [];
+  for (const client of clients) for (let i = 0; i < inflight; i++) workers.push(worker(client));
+  await Promise.all(workers);
+  return { seconds: (lastDone - started) / 1000, gets, puts, errors, perSecond: perSecond.slice(0, Math.floor(seconds)), firstErrors };
+}
+
+// ---- main ----
+
+/** Which code ran: the git commit of the tree the script was built from, "-dirty" when it has changes. */
+function build(): string {
+  if (process.env.KV_BENCH_BUILD) return process.env.KV_BENCH_BUILD; // a label for a copy of the tree outside git
+  try {
+    const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+    return execFileSync('git', ['describe', '--always', '--dirty'], { cwd: root, encoding: 'utf8', timeout: 5_000, stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return 'unknown';
+  }
+}
+
+function machine() {
+  const cpus = os.cpus();
+  return {
+    cpu: cpus[0]?.model ?? 'unknown',
+    cores: cpus.length,
+    memoryGiB: round(os.totalmem() / 2 ** 30, 1),
+    node: process.version,
+    platform: `${os.platform()} ${os.release()} ${os.arch()}`,
+    loadAverage: os.loadavg().map((n) => round(n, 2)),
+  };
+}
+
+async function main(): Promise<number> {
+  let options: Options;
+  try {
+    options = parseOptions();
+  } catch (error) {
+    process.stderr.write(`throughput: ${(error as Error).message} (--help for usage)\n`);
+    return 2;
+  }
+  // A hard bound on the whole run: start, load, the mix (plus every op's own 10 s deadline), stop.
+  const watchdogMs = upTimeoutMs + 600_000 + options.seconds * 1000 + 60_000 + stopTimeoutMs;
+  const dir = mkdtempSync(join(os.tmpdir(), 'kv-bench-'));
+  let cluster: Cluster | undefined;
+  const clients: Client[] = [];
+  const cleanup = async () => {
+    await Promise.allSettled(clients.map((c) => c.close()));
+    const stop = cluster ? await stopCluster(cluster) : undefined;
+    rmSync(dir, { recursive: true, force: true });
+    return stop;
+  };
+  let interrupted = false;
+  const onSignal = () => {
+    if (interrupted) return;
+    interrupted = true;
+    progress('interrupted; stopping the cluster');
+    void cleanup().finally(() => process.exit(130));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const watchdog = setTimeout(() => {
+    progress(`the run exceeded ${watchdogMs} ms; stopping`);
+    void cleanup().finally(() => process.exit(2));
+  }, watchdogMs);
+  watchdog.unref();
+
+  try {
+    const ports = await freePorts(daemonCount);
+    progress(`starting kv up in ${dir} (coordinator :${ports.coordinator}, daemons :${ports.daemonBase}..${ports.daemonBase + daemonCount - 1})`);
+    const upStarted = performance.now();
+    cluster = startCluster(dir, ports.coordinator, ports.daemonBase);
+    await waitUntilUp(cluster);
+    progress(`cluster up in ${Math.round(performance.now() - upStarted)} ms`);
+
+    for (let i = 0; i < options.clients; i++) clients.push(await Client.connect(cluster.coordinator));
+    const afterAdd = await clients[0]!.addSpace(spaceName, { partitions });
+    const servers = afterAdd.servers.map((s) => `${s.id}@${s.address}:${s.state}`);
+    if (afterAdd.servers.length !== daemonCount) {
+      throw new Error(`the cluster has ${afterAdd.servers.length} servers, not ${daemonCount}: ${servers.join(', ')}`);
+    }
+    // Let every client see the new space before the load starts (they follow config pushes).
+    const deadline = Date.now() + 10_000;
+    while (clients.some((c) => !c.currentConfig.spaces.some((s) => s.name === spaceName))) {
+      if (Date.now() > deadline) throw new Error('the clients did not see the new space within 10 s');
+      await pause(10);
+    }
+
+    const value = randomBytes(options.valueBytes);
+    progress(`loading ${options.keys} keys of ${options.valueBytes} bytes, ${loadConcurrency} in flight`);
+    const loaded = await load(clients, options.keys, value);
+    const loadRate = options.keys / loaded.seconds;
+    progress(`loaded ${options.keys} keys in ${loaded.seconds.toFixed(1)} s (${Math.round(loadRate)} keys/s)`);
+    const loadErrors = [...loaded.errors.values()].reduce((a, b) => a + b, 0);
+
+    progress(`running 50/50 get/put for ${options.seconds} s: ${options.clients} clients x ${options.inflight} in flight`);
+    const loadAverageBefore = os.loadavg().map((n) => round(n, 2));
+    const cpuBefore = sampleCpu(cluster);
+    const jiffiesBefore = machineJiffies();
+    const run = await mix(clients, options.inflight, options.keys, value, options.seconds);
+    const jiffiesAfter = machineJiffies();
+    const cpuAfter = sampleCpu(cluster);
+    const all = Latencies.merge(run.gets, run.puts);
+    const ops = all.length;
+    const errorCount = [...run.errors.values()].reduce((a, b) => a + b, 0);
+    const cpu = cpuDuring(cpuBefore, cpuAfter, run.seconds);
+    // The whole machine's CPU during the run, in % of one core (so 2 cores = 200%), and what our processes
+    // do not account for: other work on the machine.
+    let machineBusyPercent: number | undefined;
+    if (jiffiesBefore && jiffiesAfter && jiffiesAfter.total > jiffiesBefore.total) {
+      const share = (jiffiesAfter.busy - jiffiesBefore.busy) / (jiffiesAfter.total - jiffiesBefore.total);
+      machineBusyPercent = round(share * 100 * os.cpus().length, 0);
+    }
+    const oursPercent = cpu.reduce((sum, c) => sum + c.cpuPercent, 0);
+    // CPU time per operation: a figure that depends much less on what else the machine runs than ops/s does.
+    const cpuSecondsOf = (match: (name: string) => boolean) => cpu.filter((c) => match(c.name)).reduce((sum, c) => sum + c.cpuSeconds, 0);
+    const perOp = (seconds: number) => (ops > 0 ? round((seconds * 1e6) / ops, 0) : NaN);
+    const cpuMicrosPerOp = {
+      clients: perOp(cpuSecondsOf((n) => n.startsWith('bench'))),
+      daemons: perOp(cpuSecondsOf((n) => n.startsWith('daemon'))),
+      total: perOp(cpuSecondsOf(() => true)),
+    };
+    const machineCpu = {
+      cores: os.cpus().length,
+      busyPercent: machineBusyPercent,
+      benchAndClusterPercent: oursPercent,
+      cpuMicrosPerOp,
+      otherProcessesPercent: machineBusyPercent === undefined ? undefined : Math.max(0, machineBusyPercent - oursPercent),
+      loadAverageBefore,
+    };
+    const problemsBeforeStop = cluster.problemCount;
+    // The config should not have changed during the run (no daemon lost, nothing moved).
+    const afterRun = await withTimeout(clients[0]!.showConfig(), 5_000).catch(() => undefined);
+    const config = {
+      versionAfterAddSpace: afterAdd.version,
+      versionAfterRun: afterRun?.version,
+      serversAfterRun: afterRun?.servers.map((s) => `${s.id}@${s.address}:${s.state}`),
+    };
+
+    await Promise.allSettled(clients.splice(0).map((c) => c.close()));
+    progress('stopping the cluster (SIGINT)');
+    const stop = await stopCluster(cluster);
+    rmSync(dir, { recursive: true, force: true });
+    const c = cluster;
+    cluster = undefined;
+
+    const result = {
+      command: `node dist/bench/throughput.js ${process.argv.slice(2).join(' ')}`.trim(),
+      machine: machine(),
+      build: build(),
+      options: { ...options, daemons: daemonCount, partitions, loadConcurrency },
+      load: { keys: options.keys, seconds: round(loaded.seconds, 2), keysPerSecond: Math.round(loadRate), errors: loadErrors, errorsByCode: Object.fromEntries(loaded.errors) },
+      run: {
+        seconds: round(run.seconds, 2),
+        ops,
+        opsPerSecond: Math.round(ops / run.seconds),
+        latencyMs: summary(all),
+        getLatencyMs: summary(run.gets),
+        putLatencyMs: summary(run.puts),
+        errors: errorCount,
+        errorsByCode: Object.fromEntries(run.errors),
+        firstErrors: run.firstErrors,
+        opsPerWholeSecond: run.perSecond,
+      },
+      cpu,
+      machineCpu,
+      config,
+      cluster: {
+        warnOrWorseLogLines: problemsBeforeStop,
+        warnOrWorseLogLinesIncludingStop: c.problemCount,
+        firstProblems: c.problems.slice(0, 10),
+        stop: { exitCode: stop.code, signal: stop.signal, ms: Math.round(stop.ms), killed: stop.killed },
+      },
+    };
+
+    if (options.json) process.stdout.write(JSON.stringify(result, null, 2) + '\n');
+    else process.stdout.write(table(result));
+    const ok = errorCount === 0 && loadErrors === 0 && stop.code === 0 && !stop.killed;
+    if (!ok) progress(`FAILED: errors during the run or an unclean stop (see above); cluster log: ${saveLog(c)}`);
+    return ok ? 0 : 1;
+  } catch (error) {
+    progress(`failed: ${(error as Error).stack ?? String(error)}`);
+    if (cluster) progress(`cluster stderr (tail):\n${cluster.stderrTail.slice(-3000)}\ncluster log: ${saveLog(cluster)}`);
+    await cleanup();
+    return 1;
+  } finally {
+    clearTimeout(watchdog);
+  }
+}
+
+type Result = {
+  command: string;
+  machine: ReturnType<typeof machine>;
+  build: string;
+  options: Options & { daemons: number; partitions: number; loadConcurrency: number };
+  load: { keys: number; seconds: number; keysPerSecond: number; errors: number };
+  run: {
+    seconds: number; ops: number; opsPerSecond: number; errors: number; errorsByCode: Record<string, number>; firstErrors: string[];
+    latencyMs: ReturnType<typeof summary>; getLatencyMs: ReturnType<typeof summary>; putLatencyMs: ReturnType<typeof summary>;
+    opsPerWholeSecond: number[];
+  };
+  cpu: Array<{ name: string; pid: number; cpuSeconds: number; cpuPercent: number }>;
+  machineCpu: { cpuMicrosPerOp: { clients: number; daemons: number; total: number }; cores: number; busyPercent: number | undefined; benchAndClusterPercent: number; otherProcessesPercent: number | undefined; loadAverageBefore: number[] };
+  config: { versionAfterAddSpace: number; versionAfterRun: number | undefined; serversAfterRun: string[] | undefined };
+  cluster: { warnOrWorseLogLines: number; firstProblems: string[]; stop: { exitCode: number | null; signal: string | null; ms: number; killed: boolean } };
+};
+
+function table(r: Result): string {
+  const m = r.machine;
+  const o = r.options;
+  const rows: Array<[string, string]> = [
+    ['machine', `${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, node ${m.node}, ${m.platform}`],
+    ['code (git describe)', r.build],
+    ['load average (before run / at end)', `${r.machineCpu.loadAverageBefore.join(' ')} / ${m.loadAverage.join(' ')}`],
+    ['cluster', `${o.daemons} daemons, space "${spaceName}" with ${o.partitions} partitions`],
+    ['workload', `50/50 get/put, uniform over ${o.keys} keys, ${o.valueBytes}-byte values, ${o.clients} clients x ${o.inflight} in flight, ${o.seconds} s`],
+    ['load', `${r.load.keys} keys in ${r.load.seconds} s = ${r.load.keysPerSecond} keys/s (${r.load.errors} errors)`],
+    ['ops', `${r.run.ops} in ${r.run.seconds} s`],
+    ['ops/s', String(r.run.opsPerSecond)],
+    ['latency ms p50 / p99 / p999 / max', fmt(r.run.latencyMs)],
+    ['  get', fmt(r.run.getLatencyMs)],
+    ['  put', fmt(r.run.putLatencyMs)],
+    ['ops in each second', r.run.opsPerWholeSecond.join(' ')],
+    ['errors', r.run.errors === 0 ? '0' : `${r.run.errors} ${JSON.stringify(r.run.errorsByCode)}`],
+    ['CPU during the run (% of a core)', r.cpu.map((c) => `${c.name} ${c.cpuPercent}%`).join(', ')],
+    ['CPU per op, µs (clients / daemons / all)', `${r.machineCpu.cpuMicrosPerOp.clients} / ${r.machineCpu.cpuMicrosPerOp.daemons} / ${r.machineCpu.cpuMicrosPerOp.total}`],
+    ['machine CPU during the run', r.machineCpu.busyPercent === undefined ? 'n/a' :
+      `${r.machineCpu.busyPercent}% of ${r.machineCpu.cores * 100}% busy; bench+cluster ${r.machineCpu.benchAndClusterPercent}%, other processes ~${r.machineCpu.otherProcessesPercent}%`],
+    ['config version (after add-space / after run)', `${r.config.versionAfterAddSpace} / ${r.config.versionAfterRun ?? 'unknown'}`],
+    ['cluster warn/error log lines', String(r.cluster.warnOrWorseLogLines)],
+    ['cluster stop (SIGINT)', `exit ${r.cluster.stop.exitCode}${r.cluster.stop.signal ? ` (${r.cluster.stop.signal})` : ''} after ${r.cluster.stop.ms} ms${r.cluster.stop.killed ? ', KILLED' : ''}`],
+  ];
+  const width = Math.max(...rows.map(([k]) => k.length));
+  const lines = rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`);
+  for (const e of r.run.firstErrors) lines.push(`  error: ${e}`);
+  for (const p of r.cluster.firstProblems) lines.push(`  cluster log: ${p}`);
+  return lines.join('\n') + '\n';
+}
+
+const fmt = (s: ReturnType<typeof summary>) => `${s.p50} / ${s.p99} / ${s.p999} / ${s.max}  (${s.count} ops)`;
+
+process.exitCode = await main();
