@@ -7,6 +7,7 @@ import { partitionsMax, spaceNameLengthMax } from '../shared/limits.js';
 
 export const newCluster = (clusterId = newId64()): ClusterConfig => ({
   clusterId,
+  incarnation: newId64(),
   version: 1,
   readOnly: false,
   servers: [],
@@ -116,6 +117,7 @@ export const withoutFreeze = (config: ClusterConfig): ClusterConfig => {
 /** The state a coordinator restored from a backup starts in: read-only, every daemon yet to come back. */
 export function restoredCluster(saved: ClusterConfig): ClusterConfig {
   return bump(withoutFreeze(saved), {
+    incarnation: newId64(),
     readOnly: true,
     servers: saved.servers.map((s) => ({ ...s, state: 'not_available' as const })),
   });

@@ -8,7 +8,7 @@ import { KvError, asKvError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import { listen } from '../shared/listen.js';
 import { scanPageBytesMax, scanPageEntriesMax, shutdownGraceMs } from '../shared/limits.js';
-import { writeTypes, type Message } from '../shared/protocol.js';
+import { daemonPathMismatch, writeTypes, type Message } from '../shared/protocol.js';
 import * as attributes from './attributes.js';
 import { CoordinatorLink } from './coordinator-link.js';
 import { route } from './routing.js';
@@ -69,7 +69,9 @@ export class Daemon {
 
   private async run(): Promise<void> {
     const { options, storage } = this;
-    const { server, address } = await listen(options.host, options.port);
+    const { server, address } = await listen(options.host, options.port, (path) =>
+      daemonPathMismatch(path, this.link?.identity?.serverId, this.config?.incarnation),
+    );
     this.server = server;
     this.address = address;
     server.on('connection', (socket: WebSocket) => {

@@ -11,7 +11,7 @@ import { Connection } from './connection.js';
 import { KvError, asKvError, badRequest } from './errors.js';
 import { keyBytesMax, partitionsDefault, reconnectDelayMsMax, reconnectDelayMsMin, requestTimeoutMsDefault, scanPageEntriesMax } from './limits.js';
 import { partitionOf } from './partition.js';
-import { idempotentTypes, writeTypes, type Attrs, type BackupLock, type BackupResult, type ClusterStatus, type RequestOf, type RequestType, type Results } from './protocol.js';
+import { daemonPath, idempotentTypes, writeTypes, type Attrs, type BackupLock, type BackupResult, type ClusterStatus, type RequestOf, type RequestType, type Results } from './protocol.js';
 
 /** Beyond a backup's deadline, the time its daemons may take to checksum their snapshots. */
 const sealAllowanceMs = 30 * 60_000;
@@ -238,7 +238,7 @@ export class Client {
       }
       let connection: Connection;
       try {
-        connection = await this.daemon(server.address, remaining);
+        connection = await this.daemon(server.address, daemonPath(server.id, config.incarnation), remaining);
       } catch (error) {
         lastError = new KvError('UNAVAILABLE', `daemon ${server.id} at ${server.address} cannot be reached`);
         await Promise.all([this.refresh(), pause(backoff)]);
@@ -287,14 +287,15 @@ export class Client {
     return space.partitions.length;
   }
 
-  private daemon(address: string, timeoutMs: number): Promise<Connection> {
-    let connection = this.daemons.get(address);
+  private daemon(address: string, path: string, timeoutMs: number): Promise<Connection> {
+    const key = address + path;
+    let connection = this.daemons.get(key);
     if (!connection) {
-      connection = Connection.open(address, () => {}, Math.min(timeoutMs, requestTimeoutMsDefault));
-      this.daemons.set(address, connection);
+      connection = Connection.open(address, () => {}, Math.min(timeoutMs, requestTimeoutMsDefault), path);
+      this.daemons.set(key, connection);
       connection.then(
-        (c) => c.onceClosed(() => this.daemons.get(address) === connection && this.daemons.delete(address)),
-        () => this.daemons.get(address) === connection && this.daemons.delete(address),
+        (c) => c.onceClosed(() => this.daemons.get(key) === connection && this.daemons.delete(key)),
+        () => this.daemons.get(key) === connection && this.daemons.delete(key),
       );
     }
     return connection;

@@ -50,6 +50,8 @@ export type Freeze = Static<typeof Freeze>;
 
 export const ClusterConfig = Type.Object({
   clusterId: Type.String(),
+  /** New at creation and at every restore: tells a restored copy from its original (same cluster and server ids). */
+  incarnation: Type.String(),
   version: Type.Integer({ minimum: 1 }),
   readOnly: Type.Boolean(),
   servers: Type.Array(ServerInfo),

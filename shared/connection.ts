@@ -38,9 +38,9 @@ export class Connection {
   }
 
   /** Opens a connection; fails with UNAVAILABLE when nothing accepts it (so the request was never sent). */
-  static open(address: string, onFrame: FrameHandler, timeoutMs: number): Promise<Connection> {
+  static open(address: string, onFrame: FrameHandler, timeoutMs: number, path = '/'): Promise<Connection> {
     return new Promise((resolve, reject) => {
-      const socket = new WebSocket(wsUrl(address), { maxPayload: frameBytesMax, perMessageDeflate: false });
+      const socket = new WebSocket(wsUrl(address) + path, { maxPayload: frameBytesMax, perMessageDeflate: false });
       const timer = setTimeout(() => {
         socket.terminate();
         reject(new KvError('UNAVAILABLE', `${address} did not accept a connection within ${timeoutMs} ms`));
@@ -49,6 +49,12 @@ export class Connection {
         clearTimeout(timer);
         socket.removeAllListeners('error');
         resolve(new Connection(socket, onFrame, address));
+      });
+      socket.once('unexpected-response', (_request, response) => {
+        clearTimeout(timer);
+        socket.terminate();
+        const why = response.statusCode === 421 ? 'it is not the server this client meant (a restarted or different cluster?)' : `HTTP ${response.statusCode}`;
+        reject(new KvError('UNAVAILABLE', `${address} refused the connection: ${why}`));
       });
       socket.once('error', (error: NodeJS.ErrnoException) => {
         clearTimeout(timer);

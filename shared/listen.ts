@@ -4,12 +4,28 @@ import { KvError, badRequest } from './errors.js';
 import { frameBytesMax } from './limits.js';
 import { formatAddress } from './address.js';
 
-export function listen(host: string, port: number): Promise<{ server: WebSocketServer; address: string }> {
+/** Judges a connection before it is accepted, by the path it asked for: a reason to refuse it, or undefined. */
+export type Admission = (path: string) => string | undefined;
+
+export function listen(host: string, port: number, admit?: Admission): Promise<{ server: WebSocketServer; address: string }> {
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     return Promise.reject(badRequest(`cannot listen on port ${port}: a port is a whole number from 0 to 65535`));
   }
   return new Promise((resolve, reject) => {
-    const server = new WebSocketServer({ host, port, maxPayload: frameBytesMax, perMessageDeflate: false });
+    const server = new WebSocketServer({
+      host,
+      port,
+      maxPayload: frameBytesMax,
+      perMessageDeflate: false,
+      ...(admit && {
+        verifyClient: (info: { req: { url?: string } }, done: (ok: boolean, code?: number, reason?: string) => void) => {
+          const refusal = admit(info.req.url ?? '/');
+          // 421 Misdirected Request: the client meant another server.
+          if (refusal) done(false, 421, refusal);
+          else done(true);
+        },
+      }),
+    });
     server.once('error', (error: NodeJS.ErrnoException) => {
       server.close();
       if (error.code === 'EADDRINUSE') {

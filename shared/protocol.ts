@@ -13,8 +13,8 @@ const Id = Type.Integer({ minimum: 0 });
 /** The config version the sender routed this request by. */
 const Version = Type.Integer({ minimum: 0 });
 const Name = Type.String({ minLength: 1 });
-/** Backup and snapshot names become directory names: no separators, no dot-dot. */
-export const SnapshotName = Type.String({ pattern: '^[A-Za-z0-9_:.-]{1,128}$' });
+/** Backup and snapshot names become directory names: no separators, and never `.` or `..` (the snapshot dir's parents). */
+export const SnapshotName = Type.String({ pattern: '^(?!\\.\\.?$)[A-Za-z0-9_:.-]{1,128}$' });
 
 const request = <T extends string, P extends Record<string, import('@sinclair/typebox').TSchema>>(t: T, props: P) =>
   Type.Object({ t: Type.Literal(t), id: Id, ...props }, { additionalProperties: false });
@@ -165,6 +165,23 @@ export interface BackupResult {
 export type RequestType = keyof Results;
 /** A request as a caller writes it: the connection assigns the id. */
 export type RequestOf<T extends RequestType> = Omit<MessageOf<T>, 'id'>;
+
+/**
+ * The path a client opens a daemon connection on: it names the server and cluster it means, so a daemon that
+ * took over a stale address (another cluster, or a restored copy of this one) refuses it at the handshake.
+ */
+export const daemonPath = (serverId: string, incarnation: string): string =>
+  `/?server=${encodeURIComponent(serverId)}&incarnation=${encodeURIComponent(incarnation)}`;
+
+/** Why a daemon refuses a connection meant for another server or cluster incarnation; undefined if it is for it. */
+export function daemonPathMismatch(path: string, serverId: string | undefined, incarnation: string | undefined): string | undefined {
+  const query = new URL(path, 'ws://kv').searchParams;
+  const server = query.get('server');
+  const wanted = query.get('incarnation');
+  if (serverId !== undefined && server !== null && server !== serverId) return `this is server ${serverId}, not ${server}`;
+  if (incarnation !== undefined && wanted !== null && wanted !== incarnation) return 'this daemon runs another incarnation of the cluster';
+  return undefined;
+}
 
 export const writeTypes = new Set<MessageType>(['put', 'del', 'put_if_not_exist', 'cond_put', 'atomic_add']);
 /** Requests that may be sent again after a connection dropped with the answer unknown. */

@@ -76,3 +76,30 @@ t.test('a client with a stale config refreshes and retries transparently', async
   t.same(values.map((v) => v?.k), keys, 'every read succeeds through the new addresses');
   t.ok(stale.currentConfig.version > versionBefore, 'the client refreshed its config');
 });
+
+t.test('a daemon refuses connections meant for another server, and the client re-routes', async (t) => {
+  const cluster = await startCluster(t, { daemons: 2 });
+  const admin = await cluster.client();
+  await admin.addSpace('s', { partitions: 4 });
+  const keys = Array.from({ length: 40 }, (_, i) => `k${i}`);
+  await Promise.all(keys.map((k) => admin.put('s', k, { k })));
+  const stale = await Client.connect(cluster.coordinator.address, { subscribe: false });
+  t.teardown(() => stale.close());
+
+  // Swap the two daemons' ports: each old address now answers as the other server.
+  const [a, b] = cluster.daemons as [typeof cluster.daemons[0], typeof cluster.daemons[0]];
+  await Promise.all([a.proc.stop(), b.proc.stop()]);
+  await startDaemon(t, cluster.coordinator.address, { dataDir: a.dataDir, port: b.port });
+  await startDaemon(t, cluster.coordinator.address, { dataDir: b.dataDir, port: a.port });
+  await cluster.waitForAvailable(2);
+
+  const { WebSocket } = await import('ws');
+  const refused = await new Promise<number>((resolve) => {
+    const socket = new WebSocket(`ws://${b.address}/?server=${b.serverId}`);
+    socket.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+    socket.on('open', () => resolve(101));
+  });
+  t.equal(refused, 421, "a connection meant for server B is refused by A on B's old port");
+  const values = await Promise.all(keys.map((k) => stale.get('s', k)));
+  t.same(values.map((v) => v?.k), keys, 'the stale client re-routes and reads everything');
+});

@@ -15,6 +15,7 @@ const C = '1003';
  */
 const config = (changes: Partial<ClusterConfig> = {}): ClusterConfig => ({
   clusterId: '42',
+  incarnation: '7',
   version: 7,
   readOnly: false,
   servers: [
