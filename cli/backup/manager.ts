@@ -41,6 +41,9 @@ export interface ServerSummary {
   copiedBytes: number;
   linkedFiles: number;
   linkedBytes: number;
+  /** On the daemon, during the freeze: waiting for admitted writes, then capturing the snapshot. */
+  quiescedMs: number;
+  captureMs: number;
 }
 
 export interface BackupSummary {
@@ -177,7 +180,16 @@ export async function runManager(client: Client, options: ManagerOptions): Promi
         fsyncPath(dest);
         const share = sharing(dest, linkCandidate);
         log.info({ serverId: server.serverId, files: checked.files, bytes: checked.bytes, ...share }, 'server copied and checked');
-        return { serverId: server.serverId, host: server.host, snapshot: server.path, files: checked.files, bytes: checked.bytes, ...share };
+        return {
+          serverId: server.serverId,
+          host: server.host,
+          snapshot: server.path,
+          files: checked.files,
+          bytes: checked.bytes,
+          ...share,
+          quiescedMs: server.quiescedMs,
+          captureMs: server.captureMs,
+        };
       }),
     );
     progress.stop();
