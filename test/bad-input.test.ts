@@ -179,7 +179,7 @@ t.test('a daemon answers every malformed message with BAD_REQUEST and keeps serv
   raw.sendFrames([
     { t: 'reply', id: 130, result: 1 },
     { t: 'error', id: 131, code: 'INTERNAL', message: 'made up' },
-    { t: 'config', config: { clusterId: 'fake', version: 1_000, readOnly: true, servers: [], spaces: [], nextSpaceId: 1 } },
+    { t: 'config', config: { clusterId: 'fake', incarnation: 'fake', version: 1_000, readOnly: true, servers: [], spaces: [], nextSpaceId: 1 } },
     { t: 'get', id: 132, v, space: 's', key: 'keep' },
   ]);
   t.match(await raw.answer(132), { t: 'reply', result: { name: 'kept', n: 1 } }, 'a client cannot push a config to a daemon');

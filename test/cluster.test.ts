@@ -24,11 +24,12 @@ const withServers = (count: number, clusterId = '77'): ClusterConfig => {
 
 t.test('newCluster', async (t) => {
   const config = newCluster('123');
-  t.same(config, { clusterId: '123', version: 1, readOnly: false, servers: [], spaces: [], nextSpaceId: 1 });
+  t.same(config, { clusterId: '123', incarnation: config.incarnation, version: 1, readOnly: false, servers: [], spaces: [], nextSpaceId: 1 });
   const a = newCluster();
   const b = newCluster();
   t.match(a.clusterId, /^\d+$/, 'a generated id is decimal');
   t.not(a.clusterId, b.clusterId, 'generated ids differ');
+  t.not(a.incarnation, b.incarnation, 'every cluster has its own incarnation');
   t.equal(a.version, 1);
 });
 
@@ -201,6 +202,7 @@ t.test('restoredCluster', async (t) => {
   t.equal(restored.readOnly, true);
   t.equal(restored.version, saved.version + 1);
   t.equal(restored.clusterId, '555');
+  t.not(restored.incarnation, saved.incarnation, 'a restore is a new incarnation of the same cluster');
   t.same(restored.servers.map((s) => s.state), ['not_available', 'not_available', 'not_available']);
   t.same(restored.servers.map((s) => [s.id, s.address]), saved.servers.map((s) => [s.id, s.address]), 'same ids and addresses');
   t.same(restored.spaces, saved.spaces, 'spaces are kept');

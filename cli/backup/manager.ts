@@ -184,8 +184,9 @@ export async function runManager(client: Client, options: ManagerOptions): Promi
           serverId: server.serverId,
           host: server.host,
           snapshot: server.path,
-          files: checked.files,
-          bytes: checked.bytes,
+          // What this backup holds on disk for the server (manifest included), so copied + linked = total.
+          files: share.copiedFiles + share.linkedFiles,
+          bytes: share.copiedBytes + share.linkedBytes,
           ...share,
           quiescedMs: server.quiescedMs,
           captureMs: server.captureMs,
