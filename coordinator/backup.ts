@@ -1,15 +1,16 @@
 // A coordinated backup, driven by the coordinator so that no client can leave the cluster frozen. One attempt is
 // a state machine with one handler per state:
 //
-//   freeze → capture → check → save → thaw → seal → done
+//   freeze → quiesce → capture → check → save → thaw → seal → done
 //
 // and a back-out from any state: thaw if frozen, release every snapshot taken. An attempt whose cut may not be
 // consistent (the config changed while frozen, a capture came too close to the lease) is backed out and retried
 // after a growing wait, until the deadline.
 //
-// Why the cut is consistent: each daemon, once it runs the freeze config, holds new writes and captures after the
-// writes it admitted before are committed. A held write is acknowledged only after the thaw, which comes after
-// every capture. So any write acknowledged before some daemon captured was committed on its own daemon before
+// Why the cut is consistent: each daemon, once it runs the freeze config, holds new client writes; every daemon
+// reports quiesced once the writes it admitted before are committed and replicated down their chains; only then
+// does any daemon capture, so no write moves while snapshots are taken and every replica of a partition is
+// captured identical. A held write is acknowledged only after the thaw, which comes after every capture. So any write acknowledged before some daemon captured was committed on its own daemon before
 // that daemon froze, and is in the backup. The one way a daemon releases writes early is its lease; the
 // coordinator thaws only when every capture finished less than (lease − margin) after the freeze was sent, and
 // a daemon's lease starts when it receives the freeze, later than that.
@@ -33,7 +34,7 @@ export interface BackupHost {
   stallAfterFreezeMs?: number;
 }
 
-export type BackupState = 'freeze' | 'capture' | 'check' | 'save' | 'thaw' | 'seal' | 'done';
+export type BackupState = 'freeze' | 'quiesce' | 'capture' | 'check' | 'save' | 'thaw' | 'seal' | 'done';
 
 /** An attempt that may succeed if tried again. */
 export class Retry extends Error {}
@@ -50,12 +51,27 @@ interface Attempt {
   members: ServerInfo[];
   frozen?: { config: ClusterConfig; startedAt: number; beganAt: Date };
   thawed?: { endedAt: Date; ms: number };
+  quiesced: Map<string, number>;
   captures: Map<string, CaptureResult>;
   coordinatorState?: Uint8Array;
   seals: Map<string, SealResult>;
 }
 
 const marginMs = (leaseMs: number) => Math.min(freezeLeaseMarginMs, leaseMs / 5);
+
+/** Runs one request per member in parallel, within what is left of the lease. */
+async function everyMember(a: Attempt, host: BackupHost, ask: (server: ServerInfo, budgetMs: number) => Promise<void>): Promise<void> {
+  const budget = a.request.leaseMs - marginMs(a.request.leaseMs) - (performance.now() - a.frozen!.startedAt);
+  if (budget <= 0) throw new Retry('the freeze lease ran short');
+  const results = await Promise.allSettled(a.members.map((s) => ask(s, budget)));
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) {
+    const error = asKvError(failed.reason);
+    // A slow daemon or a compaction storm may pass; a refused or missing daemon will not.
+    if (error.code === 'TIMEOUT' || error.message.includes('kept changing')) throw new Retry(error.message);
+    throw error;
+  }
+}
 
 /** The daemons to snapshot: every server in some partition's chain. Each must be up. */
 function membersOf(config: ClusterConfig): ServerInfo[] {
@@ -79,25 +95,20 @@ export const handlers: Record<Exclude<BackupState, 'done'>, (a: Attempt, host: B
     const config = await host.change((c) => cluster.freeze(c, { id: a.freezeId, name: a.request.name, leaseMs: a.request.leaseMs }));
     a.frozen = { config, startedAt, beganAt };
     if (host.stallAfterFreezeMs) await new Promise((resolve) => setTimeout(resolve, host.stallAfterFreezeMs));
+    return 'quiesce';
+  },
+
+  async quiesce(a, host) {
+    await everyMember(a, host, async (s, budget) => {
+      a.quiesced.set(s.id, (await host.ask(s.id, { t: 'quiesce', freezeId: a.freezeId }, budget)).quiescedMs);
+    });
     return 'capture';
   },
 
   async capture(a, host) {
-    const budget = a.request.leaseMs - marginMs(a.request.leaseMs) - (performance.now() - a.frozen!.startedAt);
-    if (budget <= 0) throw new Retry('the freeze lease ran short before the captures began');
-    const results = await Promise.allSettled(
-      a.members.map(async (s) => {
-        const result = await host.ask(s.id, { t: 'capture', freezeId: a.freezeId, name: a.request.name }, budget);
-        a.captures.set(s.id, result);
-      }),
-    );
-    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed) {
-      const error = asKvError(failed.reason);
-      // A slow capture or a compaction storm may pass; a refused or missing daemon will not.
-      if (error.code === 'TIMEOUT' || error.message.includes('kept changing')) throw new Retry(error.message);
-      throw error;
-    }
+    await everyMember(a, host, async (s, budget) => {
+      a.captures.set(s.id, await host.ask(s.id, { t: 'capture', freezeId: a.freezeId, name: a.request.name }, budget));
+    });
     return 'check';
   },
 
@@ -167,7 +178,7 @@ export async function runBackup(request: MessageOf<'backup'>, host: BackupHost):
   log.info({ owner: request.owner, leaseMs: request.leaseMs }, 'backup started');
   let wait = retryWaitMsMin;
   for (let number = 1; ; number++) {
-    const attempt: Attempt = { request, number, freezeId: randomUUID(), members: [], captures: new Map(), seals: new Map() };
+    const attempt: Attempt = { request, number, freezeId: randomUUID(), members: [], quiesced: new Map(), captures: new Map(), seals: new Map() };
     try {
       await runAttempt(attempt, host);
       return result(attempt, log);
@@ -198,7 +209,7 @@ function result(a: Attempt, log: Logger): BackupResult {
       address: s.address,
       host: parseAddress(s.address).host,
       ...a.seals.get(s.id)!,
-      quiescedMs: a.captures.get(s.id)!.quiescedMs,
+      quiescedMs: a.quiesced.get(s.id)!,
       captureMs: a.captures.get(s.id)!.captureMs,
     })),
   };

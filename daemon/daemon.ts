@@ -13,7 +13,7 @@ import * as attributes from './attributes.js';
 import { CoordinatorLink } from './coordinator-link.js';
 import { route } from './routing.js';
 import { Storage, dataKey } from './storage.js';
-import { WriteQueue, type Write } from './write-queue.js';
+import { WriteQueues, type Write } from './write-queue.js';
 import { FreezeKeeper } from './freeze.js';
 import { SnapshotKeeper } from './snapshots.js';
 
@@ -37,7 +37,7 @@ export class Daemon {
   private readonly connections = new Set<Connection>();
   private inflight = 0;
   private stopping = false;
-  private readonly writes: WriteQueue;
+  private readonly writes: WriteQueues;
   private readonly freezes: FreezeKeeper;
   private readonly snapshots: SnapshotKeeper;
   address = '';
@@ -46,7 +46,7 @@ export class Daemon {
     private readonly storage: Storage,
     private readonly options: DaemonOptions,
   ) {
-    this.writes = new WriteQueue(storage, options.valueBytesMax);
+    this.writes = new WriteQueues(storage, options.valueBytesMax);
     this.freezes = new FreezeKeeper(this.writes, options.log);
     this.snapshots = new SnapshotKeeper(options.dataDir, this.freezes, () => this.link?.identity, options.log);
   }
@@ -135,6 +135,8 @@ export class Daemon {
     const id = message.id;
     const work = async (): Promise<unknown> => {
       switch (message.t) {
+        case 'quiesce':
+          return { quiescedMs: await this.freezes.quiesced(message.freezeId) };
         case 'capture':
           return this.snapshots.capture(message.freezeId, message.name);
         case 'seal':
@@ -167,7 +169,11 @@ export class Daemon {
       case 'cond_put':
       case 'atomic_add': {
         const { space, partition } = route(this.config, serverId, message, write);
-        return this.writes.submit({ key: dataKey(space.id, partition, message.key), apply: writeOf(message) });
+        return this.writes.submit(`${space.id}/${partition}`, {
+          key: dataKey(space.id, partition, message.key),
+          apply: writeOf(message),
+          holdable: true,
+        });
       }
       case 'count': {
         const { space, partition } = route(this.config, serverId, message, false);

@@ -5,7 +5,7 @@
 import type { Freeze } from '../shared/config.js';
 import { KvError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
-import type { WriteQueue } from './write-queue.js';
+import type { WriteQueues } from './write-queue.js';
 
 interface Active {
   freeze: Freeze;
@@ -21,7 +21,7 @@ export class FreezeKeeper {
   private readonly ended: string[] = [];
 
   constructor(
-    private readonly writes: WriteQueue,
+    private readonly writes: WriteQueues,
     private readonly log: Logger,
   ) {}
 

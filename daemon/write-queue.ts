@@ -1,11 +1,14 @@
-// Every write on a daemon goes through this queue. Writes are applied in arrival order, in batches: one batch
-// reads the current values it needs in one getMany, computes each write's result in order (later writes in the
-// batch see earlier ones), and commits with one LevelDB batch. While a batch commits, new writes wait for the
-// next one. One batch at a time makes every key's writes linearizable, including cond_put and atomic_add.
+// Every write on a daemon goes through a queue, one queue per partition. A queue applies its writes in arrival
+// order, in batches: one batch reads the current values it needs in one getMany, computes each write's result in
+// order (later writes in the batch see earlier ones), commits with one LevelDB batch, and waits for `afterCommit`
+// (replication down the partition's chain) before answering. While a batch is out, new writes wait for the
+// next one. One batch at a time per partition makes every key's writes linearizable, including cond_put and
+// atomic_add; separate partitions never wait for each other, so chains that cross daemons cannot deadlock.
 //
-// A backup's freeze holds the queue: writes submitted after `hold()` wait (in order, bounded) and those already
-// admitted are committed; `hold()` resolves when they are, which is the daemon's quiesced point. `release()`
-// admits the held writes in their arrival order. Nothing held is dropped or applied twice.
+// A backup's freeze holds the queues: client writes submitted after `hold()` wait (in order, bounded) while
+// those already admitted are committed and replicated; `hold()` resolves when they are, which is the daemon's
+// quiesced point. Replicated writes from a predecessor are never held: they belong to writes admitted upstream
+// before the freeze. `release()` admits the held writes in arrival order. Nothing held is dropped or applied twice.
 import { KvError, asKvError, badRequest } from '../shared/errors.js';
 import { pack } from '../shared/codec.js';
 import { heldWritesMax, writeBatchOpsMax } from '../shared/limits.js';
@@ -16,53 +19,36 @@ import type { Storage } from './storage.js';
 export interface Write {
   key: Buffer;
   apply: (current: Attrs | undefined) => { value: Attrs | undefined; result: unknown };
+  /** False for writes replicated from a predecessor: a freeze does not hold them. */
+  holdable: boolean;
 }
+
+export type Committed = Array<{ key: Buffer; value: Attrs | undefined }>;
+/** Runs after a batch is committed locally and before its writes are answered (replication waits here). */
+export type AfterCommit = (partition: string, changes: Committed) => Promise<void>;
 
 interface Queued extends Write {
   resolve: (result: unknown) => void;
   reject: (error: KvError) => void;
 }
 
-export class WriteQueue {
+class PartitionQueue {
   private queue: Queued[] = [];
-  private held: Queued[] = [];
-  private holding = false;
   private running = false;
   private idleWaiters: Array<() => void> = [];
 
   constructor(
+    private readonly partition: string,
     private readonly storage: Storage,
     private readonly valueBytesMax: number,
+    private readonly afterCommit: AfterCommit,
   ) {}
 
-  submit(write: Write): Promise<unknown> {
-    return new Promise((resolve, reject) => {
-      const queued = { ...write, resolve, reject };
-      if (!this.holding) {
-        this.queue.push(queued);
-        if (!this.running) void this.run();
-      } else if (this.held.length < heldWritesMax) this.held.push(queued);
-      else reject(new KvError('UNAVAILABLE', `a backup freeze is holding ${heldWritesMax} writes already`));
-    });
+  admit(write: Queued): void {
+    this.queue.push(write);
+    if (!this.running) void this.run();
   }
 
-  /** Holds writes submitted from now on; resolves once every write admitted before is committed. */
-  hold(): Promise<void> {
-    this.holding = true;
-    return this.idle();
-  }
-
-  /** Admits the held writes, in order. Returns how many there were. */
-  release(): number {
-    this.holding = false;
-    const held = this.held;
-    this.held = [];
-    this.queue.push(...held);
-    if (held.length > 0 && !this.running) void this.run();
-    return held.length;
-  }
-
-  /** Resolves when every write submitted so far has been committed or failed. */
   idle(): Promise<void> {
     if (!this.running && this.queue.length === 0) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
@@ -91,7 +77,7 @@ export class WriteQueue {
       for (const write of batch) write.reject(asKvError(error));
       return;
     }
-    const changed = new Map<string, { key: Buffer; encoded: Buffer | undefined }>();
+    const changed = new Map<string, { key: Buffer; value: Attrs | undefined; encoded: Buffer | undefined }>();
     const outcomes: Array<{ ok: true; result: unknown } | { ok: false; error: KvError }> = [];
     batch.forEach((write, i) => {
       const id = ids[i]!;
@@ -102,14 +88,17 @@ export class WriteQueue {
           throw badRequest(`the value would be ${encoded.length} bytes; the limit is ${this.valueBytesMax}`);
         }
         values.set(id, value);
-        changed.set(id, { key: write.key, encoded });
+        changed.set(id, { key: write.key, value, encoded });
         outcomes.push({ ok: true, result });
       } catch (error) {
         outcomes.push({ ok: false, error: asKvError(error) });
       }
     });
     try {
-      if (changed.size > 0) await this.storage.write([...changed.values()]);
+      if (changed.size > 0) {
+        await this.storage.write([...changed.values()]);
+        await this.afterCommit(this.partition, [...changed.values()].map(({ key, value }) => ({ key, value })));
+      }
     } catch (error) {
       for (const write of batch) write.reject(asKvError(error));
       return;
@@ -119,5 +108,56 @@ export class WriteQueue {
       if (outcome.ok) write.resolve(outcome.result);
       else write.reject(outcome.error);
     });
+  }
+}
+
+export class WriteQueues {
+  private readonly queues = new Map<string, PartitionQueue>();
+  private held: Queued[] = [];
+  private holding = false;
+
+  constructor(
+    private readonly storage: Storage,
+    private readonly valueBytesMax: number,
+    private readonly afterCommit: AfterCommit = async () => {},
+  ) {}
+
+  /** `partition` names one partition of one space; writes to different partitions never wait for each other. */
+  submit(partition: string, write: Write): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      const queued: Queued & { partition: string } = { ...write, partition, resolve, reject };
+      if (!this.holding || !write.holdable) this.queueOf(partition).admit(queued);
+      else if (this.held.length < heldWritesMax) this.held.push(queued);
+      else reject(new KvError('UNAVAILABLE', `a backup freeze is holding ${heldWritesMax} writes already`));
+    });
+  }
+
+  /** Holds client writes submitted from now on; resolves once every write admitted before is committed and replicated. */
+  hold(): Promise<void> {
+    this.holding = true;
+    return this.idle();
+  }
+
+  /** Admits the held writes, in order. Returns how many there were. */
+  release(): number {
+    this.holding = false;
+    const held = this.held as Array<Queued & { partition: string }>;
+    this.held = [];
+    for (const write of held) this.queueOf(write.partition).admit(write);
+    return held.length;
+  }
+
+  /** Resolves when every write admitted so far has been committed (and replicated) or failed. */
+  async idle(): Promise<void> {
+    await Promise.all([...this.queues.values()].map((q) => q.idle()));
+  }
+
+  private queueOf(partition: string): PartitionQueue {
+    let queue = this.queues.get(partition);
+    if (!queue) {
+      queue = new PartitionQueue(partition, this.storage, this.valueBytesMax, this.afterCommit);
+      this.queues.set(partition, queue);
+    }
+    return queue;
   }
 }

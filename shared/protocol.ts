@@ -70,6 +70,7 @@ export const messageSchemas = {
   backup_unlock: request('backup_unlock', { token: Type.String() }),
   backup_release: request('backup_release', { name: SnapshotName }),
   // backups: coordinator → daemons
+  quiesce: request('quiesce', { freezeId: Type.String() }),
   capture: request('capture', { freezeId: Type.String(), name: SnapshotName }),
   seal: request('seal', { name: SnapshotName, configVersion: Version }),
   /** With a freezeId, only a snapshot taken under that freeze is deleted (a backup backing out of its attempt). */
@@ -116,6 +117,7 @@ export interface Results {
   backup_lock: BackupLock;
   backup_unlock: null;
   backup_release: Array<{ serverId: string; released: boolean; error?: string }>;
+  quiesce: { quiescedMs: number };
   capture: CaptureResult;
   seal: SealResult;
   release_snapshot: boolean;

@@ -121,7 +121,7 @@ export async function startCoordinator(
   const dataDir = options.dataDir ?? join(tempDir(t), 'coordinator');
   const proc = runKvProcess(t, [
     'coordinator', '--port', String(options.port ?? 0), '--data', dataDir,
-    '--heartbeat-interval-ms', '200', '--heartbeat-timeout-ms', '1000', ...(options.args ?? []),
+    '--heartbeat-interval-ms', '500', '--heartbeat-timeout-ms', '5000', ...(options.args ?? []),
   ]);
   const listening = await proc.waitForLog('listening');
   return { proc, address: String(listening.address), port: Number(listening.port), dataDir };
