@@ -51,10 +51,25 @@ export function registerServer(config: ClusterConfig, reg: Registration): { conf
   return { config: bump(config, { servers }), serverId };
 }
 
+/**
+ * A server changes state. One that is no longer available leaves every chain it is in, so the others carry on
+ * without it, except where it is the partition's last member: that partition answers UNAVAILABLE until the
+ * server returns, rather than lose what only it holds.
+ */
 export function setServerState(config: ClusterConfig, serverId: string, state: ServerState): ClusterConfig {
   const server = findServer(config, serverId);
   if (!server || server.state === state) return config;
-  return bump(config, { servers: config.servers.map((s) => (s.id === serverId ? { ...s, state } : s)) });
+  const version = config.version + 1;
+  const spaces =
+    state === 'available'
+      ? config.spaces
+      : config.spaces.map((space) => ({
+          ...space,
+          partitions: space.partitions.map((p) =>
+            p.chain.length > 1 && p.chain.includes(serverId) ? { chain: p.chain.filter((id) => id !== serverId), since: version } : p,
+          ),
+        }));
+  return bump(config, { servers: config.servers.map((s) => (s.id === serverId ? { ...s, state } : s)), spaces });
 }
 
 export function addSpace(config: ClusterConfig, name: string, partitions: number, tolerate: number): ClusterConfig {

@@ -11,7 +11,8 @@ import { scanPageBytesMax, scanPageEntriesMax, shutdownGraceMs } from '../shared
 import { daemonPathMismatch, writeTypes, type Message } from '../shared/protocol.js';
 import * as attributes from './attributes.js';
 import { CoordinatorLink } from './coordinator-link.js';
-import { route } from './routing.js';
+import { route, routeReplica } from './routing.js';
+import { Replicator, partitionId } from './replication.js';
 import { Storage, dataKey } from './storage.js';
 import { WriteQueues, type Write } from './write-queue.js';
 import { FreezeKeeper } from './freeze.js';
@@ -40,13 +41,22 @@ export class Daemon {
   private readonly writes: WriteQueues;
   private readonly freezes: FreezeKeeper;
   private readonly snapshots: SnapshotKeeper;
+  private readonly replicator: Replicator;
+  private configWaiters: Array<() => void> = [];
   address = '';
 
   private constructor(
     private readonly storage: Storage,
     private readonly options: DaemonOptions,
   ) {
-    this.writes = new WriteQueues(storage, options.valueBytesMax);
+    this.replicator = new Replicator({
+      config: () => this.config,
+      serverId: () => this.link?.serverId,
+      configAfter: (version, timeoutMs) => this.configAfter(version, timeoutMs),
+      stopping: () => this.stopping,
+      log: options.log,
+    });
+    this.writes = new WriteQueues(storage, options.valueBytesMax, this.replicator.afterCommit);
     this.freezes = new FreezeKeeper(this.writes, options.log);
     this.snapshots = new SnapshotKeeper(options.dataDir, this.freezes, () => this.link?.identity, options.log);
   }
@@ -99,6 +109,7 @@ export class Daemon {
     this.config = config;
     this.freezes.apply(config.freeze);
     this.link.ack(config.version);
+    for (const wake of this.configWaiters.splice(0)) wake();
     this.options.log.debug({ version: config.version }, 'running config');
     const spaceIds = (c: ClusterConfig | undefined) => c?.spaces.map((s) => s.id).join(',');
     if (spaceIds(previous) !== spaceIds(config)) {
@@ -106,6 +117,18 @@ export class Daemon {
         this.options.log.error({ err: error }, 'cannot drop the data of removed spaces'),
       );
     }
+  }
+
+  /** Resolves when a config newer than `version` runs here, or after `timeoutMs`. */
+  private configAfter(version: number, timeoutMs: number): Promise<void> {
+    if ((this.config?.version ?? 0) > version) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, timeoutMs);
+      this.configWaiters.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
   }
 
   /** Space ids are never reused, so data of any id below nextSpaceId that the config lacks is garbage. */
@@ -169,11 +192,21 @@ export class Daemon {
       case 'cond_put':
       case 'atomic_add': {
         const { space, partition } = route(this.config, serverId, message, write);
-        return this.writes.submit(`${space.id}/${partition}`, {
+        return this.writes.submit(partitionId(space.id, partition), {
           key: dataKey(space.id, partition, message.key),
           apply: writeOf(message),
           holdable: true,
         });
+      }
+      case 'replicate': {
+        routeReplica(this.config, serverId, message);
+        const partition = partitionId(message.spaceId, message.partition);
+        await Promise.all(
+          message.changes.map(([key, value]) =>
+            this.writes.submit(partition, { key: Buffer.from(key), apply: () => ({ value: value ?? undefined, result: null }), holdable: false }),
+          ),
+        );
+        return null;
       }
       case 'count': {
         const { space, partition } = route(this.config, serverId, message, false);
@@ -199,6 +232,7 @@ export class Daemon {
     await this.writes.idle();
     await this.link?.leave();
     for (const connection of this.connections) connection.close(1001, 'daemon shutting down');
+    await this.replicator.close();
     await this.storage.close();
   }
 }

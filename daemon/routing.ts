@@ -5,6 +5,7 @@ import { findSpace, type ClusterConfig, type SpaceInfo } from '../shared/config.
 import { KvError, badRequest } from '../shared/errors.js';
 import { keyBytesMax } from '../shared/limits.js';
 import { partitionOf } from '../shared/partition.js';
+import { dataKey } from './storage.js';
 
 export interface Routed {
   space: SpaceInfo;
@@ -17,6 +18,30 @@ export interface Addressed {
   space: string;
   key?: string;
   partition?: number;
+}
+
+/**
+ * Whether this daemon takes a replicated batch: it must be a member of the partition's chain other than its
+ * head (the head takes writes from clients), and every key must lie in the partition.
+ */
+export function routeReplica(
+  config: ClusterConfig | undefined,
+  serverId: string | undefined,
+  request: { v: number; spaceId: number; partition: number; changes: Array<[Uint8Array, unknown]> },
+): void {
+  if (config === undefined || serverId === undefined || request.v > config.version) {
+    throw new KvError('STALE_CONFIG', 'this daemon has not received that config yet', config?.version ?? 0);
+  }
+  const chain = config.spaces.find((s) => s.id === request.spaceId)?.partitions[request.partition]?.chain;
+  if (!chain || chain.indexOf(serverId) < 1) {
+    throw new KvError('WRONG_SERVER', `this daemon does not replicate partition ${request.partition} of space ${request.spaceId}`, config.version);
+  }
+  const prefix = dataKey(request.spaceId, request.partition, '');
+  for (const [key] of request.changes) {
+    if (key.length < prefix.length || Buffer.compare(Buffer.from(key.buffer, key.byteOffset, prefix.length), prefix) !== 0) {
+      throw badRequest('a replicated key lies outside its partition');
+    }
+  }
 }
 
 export function route(

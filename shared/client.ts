@@ -8,6 +8,7 @@
 //   await c.get('users', 'ada'); // { name: 'Ada' }; undefined when absent
 import { findServer, findSpace, type ClusterConfig } from './config.js';
 import { Connection } from './connection.js';
+import { ConnectionPool } from './connection-pool.js';
 import { KvError, asKvError, badRequest } from './errors.js';
 import { keyBytesMax, partitionsDefault, reconnectDelayMsMax, reconnectDelayMsMin, requestTimeoutMsDefault, scanPageEntriesMax } from './limits.js';
 import { partitionOf } from './partition.js';
@@ -37,7 +38,7 @@ export class Client {
   private coordinator: Connection | undefined;
   private reconnecting: Promise<Connection> | undefined;
   private refreshing: Promise<void> | undefined;
-  private readonly daemons = new Map<string, Promise<Connection>>();
+  private readonly daemons = new ConnectionPool();
   private closed = false;
   readonly timeoutMs: number;
 
@@ -180,9 +181,7 @@ export class Client {
   async close(): Promise<void> {
     this.closed = true;
     this.coordinator?.close();
-    const daemons = await Promise.allSettled(this.daemons.values());
-    for (const d of daemons) if (d.status === 'fulfilled') d.value.close();
-    this.daemons.clear();
+    await this.daemons.closeAll();
   }
 
   // ---- routing ----
@@ -238,7 +237,7 @@ export class Client {
       }
       let connection: Connection;
       try {
-        connection = await this.daemon(server.address, daemonPath(server.id, config.incarnation), remaining);
+        connection = await this.daemons.get(server.address, daemonPath(server.id, config.incarnation), remaining);
       } catch (error) {
         lastError = new KvError('UNAVAILABLE', `daemon ${server.id} at ${server.address} cannot be reached`);
         await Promise.all([this.refresh(), pause(backoff)]);
@@ -285,20 +284,6 @@ export class Client {
     }
     if (!space) throw new KvError('NO_SUCH_SPACE', `space "${spaceName}" does not exist`);
     return space.partitions.length;
-  }
-
-  private daemon(address: string, path: string, timeoutMs: number): Promise<Connection> {
-    const key = address + path;
-    let connection = this.daemons.get(key);
-    if (!connection) {
-      connection = Connection.open(address, () => {}, Math.min(timeoutMs, requestTimeoutMsDefault), path);
-      this.daemons.set(key, connection);
-      connection.then(
-        (c) => c.onceClosed(() => this.daemons.get(key) === connection && this.daemons.delete(key)),
-        () => this.daemons.get(key) === connection && this.daemons.delete(key),
-      );
-    }
-    return connection;
   }
 
   // ---- the config ----

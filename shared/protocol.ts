@@ -38,6 +38,13 @@ export const messageSchemas = {
     after: Type.Union([Type.String(), Type.Null()]),
     limit: Type.Integer({ minimum: 1 }),
   }),
+  // daemon → its successor in a chain: new values of keys of one partition, in commit order
+  replicate: request('replicate', {
+    v: Version,
+    spaceId: Type.Integer({ minimum: 1 }),
+    partition: Type.Integer({ minimum: 0 }),
+    changes: Type.Array(Type.Tuple([Type.Uint8Array(), Type.Union([Attrs, Type.Null()])])),
+  }),
   // daemon → coordinator
   register: request('register', {
     address: Type.String(),
@@ -104,6 +111,7 @@ export interface Results {
   cond_put: null;
   atomic_add: Attrs;
   count: number;
+  replicate: null;
   scan: { entries: [string, Attrs][]; next: string | null };
   register: { serverId: string; clusterId: string };
   leave: null;

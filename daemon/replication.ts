@@ -1,0 +1,79 @@
+// Chain replication, the sending side. After a partition's batch is committed here, it is sent to this daemon's
+// successor in the partition's chain, and the batch's writes are answered only when the successor has committed
+// it (and, through its own replicator, everything after it): an acknowledged write is on every replica.
+//
+// What is sent is each key's new value, not the operation, so sending a batch again is harmless. One batch per
+// partition is out at a time, so order is kept. If the successor cannot be reached, the batch is sent again, to
+// whatever successor the newest config names, until it succeeds or this daemon stops: a chain is never left
+// with a write its head has and its tail lacks.
+import type { ClusterConfig } from '../shared/config.js';
+import { findServer } from '../shared/config.js';
+import { ConnectionPool } from '../shared/connection-pool.js';
+import { asKvError, KvError } from '../shared/errors.js';
+import type { Logger } from '../shared/log.js';
+import { reconnectDelayMsMax, reconnectDelayMsMin, requestTimeoutMsDefault } from '../shared/limits.js';
+import { daemonPath, type Attrs } from '../shared/protocol.js';
+import type { Committed } from './write-queue.js';
+
+export interface ReplicaHost {
+  config(): ClusterConfig | undefined;
+  serverId(): string | undefined;
+  /** Resolves when a config newer than `version` runs here, or after `timeoutMs`. */
+  configAfter(version: number, timeoutMs: number): Promise<void>;
+  stopping(): boolean;
+  log: Logger;
+}
+
+export const partitionId = (spaceId: number, partition: number) => `${spaceId}/${partition}`;
+
+/** The daemon after `serverId` in a partition's chain, or undefined at the tail (or when not a member). */
+export function successorOf(config: ClusterConfig, spaceId: number, partition: number, serverId: string): string | undefined {
+  const chain = config.spaces.find((s) => s.id === spaceId)?.partitions[partition]?.chain ?? [];
+  const at = chain.indexOf(serverId);
+  return at < 0 ? undefined : chain[at + 1];
+}
+
+export class Replicator {
+  private readonly peers = new ConnectionPool();
+
+  constructor(private readonly host: ReplicaHost) {}
+
+  readonly afterCommit = async (partition: string, changes: Committed): Promise<void> => {
+    const [spaceId, index] = partition.split('/').map(Number) as [number, number];
+    let wait = reconnectDelayMsMin;
+    for (let attempt = 1; ; attempt++) {
+      const config = this.host.config();
+      const me = this.host.serverId();
+      if (!config || !me) return;
+      const next = successorOf(config, spaceId, index, me);
+      if (next === undefined) return; // the tail: nothing further to replicate to
+      const server = findServer(config, next);
+      try {
+        if (!server || server.state !== 'available') throw new KvError('UNAVAILABLE', `successor ${next} is not available`);
+        const connection = await this.peers.get(server.address, daemonPath(server.id, config.incarnation), requestTimeoutMsDefault);
+        await connection.request(
+          {
+            t: 'replicate',
+            v: config.version,
+            spaceId,
+            partition: index,
+            changes: changes.map((c): [Uint8Array, Attrs | null] => [c.key, c.value ?? null]),
+          },
+          requestTimeoutMsDefault,
+        );
+        return;
+      } catch (error) {
+        if (this.host.stopping()) throw new KvError('UNAVAILABLE', 'this daemon is shutting down');
+        if (attempt === 1 || wait >= reconnectDelayMsMax) {
+          this.host.log.warn({ partition, successor: next, err: asKvError(error).message, attempt }, 'replication to the successor failed; retrying');
+        }
+        await this.host.configAfter(config.version, wait);
+        wait = Math.min(wait * 2, reconnectDelayMsMax);
+      }
+    }
+  };
+
+  close(): Promise<void> {
+    return this.peers.closeAll();
+  }
+}
