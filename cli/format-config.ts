@@ -13,9 +13,12 @@ export function formatConfig(config: ClusterConfig): string {
   for (const space of config.spaces) {
     lines.push(`  space ${space.name} (id ${space.id}, ${space.partitions.length} partitions, tolerate ${space.tolerate})`);
     space.partitions.forEach((p, i) => {
-      lines.push(`    partition ${i}: ${p.chain.length ? p.chain.join(' -> ') : '(none)'}`);
+      const joining = p.joining ? `  (transfer to ${p.joining.server}${p.joining.replaces ? `, replacing ${p.joining.replaces}` : ''})` : '';
+      lines.push(`    partition ${i}: ${p.chain.length ? p.chain.join(' -> ') : '(none)'}${joining}`);
     });
   }
+  const transfers = config.spaces.flatMap((s) => s.partitions).filter((p) => p.joining).length;
+  if (transfers > 0) lines.push(`transfers in progress: ${transfers}`);
   const missing = config.servers.filter((s) => s.state !== 'available');
   if (missing.length > 0) lines.push(`not available: ${missing.map((s) => s.id).join(' ')}`);
   return lines.join('\n');

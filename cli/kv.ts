@@ -5,7 +5,7 @@ import { hideBin } from 'yargs/helpers';
 import { coordinatorCommand } from './commands/coordinator.js';
 import { daemonCommand } from './commands/daemon.js';
 import { showConfigCommand } from './commands/show-config.js';
-import { addSpaceCommand, rmSpaceCommand } from './commands/spaces.js';
+import { addSpaceCommand, rmSpaceCommand, serverForgetCommand } from './commands/spaces.js';
 import { setReadOnlyCommand, setReadWriteCommand } from './commands/read-only.js';
 import { countCommand, delCommand, getCommand, putCommand } from './commands/data.js';
 import { upCommand } from './commands/up.js';
@@ -25,6 +25,7 @@ await yargs(hideBin(process.argv))
   .command(showConfigCommand)
   .command(addSpaceCommand)
   .command(rmSpaceCommand)
+  .command(serverForgetCommand)
   .command(setReadOnlyCommand)
   .command(setReadWriteCommand)
   .command(putCommand)

@@ -1,6 +1,6 @@
 // The coordinator's state transitions: pure functions from one cluster config to the next. Each one either
 // throws a KvError (and nothing changes) or returns a config whose version is one higher.
-import { findServer, findSpace, type ClusterConfig, type Freeze, type ServerInfo, type ServerState } from '../shared/config.js';
+import { findServer, findSpace, type ClusterConfig, type Freeze, type PartitionInfo, type ServerInfo, type ServerState } from '../shared/config.js';
 import { KvError, badRequest } from '../shared/errors.js';
 import { newId64 } from '../shared/ids.js';
 import { partitionsMax, spaceNameLengthMax } from '../shared/limits.js';
@@ -65,9 +65,7 @@ export function setServerState(config: ClusterConfig, serverId: string, state: S
       ? config.spaces
       : config.spaces.map((space) => ({
           ...space,
-          partitions: space.partitions.map((p) =>
-            p.chain.length > 1 && p.chain.includes(serverId) ? { chain: p.chain.filter((id) => id !== serverId), since: version } : p,
-          ),
+          partitions: space.partitions.map((p) => withoutServer(p, serverId, version)),
         }));
   return bump(config, { servers: config.servers.map((s) => (s.id === serverId ? { ...s, state } : s)), spaces });
 }
@@ -110,6 +108,54 @@ export function rmSpace(config: ClusterConfig, name: string): ClusterConfig {
 
 export function setReadOnly(config: ClusterConfig, readOnly: boolean): ClusterConfig {
   return config.readOnly === readOnly ? config : bump(config, { readOnly });
+}
+
+/** A partition without `serverId`: out of its chain (unless it is the last member) and of its transfer. */
+function withoutServer(p: PartitionInfo, serverId: string, version: number): PartitionInfo {
+  let next = p;
+  if (p.chain.length > 1 && p.chain.includes(serverId)) next = { ...next, chain: p.chain.filter((id) => id !== serverId), since: version };
+  if (p.joining?.server === serverId) {
+    const { joining: _, ...rest } = next;
+    next = rest;
+  } else if (p.joining?.replaces === serverId) next = { ...next, joining: { server: p.joining.server } };
+  return next;
+}
+
+/**
+ * A daemon caught up with a partition: it becomes the chain's new tail, and the member it replaces (a move)
+ * leaves. Refused unless it is the partition's joining daemon and the transfer came from the current tail.
+ */
+export function promote(config: ClusterConfig, spaceId: number, partition: number, serverId: string, source: string): ClusterConfig {
+  const space = config.spaces.find((s) => s.id === spaceId);
+  const p = space?.partitions[partition];
+  if (!space || !p || p.joining?.server !== serverId) {
+    throw new KvError('STALE_CONFIG', `server ${serverId} is not joining partition ${partition} of space ${spaceId}`, config.version);
+  }
+  if (p.chain[p.chain.length - 1] !== source) {
+    throw new KvError('STALE_CONFIG', `the transfer came from ${source}, which is no longer the tail`, config.version);
+  }
+  const version = config.version + 1;
+  const chain = [...p.chain.filter((id) => id !== p.joining!.replaces), serverId];
+  const partitions = space.partitions.map((q, i) => (i === partition ? { chain, since: version } : q));
+  return bump(config, { spaces: config.spaces.map((s) => (s.id === spaceId ? { ...space, partitions } : s)) });
+}
+
+/** Removes a dead server for good. Refused while it holds the only copy of some partition. */
+export function forgetServer(config: ClusterConfig, serverId: string): ClusterConfig {
+  const server = findServer(config, serverId);
+  if (!server) throw new KvError('UNKNOWN_SERVER', `server ${serverId} is not part of cluster ${config.clusterId}`);
+  if (server.state === 'available') throw badRequest(`server ${serverId} is available; stop it before forgetting it`);
+  for (const space of config.spaces) {
+    const only = space.partitions.findIndex((p) => p.chain.length === 1 && p.chain[0] === serverId);
+    if (only >= 0) {
+      throw new KvError('UNAVAILABLE', `server ${serverId} holds the only copy of partition ${only} of "${space.name}"; bring it back first`);
+    }
+  }
+  const version = config.version + 1;
+  return bump(config, {
+    servers: config.servers.filter((s) => s.id !== serverId),
+    spaces: config.spaces.map((space) => ({ ...space, partitions: space.partitions.map((p) => withoutServer(p, serverId, version)) })),
+  });
 }
 
 /** A backup's freeze: daemons hold new writes until the config no longer carries it (or its lease ends). */

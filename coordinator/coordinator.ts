@@ -13,6 +13,7 @@ import { randomUUID } from 'node:crypto';
 import { backupLockMsDefault } from '../shared/limits.js';
 import { runBackup, type BackupHost } from './backup.js';
 import { BackupLockKeeper } from './backup-lock.js';
+import { place } from './placement.js';
 import * as cluster from './cluster.js';
 import { CoordinatorStore } from './store.js';
 import { decodeState } from '../shared/state-file.js';
@@ -140,7 +141,9 @@ export class Coordinator {
   /** Runs one change at a time: transition, persist, publish. */
   private change(transition: (config: ClusterConfig) => ClusterConfig): Promise<ClusterConfig> {
     const run = async () => {
-      const next = transition(this.config);
+      let next = transition(this.config);
+      const placed = place(next);
+      if (placed !== next) next = placed.version === this.config.version ? { ...placed, version: placed.version + 1 } : placed;
       if (next === this.config) return next;
       await this.store.save(next);
       this.config = next;
@@ -189,6 +192,13 @@ export class Coordinator {
         return void answer(message.id, this.change((c) => cluster.rmSpace(c, message.name)));
       case 'set_read_only':
         return void answer(message.id, this.change((c) => cluster.setReadOnly(c, message.readOnly)));
+      case 'transfer_done': {
+        const session = this.sessionOf(connection);
+        if (!session) return connection.fail(message.id, new KvError('BAD_REQUEST', 'only a registered daemon reports transfers'));
+        return void answer(message.id, this.change((c) => cluster.promote(c, message.spaceId, message.partition, session.serverId, message.source)));
+      }
+      case 'server_forget':
+        return void answer(message.id, this.change((c) => cluster.forgetServer(c, message.serverId)));
       case 'status':
         return void answer(message.id, Promise.resolve(this.status()));
       case 'backup':

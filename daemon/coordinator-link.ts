@@ -7,7 +7,7 @@ import { KvError, asKvError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import { reconnectDelayMsMax, reconnectDelayMsMin, requestTimeoutMsDefault } from '../shared/limits.js';
 import type { Identity } from './storage.js';
-import type { Message } from '../shared/protocol.js';
+import type { Message, RequestOf, RequestType, Results } from '../shared/protocol.js';
 
 /** Registration answers after which retrying cannot help. */
 const fatalCodes = new Set(['CLUSTER_MISMATCH', 'UNKNOWN_SERVER', 'BAD_REQUEST']);
@@ -46,6 +46,13 @@ export class CoordinatorLink {
   /** Resolves once registered; rejects only on a fatal refusal (another cluster, unknown server id). */
   async start(): Promise<void> {
     await this.connectUntilRegistered();
+  }
+
+  /** A request to the coordinator over this daemon's session. */
+  ask<T extends RequestType>(request: { t: T } & RequestOf<T>): Promise<Results[T]> {
+    const connection = this.connection;
+    if (!connection || connection.closed) return Promise.reject(new KvError('UNAVAILABLE', 'not connected to the coordinator'));
+    return connection.request(request, requestTimeoutMsDefault);
   }
 
   ack(version: number): void {

@@ -2,7 +2,7 @@
 // Reads go straight to LevelDB; every write goes through the write queue.
 import type WebSocket from 'ws';
 import type { WebSocketServer } from 'ws';
-import type { ClusterConfig } from '../shared/config.js';
+import { extendedChain, type ClusterConfig } from '../shared/config.js';
 import { Connection } from '../shared/connection.js';
 import { KvError, asKvError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
@@ -13,6 +13,7 @@ import * as attributes from './attributes.js';
 import { CoordinatorLink } from './coordinator-link.js';
 import { route, routeReplica } from './routing.js';
 import { Replicator, partitionId } from './replication.js';
+import { Transfers } from './transfer.js';
 import { Storage, dataKey } from './storage.js';
 import { WriteQueues, type Write } from './write-queue.js';
 import { FreezeKeeper } from './freeze.js';
@@ -42,6 +43,7 @@ export class Daemon {
   private readonly freezes: FreezeKeeper;
   private readonly snapshots: SnapshotKeeper;
   private readonly replicator: Replicator;
+  private readonly transfers: Transfers;
   private configWaiters: Array<() => void> = [];
   address = '';
 
@@ -57,6 +59,17 @@ export class Daemon {
       log: options.log,
     });
     this.writes = new WriteQueues(storage, options.valueBytesMax, this.replicator.afterCommit);
+    this.transfers = new Transfers(
+      {
+        config: () => this.config,
+        serverId: () => this.link?.serverId,
+        stopping: () => this.stopping,
+        reportDone: (spaceId, partition, source) => this.link.ask({ t: 'transfer_done', spaceId, partition, source }),
+        log: options.log,
+      },
+      storage,
+      this.writes,
+    );
     this.freezes = new FreezeKeeper(this.writes, options.log);
     this.snapshots = new SnapshotKeeper(options.dataDir, this.freezes, () => this.link?.identity, options.log);
   }
@@ -110,12 +123,32 @@ export class Daemon {
     this.freezes.apply(config.freeze);
     this.link.ack(config.version);
     for (const wake of this.configWaiters.splice(0)) wake();
+    this.transfers.consider(config);
+    if (previous) this.dropMovedPartitions(previous, config);
     this.options.log.debug({ version: config.version }, 'running config');
     const spaceIds = (c: ClusterConfig | undefined) => c?.spaces.map((s) => s.id).join(',');
     if (spaceIds(previous) !== spaceIds(config)) {
       this.dropRemovedSpaces(config).catch((error) =>
         this.options.log.error({ err: error }, 'cannot drop the data of removed spaces'),
       );
+    }
+  }
+
+  /** Deletes the data of partitions this daemon held under `previous` and no longer holds (moved elsewhere). */
+  private dropMovedPartitions(previous: ClusterConfig, config: ClusterConfig): void {
+    const me = this.link?.serverId;
+    if (!me) return;
+    const held = (c: ClusterConfig) =>
+      new Set(c.spaces.flatMap((s) => s.partitions.flatMap((p, i) => (extendedChain(p).includes(me) ? [partitionId(s.id, i)] : []))));
+    const now = held(config);
+    const live = new Set(config.spaces.map((s) => s.id));
+    for (const id of held(previous)) {
+      const [spaceId, partition] = id.split('/').map(Number) as [number, number];
+      if (now.has(id) || !live.has(spaceId)) continue;
+      this.writes
+        .exclusive(id, () => this.storage.clearPartition(spaceId, partition))
+        .then(() => this.options.log.info({ spaceId, partition }, 'dropped a partition that moved away'))
+        .catch((error) => this.options.log.error({ err: error, spaceId, partition }, 'cannot drop a partition that moved away'));
     }
   }
 
@@ -208,6 +241,8 @@ export class Daemon {
         );
         return null;
       }
+      case 'transfer':
+        return this.transfers.receive(message);
       case 'count': {
         const { space, partition } = route(this.config, serverId, message, false);
         return this.storage.count(space.id, partition);
@@ -233,6 +268,7 @@ export class Daemon {
     await this.link?.leave();
     for (const connection of this.connections) connection.close(1001, 'daemon shutting down');
     await this.replicator.close();
+    await this.transfers.close();
     await this.storage.close();
   }
 }

@@ -7,7 +7,7 @@
 // whatever successor the newest config names, until it succeeds or this daemon stops: a chain is never left
 // with a write its head has and its tail lacks.
 import type { ClusterConfig } from '../shared/config.js';
-import { findServer } from '../shared/config.js';
+import { extendedChain, findServer } from '../shared/config.js';
 import { ConnectionPool } from '../shared/connection-pool.js';
 import { asKvError, KvError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
@@ -28,7 +28,8 @@ export const partitionId = (spaceId: number, partition: number) => `${spaceId}/$
 
 /** The daemon after `serverId` in a partition's chain, or undefined at the tail (or when not a member). */
 export function successorOf(config: ClusterConfig, spaceId: number, partition: number, serverId: string): string | undefined {
-  const chain = config.spaces.find((s) => s.id === spaceId)?.partitions[partition]?.chain ?? [];
+  const info = config.spaces.find((s) => s.id === spaceId)?.partitions[partition];
+  const chain = info ? extendedChain(info) : [];
   const at = chain.indexOf(serverId);
   return at < 0 ? undefined : chain[at + 1];
 }

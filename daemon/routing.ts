@@ -1,7 +1,7 @@
 // Whether this daemon may serve a request, judged by its current config. The answers tell a client what to do:
 // STALE_CONFIG (refresh, or wait for this daemon to catch up), WRONG_SERVER (refresh), NO_SUCH_SPACE,
 // READ_ONLY. Pure, so every case is a unit test.
-import { findSpace, type ClusterConfig, type SpaceInfo } from '../shared/config.js';
+import { extendedChain, findSpace, type ClusterConfig, type SpaceInfo } from '../shared/config.js';
 import { KvError, badRequest } from '../shared/errors.js';
 import { keyBytesMax } from '../shared/limits.js';
 import { partitionOf } from '../shared/partition.js';
@@ -32,8 +32,8 @@ export function routeReplica(
   if (config === undefined || serverId === undefined || request.v > config.version) {
     throw new KvError('STALE_CONFIG', 'this daemon has not received that config yet', config?.version ?? 0);
   }
-  const chain = config.spaces.find((s) => s.id === request.spaceId)?.partitions[request.partition]?.chain;
-  if (!chain || chain.indexOf(serverId) < 1) {
+  const info = config.spaces.find((s) => s.id === request.spaceId)?.partitions[request.partition];
+  if (!info || extendedChain(info).indexOf(serverId) < 1) {
     throw new KvError('WRONG_SERVER', `this daemon does not replicate partition ${request.partition} of space ${request.spaceId}`, config.version);
   }
   const prefix = dataKey(request.spaceId, request.partition, '');

@@ -133,6 +133,40 @@ export class Storage {
     return { entries, next: full ? entries[entries.length - 1]![0] : null };
   }
 
+  /** One page of a partition as stored (raw keys and values), starting after the raw key `after`. */
+  async scanRaw(
+    spaceId: number,
+    partition: number,
+    after: Buffer | null,
+    entriesMax: number,
+    bytesMax: number,
+  ): Promise<{ entries: Array<[Buffer, Buffer]>; next: Buffer | null }> {
+    const bounds = range(spaceId, partition);
+    const iterator = this.db.iterator(after === null ? bounds : { gt: after, lt: bounds.lt });
+    const entries: Array<[Buffer, Buffer]> = [];
+    let bytes = 0;
+    try {
+      while (entries.length < entriesMax && bytes < bytesMax) {
+        const batch = (await iterator.nextv(Math.min(100, entriesMax - entries.length))) as Array<[Buffer, Buffer]>;
+        if (batch.length === 0) return { entries, next: null };
+        for (const entry of batch) {
+          entries.push(entry);
+          bytes += entry[0].length + entry[1].length;
+        }
+      }
+    } catch (error) {
+      throw levelError(error, this.location);
+    } finally {
+      await iterator.close();
+    }
+    return { entries, next: entries[entries.length - 1]![0] };
+  }
+
+  /** Deletes a partition's data (before receiving it afresh, or after it moved away). */
+  clearPartition(spaceId: number, partition: number): Promise<void> {
+    return this.db.clear(range(spaceId, partition));
+  }
+
   /** Deletes everything stored for a space (after the space was removed). */
   dropSpace(spaceId: number): Promise<void> {
     return this.db.clear(range(spaceId));

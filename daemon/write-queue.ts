@@ -32,8 +32,18 @@ interface Queued extends Write {
   reject: (error: KvError) => void;
 }
 
+/** Work that must see the partition still: it runs alone, between batches, in arrival order with the writes. */
+interface Task {
+  task: () => Promise<unknown>;
+  resolve: (result: unknown) => void;
+  reject: (error: KvError) => void;
+}
+
+type Item = Queued | Task;
+const isTask = (item: Item): item is Task => 'task' in item;
+
 class PartitionQueue {
-  private queue: Queued[] = [];
+  private queue: Item[] = [];
   private running = false;
   private idleWaiters: Array<() => void> = [];
 
@@ -44,8 +54,8 @@ class PartitionQueue {
     private readonly afterCommit: AfterCommit,
   ) {}
 
-  admit(write: Queued): void {
-    this.queue.push(write);
+  admit(item: Item): void {
+    this.queue.push(item);
     if (!this.running) void this.run();
   }
 
@@ -59,7 +69,14 @@ class PartitionQueue {
     // Let writes that arrive in the same event-loop turn join the first batch.
     await new Promise((resolve) => setImmediate(resolve));
     while (this.queue.length > 0) {
-      const batch = this.queue.splice(0, writeBatchOpsMax);
+      const first = this.queue[0]!;
+      if (isTask(first)) {
+        this.queue.shift();
+        await first.task().then(first.resolve, (error) => first.reject(asKvError(error)));
+        continue;
+      }
+      const end = this.queue.findIndex((item, i) => i >= writeBatchOpsMax || isTask(item));
+      const batch = this.queue.splice(0, end < 0 ? writeBatchOpsMax : end) as Queued[];
       await this.commit(batch);
     }
     this.running = false;
@@ -129,6 +146,13 @@ export class WriteQueues {
       if (!this.holding || !write.holdable) this.queueOf(partition).admit(queued);
       else if (this.held.length < heldWritesMax) this.held.push(queued);
       else reject(new KvError('UNAVAILABLE', `a backup freeze is holding ${heldWritesMax} writes already`));
+    });
+  }
+
+  /** Runs `task` in the partition's queue: after every write admitted before it, before any admitted after. */
+  exclusive<T>(partition: string, task: () => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.queueOf(partition).admit({ task, resolve: resolve as (result: unknown) => void, reject });
     });
   }
 

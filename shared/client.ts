@@ -142,6 +142,11 @@ export class Client {
     return this.adopt(await this.admin({ t: 'rm_space', name }));
   }
 
+  /** Removes a dead server for good; its replicas are rebuilt on the others. */
+  async forgetServer(serverId: string): Promise<ClusterConfig> {
+    return this.adopt(await this.admin({ t: 'server_forget', serverId }));
+  }
+
   async setReadOnly(readOnly: boolean): Promise<ClusterConfig> {
     return this.adopt(await this.admin({ t: 'set_read_only', readOnly }));
   }

@@ -23,6 +23,11 @@ export const PartitionInfo = Type.Object({
   chain: Type.Array(Type.String()),
   /** The config version at which `chain` last changed: requests routed by an older config are refused. */
   since: Type.Integer({ minimum: 0 }),
+  /**
+   * A daemon receiving this partition by state transfer from the tail (and every write after the tail); it
+   * joins the chain as its new tail when caught up, and then `replaces` (if set) leaves it.
+   */
+  joining: Type.Optional(Type.Object({ server: Type.String(), replaces: Type.Optional(Type.String()) })),
 });
 export type PartitionInfo = Static<typeof PartitionInfo>;
 
@@ -63,6 +68,9 @@ export type ClusterConfig = Static<typeof ClusterConfig>;
 
 export const findSpace = (config: ClusterConfig, name: string): SpaceInfo | undefined =>
   config.spaces.find((space) => space.name === name);
+
+/** The chain as writes flow: its members, then the daemon catching up, which receives every write too. */
+export const extendedChain = (p: PartitionInfo): string[] => (p.joining ? [...p.chain, p.joining.server] : p.chain);
 
 export const findServer = (config: ClusterConfig, id: string): ServerInfo | undefined =>
   config.servers.find((server) => server.id === id);

@@ -45,6 +45,16 @@ export const messageSchemas = {
     partition: Type.Integer({ minimum: 0 }),
     changes: Type.Array(Type.Tuple([Type.Uint8Array(), Type.Union([Attrs, Type.Null()])])),
   }),
+  // the tail → a daemon joining a chain: one page of the partition (raw LevelDB keys and values), in key order
+  transfer: request('transfer', {
+    v: Version,
+    spaceId: Type.Integer({ minimum: 1 }),
+    partition: Type.Integer({ minimum: 0 }),
+    source: Type.String(),
+    first: Type.Boolean(),
+    done: Type.Boolean(),
+    entries: Type.Array(Type.Tuple([Type.Uint8Array(), Type.Uint8Array()])),
+  }),
   // daemon → coordinator
   register: request('register', {
     address: Type.String(),
@@ -52,6 +62,11 @@ export const messageSchemas = {
     clusterId: Type.Union([Type.String(), Type.Null()]),
   }),
   leave: request('leave', {}),
+  transfer_done: request('transfer_done', {
+    spaceId: Type.Integer({ minimum: 1 }),
+    partition: Type.Integer({ minimum: 0 }),
+    source: Type.String(),
+  }),
   config_ack: Type.Object({ t: Type.Literal('config_ack'), version: Version }, { additionalProperties: false }),
   // clients and tools → coordinator
   get_config: request('get_config', {}),
@@ -62,6 +77,7 @@ export const messageSchemas = {
     tolerate: Type.Integer({ minimum: 0 }),
   }),
   rm_space: request('rm_space', { name: Name }),
+  server_forget: request('server_forget', { serverId: Type.String() }),
   set_read_only: request('set_read_only', { readOnly: Type.Boolean() }),
   status: request('status', {}),
   // backups: tools → coordinator
@@ -112,6 +128,9 @@ export interface Results {
   atomic_add: Attrs;
   count: number;
   replicate: null;
+  transfer: null;
+  transfer_done: ClusterConfig;
+  server_forget: ClusterConfig;
   scan: { entries: [string, Attrs][]; next: string | null };
   register: { serverId: string; clusterId: string };
   leave: null;

@@ -18,6 +18,17 @@ export const addSpaceCommand: CommandModule<object, { coordinator: string; 'time
     }),
 };
 
+export const serverForgetCommand: CommandModule<object, { coordinator: string; 'timeout-ms': number; id: string }> = {
+  command: 'server-forget <id>',
+  describe: 'remove a dead server for good (refused while it holds the only copy of a partition)',
+  builder: (y) => coordinatorOption(y).positional('id', { type: 'string', demandOption: true, describe: 'the server id' }),
+  handler: (argv) =>
+    withClient(argv, async (client) => {
+      const config = await client.forgetServer(String(argv.id));
+      process.stdout.write(`forgot server ${argv.id} (config version ${config.version})\n`);
+    }),
+};
+
 export const rmSpaceCommand: CommandModule<object, { coordinator: string; 'timeout-ms': number; name: string }> = {
   command: 'rm-space <name>',
   describe: 'remove a space and all its data',
