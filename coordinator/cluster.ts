@@ -51,23 +51,11 @@ export function registerServer(config: ClusterConfig, reg: Registration): { conf
   return { config: bump(config, { servers }), serverId };
 }
 
-/**
- * A server changes state. One that is no longer available leaves every chain it is in, so the others carry on
- * without it, except where it is the partition's last member: that partition answers UNAVAILABLE until the
- * server returns, rather than lose what only it holds.
- */
+/** A server changes state. What that means for chains is placement's business (placement.ts). */
 export function setServerState(config: ClusterConfig, serverId: string, state: ServerState): ClusterConfig {
   const server = findServer(config, serverId);
   if (!server || server.state === state) return config;
-  const version = config.version + 1;
-  const spaces =
-    state === 'available'
-      ? config.spaces
-      : config.spaces.map((space) => ({
-          ...space,
-          partitions: space.partitions.map((p) => withoutServer(p, serverId, version)),
-        }));
-  return bump(config, { servers: config.servers.map((s) => (s.id === serverId ? { ...s, state } : s)), spaces });
+  return bump(config, { servers: config.servers.map((s) => (s.id === serverId ? { ...s, state } : s)) });
 }
 
 export function addSpace(config: ClusterConfig, name: string, partitions: number, tolerate: number): ClusterConfig {
@@ -111,7 +99,7 @@ export function setReadOnly(config: ClusterConfig, readOnly: boolean): ClusterCo
 }
 
 /** A partition without `serverId`: out of its chain (unless it is the last member) and of its transfer. */
-function withoutServer(p: PartitionInfo, serverId: string, version: number): PartitionInfo {
+export function withoutServer(p: PartitionInfo, serverId: string, version: number): PartitionInfo {
   let next = p;
   if (p.chain.length > 1 && p.chain.includes(serverId)) next = { ...next, chain: p.chain.filter((id) => id !== serverId), since: version };
   if (p.joining?.server === serverId) {

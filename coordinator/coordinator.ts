@@ -48,6 +48,9 @@ export class Coordinator {
   private server!: WebSocketServer;
   private heartbeat!: NodeJS.Timeout;
   private stopping = false;
+  /** False for one heartbeat timeout after start: daemons are re-registering and keep their place meanwhile. */
+  private settled = false;
+  private settle!: NodeJS.Timeout;
   private readonly backupLock = new BackupLockKeeper();
   address = '';
 
@@ -119,6 +122,11 @@ export class Coordinator {
     this.address = address;
     server.on('connection', (socket: WebSocket) => this.accept(socket));
     this.heartbeat = setInterval(() => this.checkHeartbeats(), this.options.heartbeatIntervalMs);
+    this.settle = setTimeout(() => {
+      this.settled = true;
+      // A no-op change runs placement: daemons that did not come back now leave their chains.
+      this.change((c) => c).catch((error) => this.options.log.error({ err: error }, 'cannot settle the placement'));
+    }, this.options.heartbeatTimeoutMs);
   }
 
   private accept(socket: WebSocket): void {
@@ -142,8 +150,9 @@ export class Coordinator {
   private change(transition: (config: ClusterConfig) => ClusterConfig): Promise<ClusterConfig> {
     const run = async () => {
       let next = transition(this.config);
-      const placed = place(next);
-      if (placed !== next) next = placed.version === this.config.version ? { ...placed, version: placed.version + 1 } : placed;
+      const version = next === this.config ? next.version + 1 : next.version;
+      const placed = place(next, { settled: this.settled, version });
+      if (placed !== next) next = { ...placed, version };
       if (next === this.config) return next;
       await this.store.save(next);
       this.config = next;
@@ -327,6 +336,7 @@ export class Coordinator {
   async stop(): Promise<void> {
     this.stopping = true;
     clearInterval(this.heartbeat);
+    clearTimeout(this.settle);
     this.server.close();
     for (const connection of this.connections) connection.close(1001, 'coordinator shutting down');
     await this.changes;

@@ -1,8 +1,14 @@
-// Where partitions should live, derived from the config after every change: each partition gets back to
-// tolerate+1 replicas by adding an available daemon as its joining member (state transfer from the tail), and
-// load is spread by moving partitions from the busiest daemon to the idlest (join, then the busy one leaves).
+// Where partitions should live, derived from the config after every change:
+//  1. a daemon that is not available leaves every chain that still has an available member, so the others carry
+//     on without it (a partition whose members are all down keeps them, and answers UNAVAILABLE until one
+//     returns, rather than lose what only they hold). Only once the coordinator has settled: right after a
+//     restart or restore every daemon looks down until it registers again, and none should lose its place;
+//  2. each partition gets back to tolerate+1 replicas by adding an available daemon as its joining member
+//     (state transfer from the tail);
+//  3. load is spread by moving partitions from the busiest daemon to the idlest (join, then the busy one leaves).
 // One transfer per partition at a time, and a bounded number of moves, so rebalancing never swamps the cluster.
 import type { ClusterConfig, PartitionInfo } from '../shared/config.js';
+import { withoutServer } from './cluster.js';
 
 /** Moves (transfers that replace a member) in flight at once across the cluster. */
 const movesMax = 4;
@@ -17,11 +23,37 @@ function loads(config: ClusterConfig, available: string[]): Map<string, number> 
   return load;
 }
 
-/** The config with the transfers it needs started; the same object when nothing needs to move. */
-export function place(config: ClusterConfig): ClusterConfig {
-  const available = config.servers.filter((s) => s.state === 'available').map((s) => s.id).sort();
-  if (available.length === 0) return config;
+export interface PlaceOptions {
+  /** Whether down daemons may be dropped from chains yet (see 1. above). */
+  settled: boolean;
+  /** The version the placed config will have: the `since` of chains that change. */
+  version: number;
+}
+
+/** Drops down daemons from chains that have an available member. */
+function dropDown(config: ClusterConfig, isAvailable: Set<string>, version: number): ClusterConfig {
+  let changed = false;
+  const spaces = config.spaces.map((space) => ({
+    ...space,
+    partitions: space.partitions.map((p) => {
+      if (!p.chain.some((id) => isAvailable.has(id))) return p;
+      let next = p;
+      for (const id of [...p.chain, ...(p.joining ? [p.joining.server] : [])]) {
+        if (!isAvailable.has(id)) next = withoutServer(next, id, version);
+      }
+      if (next !== p) changed = true;
+      return next;
+    }),
+  }));
+  return changed ? { ...config, spaces } : config;
+}
+
+/** The config with down daemons out of chains and the transfers it needs started; the same object when nothing changes. */
+export function place(input: ClusterConfig, options: PlaceOptions): ClusterConfig {
+  const available = input.servers.filter((s) => s.state === 'available').map((s) => s.id).sort();
   const isAvailable = new Set(available);
+  const config = options.settled ? dropDown(input, isAvailable, options.version) : input;
+  if (available.length === 0) return config;
   const load = loads(config, available);
   const byLoad = (candidates: string[]) =>
     [...candidates].sort((a, b) => load.get(a)! - load.get(b)! || (a < b ? -1 : 1));
