@@ -74,17 +74,20 @@ async function everyMember(a: Attempt, host: BackupHost, ask: (server: ServerInf
 }
 
 /** The daemons to snapshot: every server in some partition's chain. Each must be up. */
+/**
+ * The daemons to snapshot: every available member of some partition's chain. Every partition needs at least
+ * one; a replica that is down is simply not in this backup (after the quiesce all live replicas are identical).
+ */
 function membersOf(config: ClusterConfig): ServerInfo[] {
-  const ids = new Set(config.spaces.flatMap((s) => s.partitions.flatMap((p) => p.chain)));
-  const members = [...ids].map((id) => findServer(config, id)!).filter(Boolean);
-  const down = members.filter((s) => s.state !== 'available');
-  if (down.length > 0) {
-    throw new KvError(
-      'UNAVAILABLE',
-      `cannot back up: server(s) ${down.map((s) => `${s.id} (${s.state})`).join(', ')} hold data and are not available`,
-    );
+  const isAvailable = (id: string) => findServer(config, id)?.state === 'available';
+  const lost = config.spaces.flatMap((s) =>
+    s.partitions.flatMap((p, i) => (p.chain.some(isAvailable) ? [] : [`partition ${i} of "${s.name}" (on ${p.chain.join(', ')})`])),
+  );
+  if (lost.length > 0) {
+    throw new KvError('UNAVAILABLE', `cannot back up: no replica is available for ${lost.slice(0, 3).join('; ')}${lost.length > 3 ? ` and ${lost.length - 3} more` : ''}`);
   }
-  return members;
+  const ids = new Set(config.spaces.flatMap((s) => s.partitions.flatMap((p) => p.chain.filter(isAvailable))));
+  return [...ids].map((id) => findServer(config, id)!);
 }
 
 export const handlers: Record<Exclude<BackupState, 'done'>, (a: Attempt, host: BackupHost) => Promise<BackupState>> = {

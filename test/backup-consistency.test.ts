@@ -2,9 +2,9 @@
 // strictly in order (the next only after the previous is acknowledged), over every daemon. After restoring,
 // each writer's keys must form a contiguous prefix that includes every write acknowledged before the freeze
 // began. No write may fail because of the backup.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { Client } from '../shared/client.js';
-import { startCluster, tempDir } from './helpers/cluster.js';
+import { startCluster, tempDir, waitFor } from './helpers/cluster.js';
 import { backupManager, restore } from './helpers/backup.js';
 
 const writers = 6;
@@ -15,13 +15,21 @@ interface Writer {
   errors: unknown[];
 }
 
-t.test('backups under load are consistent cuts', async (t) => {
+/** Backups of a cluster under write load, each restored and checked. */
+async function consistentCuts(t: Test, options: { tolerate: number; runs: number; daemonDown: boolean }) {
   const cluster = await startCluster(t, { daemons: 3, daemonArgs: ['--write-buffer-bytes', '65536'] });
   const client = await cluster.client({ timeoutMs: 30_000 });
-  await client.addSpace('w', { partitions: 12 });
+  await client.addSpace('w', { partitions: 12, tolerate: options.tolerate });
   const root = tempDir(t, 'kv-backups-');
+  if (options.daemonDown) {
+    const victim = cluster.daemons[2]!;
+    victim.proc.child.kill('SIGKILL');
+    await waitFor('the dead daemon to leave every chain', () =>
+      client.showConfig().then((c) => c.spaces[0]!.partitions.every((p) => !p.chain.includes(victim.serverId))), 30_000,
+    );
+  }
 
-  for (let run = 1; run <= runs; run++) {
+  for (let run = 1; run <= options.runs; run++) {
     const state: Writer[] = Array.from({ length: writers }, () => ({ acked: [], errors: [] }));
     let stop = false;
     const loops = state.map(async (writer, w) => {
@@ -57,6 +65,10 @@ t.test('backups under load are consistent cuts', async (t) => {
         `worst write latency then ${worst.toFixed(1)} ms, attempts ${summary.attempts}`,
     );
 
+    t.ok(Object.values(summary.coverage).every((ids) => ids.length >= 1), `run ${run}: every partition has a copy in the backup`);
+    if (options.tolerate > 0 && !options.daemonDown) {
+      t.ok(summary.skipped.length >= 1, `run ${run}: one replica per partition: ${summary.servers.length} of 3 snapshots copied`);
+    }
     const restored = await restore(t, `${root}/${summary.name}`, summary.servers.map((s) => s.serverId));
     const present: Array<Set<number>> = Array.from({ length: writers }, () => new Set());
     for await (const [key] of restored.client.scan('w')) {
@@ -76,4 +88,8 @@ t.test('backups under load are consistent cuts', async (t) => {
     for (const d of restored.daemons) await d.proc.stop();
     await restored.coordinator.proc.stop();
   }
-});
+}
+
+t.test('backups under load are consistent cuts', (t) => consistentCuts(t, { tolerate: 0, runs, daemonDown: false }));
+t.test('with --tolerate 1 (one replica per partition copied)', (t) => consistentCuts(t, { tolerate: 1, runs: 2, daemonDown: false }));
+t.test('with --tolerate 1 and a daemon down during the backups', (t) => consistentCuts(t, { tolerate: 1, runs: 1, daemonDown: true }));

@@ -15,6 +15,8 @@ import { backupLockMsDefault } from '../../shared/limits.js';
 import type { BackupResult } from '../../shared/protocol.js';
 import { readManifest } from '../../shared/snapshot-manifest.js';
 import { checkCopy } from './copy-check.js';
+import { decodeState } from '../../shared/state-file.js';
+import { replicasAtCut, serversToCopy, type ReplicaChoice } from './replicas.js';
 import * as layout from './layout.js';
 import type { Progress } from './progress.js';
 import { checkRsync, copy, type Copy } from './rsync.js';
@@ -26,6 +28,7 @@ export interface ManagerOptions {
   leaseMs: number;
   deadlineMs: number;
   owner: string;
+  replicas: ReplicaChoice;
   log: Logger;
   progress: Progress;
   signal: AbortSignal;
@@ -58,6 +61,11 @@ export interface BackupSummary {
   totalMs: number;
   attempts: number;
   freeze: BackupResult['freeze'];
+  /** Whether one replica per partition was copied, or all; and which copied server holds each partition. */
+  replicas: ReplicaChoice;
+  coverage: Record<string, string[]>;
+  /** Snapshotted but not copied (their partitions are covered by the copied ones). */
+  skipped: string[];
   servers: ServerSummary[];
   totals: { servers: number; files: number; bytes: number; copiedBytes: number; linkedBytes: number };
 }
@@ -142,15 +150,19 @@ export async function runManager(client: Client, options: ManagerOptions): Promi
     const previous = layout.previousBackup(root);
     const previousDir = previous && layout.completeDir(root, previous);
     const local = localAddresses();
-    const totalBytes = result.servers.reduce((s, x) => s + x.bytes, 0);
-    const totalFiles = result.servers.reduce((s, x) => s + x.files, 0);
+    const atCut = replicasAtCut(decodeState(result.coordinatorState, 'the coordinator state'), result.servers.map((s) => s.serverId));
+    const chosen = new Set(serversToCopy(atCut, result.servers.map((s) => s.serverId), options.replicas));
+    const toCopy = result.servers.filter((s) => chosen.has(s.serverId));
+    const coverage = Object.fromEntries([...atCut].map(([p, ids]) => [p, ids.filter((id) => chosen.has(id))]));
+    const totalBytes = toCopy.reduce((s, x) => s + x.bytes, 0);
+    const totalFiles = toCopy.reduce((s, x) => s + x.files, 0);
     progress.start(totalBytes, totalFiles);
     const done = new Map<string, number>();
     let filesDone = 0;
     const report = () => progress.update([...done.values()].reduce((a, b) => a + b, 0), filesDone);
 
     const servers = await Promise.all(
-      result.servers.map(async (server): Promise<ServerSummary> => {
+      toCopy.map(async (server): Promise<ServerSummary> => {
         const dest = layout.serverDir(partial, server.serverId);
         const linkCandidate = previousDir && layout.serverDir(previousDir, server.serverId);
         const source = local.has(server.host) ? server.path : `${server.host}:${server.path}`;
@@ -208,6 +220,9 @@ export async function runManager(client: Client, options: ManagerOptions): Promi
       totalMs: finished.getTime() - started.getTime(),
       attempts: result.attempts,
       freeze: result.freeze,
+      replicas: options.replicas,
+      coverage,
+      skipped: result.servers.filter((s) => !chosen.has(s.serverId)).map((s) => s.serverId),
       servers,
       totals: {
         servers: servers.length,

@@ -8,7 +8,7 @@ import { preflight, runManager } from '../backup/manager.js';
 import { createProgress } from '../backup/progress.js';
 import { formatBytes } from '../backup/report.js';
 
-type Args = { coordinator: string; 'timeout-ms': number; 'backup-dir': string; keep?: number; rsh?: string; json: boolean; 'lease-ms': number; 'deadline-ms': number };
+type Args = { 'all-replicas': boolean; coordinator: string; 'timeout-ms': number; 'backup-dir': string; keep?: number; rsh?: string; json: boolean; 'lease-ms': number; 'deadline-ms': number };
 
 export const backupManagerCommand: CommandModule<object, Args> = {
   command: 'backup-manager',
@@ -17,6 +17,7 @@ export const backupManagerCommand: CommandModule<object, Args> = {
     backupOptions(jsonOption(coordinatorOption(y)))
       .option('backup-dir', { type: 'string', demandOption: true, describe: 'where backups are kept' })
       .option('keep', { type: 'number', describe: 'keep only the newest N complete backups' })
+      .option('all-replicas', { type: 'boolean', default: false, describe: 'copy every replica, not one per partition (--one-replica)' })
       .option('rsh', { type: 'string', describe: 'remote shell for daemons on other hosts (rsync -e), e.g. "ssh -p 22"' })
       .check((argv) => {
         if (argv.keep !== undefined && (!Number.isInteger(argv.keep) || argv.keep < 1)) throw new Error('--keep must be a whole number of at least 1');
@@ -40,6 +41,7 @@ export const backupManagerCommand: CommandModule<object, Args> = {
         leaseMs: argv['lease-ms'],
         deadlineMs: argv['deadline-ms'],
         owner: ownerName('kv backup-manager'),
+        replicas: argv['all-replicas'] ? 'all' : 'one',
         log,
         progress: createProgress(log, 'copying'),
         signal: controller.signal,
