@@ -122,11 +122,8 @@ export class Coordinator {
     this.address = address;
     server.on('connection', (socket: WebSocket) => this.accept(socket));
     this.heartbeat = setInterval(() => this.checkHeartbeats(), this.options.heartbeatIntervalMs);
-    this.settle = setTimeout(() => {
-      this.settled = true;
-      // A no-op change runs placement: daemons that did not come back now leave their chains.
-      this.change((c) => c).catch((error) => this.options.log.error({ err: error }, 'cannot settle the placement'));
-    }, this.options.heartbeatTimeoutMs);
+    this.settleWhenAllBack();
+    this.settle = setTimeout(() => this.settleNow(), this.options.heartbeatTimeoutMs);
   }
 
   private accept(socket: WebSocket): void {
@@ -144,6 +141,19 @@ export class Coordinator {
         if (session.connection === connection) this.endSession(session, 'not_available', 'connection closed');
       }
     });
+  }
+
+  /** Settled: every daemon the config knows is back (always so for a new cluster), or the grace time is over. */
+  private settleWhenAllBack(): void {
+    if (!this.settled && this.config.servers.every((s) => s.state !== 'not_available')) this.settleNow();
+  }
+
+  private settleNow(): void {
+    if (this.settled) return;
+    this.settled = true;
+    clearTimeout(this.settle);
+    // A no-op change runs placement: daemons that did not come back now leave their chains.
+    this.change((c) => c).catch((error) => this.options.log.error({ err: error }, 'cannot settle the placement'));
   }
 
   /** Runs one change at a time: transition, persist, publish. */
@@ -247,6 +257,7 @@ export class Coordinator {
     this.sessions.set(serverId, { serverId, connection, lastSeen: Date.now(), ackedVersion: 0 });
     Object.assign(connection, { peer: `server ${serverId} (${message.address})` });
     this.options.log.info({ serverId, address: message.address, version: config.version }, 'daemon registered');
+    this.settleWhenAllBack();
     connection.send({ t: 'config', config: this.config });
     return { serverId, clusterId: config.clusterId };
   }

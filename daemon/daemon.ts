@@ -11,7 +11,7 @@ import { scanPageBytesMax, scanPageEntriesMax, shutdownGraceMs } from '../shared
 import { daemonPathMismatch, writeTypes, type Message } from '../shared/protocol.js';
 import * as attributes from './attributes.js';
 import { CoordinatorLink } from './coordinator-link.js';
-import { route, routeReplica } from './routing.js';
+import { route, routeReplica, type Addressed, type Routed } from './routing.js';
 import { Replicator, partitionId } from './replication.js';
 import { Transfers } from './transfer.js';
 import { Storage, dataKey } from './storage.js';
@@ -215,10 +215,8 @@ export class Daemon {
     const serverId = this.link?.serverId;
     const write = writeTypes.has(message.t);
     switch (message.t) {
-      case 'get': {
-        const { space, partition } = route(this.config, serverId, message, false);
-        return (await this.storage.get(dataKey(space.id, partition, message.key))) ?? null;
-      }
+      case 'get':
+        return this.read(message, ({ space, partition }) => this.storage.get(dataKey(space.id, partition, message.key)).then((v) => v ?? null));
       case 'put':
       case 'del':
       case 'put_if_not_exist':
@@ -243,18 +241,26 @@ export class Daemon {
       }
       case 'transfer':
         return this.transfers.receive(message);
-      case 'count': {
-        const { space, partition } = route(this.config, serverId, message, false);
-        return this.storage.count(space.id, partition);
-      }
-      case 'scan': {
-        const { space, partition } = route(this.config, serverId, message, false);
-        const entriesMax = Math.min(message.limit, scanPageEntriesMax);
-        return this.storage.scan(space.id, partition, message.after, entriesMax, scanPageBytesMax);
-      }
+      case 'count':
+        return this.read(message, ({ space, partition }) => this.storage.count(space.id, partition));
+      case 'scan':
+        return this.read(message, ({ space, partition }) =>
+          this.storage.scan(space.id, partition, message.after, Math.min(message.limit, scanPageEntriesMax), scanPageBytesMax),
+        );
       default:
         throw new KvError('BAD_REQUEST', `a daemon does not serve ${message.t}`);
     }
+  }
+
+  /**
+   * A read at the tail. If the config changed while it read, the route is checked again: the partition may have
+   * moved away and be being deleted here, and a read that raced that must not be answered.
+   */
+  private async read<T>(request: Addressed, work: (routed: Routed) => Promise<T>): Promise<T> {
+    const config = this.config;
+    const result = await work(route(config, this.link?.serverId, request, false));
+    if (this.config !== config) route(this.config, this.link?.serverId, { ...request, v: this.config!.version }, false);
+    return result;
   }
 
   /** Stops accepting, lets in-flight requests finish (bounded), leaves the cluster, closes LevelDB. */

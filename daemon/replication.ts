@@ -26,12 +26,15 @@ export interface ReplicaHost {
 
 export const partitionId = (spaceId: number, partition: number) => `${spaceId}/${partition}`;
 
-/** The daemon after `serverId` in a partition's chain, or undefined at the tail (or when not a member). */
-export function successorOf(config: ClusterConfig, spaceId: number, partition: number, serverId: string): string | undefined {
+/**
+ * Where a batch committed here goes next: the following daemon of the partition's chain (the joining daemon
+ * after the tail), null at the end of it, or 'left' when this daemon is no longer in the chain at all.
+ */
+export function successorOf(config: ClusterConfig, spaceId: number, partition: number, serverId: string): string | null | 'left' {
   const info = config.spaces.find((s) => s.id === spaceId)?.partitions[partition];
   const chain = info ? extendedChain(info) : [];
   const at = chain.indexOf(serverId);
-  return at < 0 ? undefined : chain[at + 1];
+  return at < 0 ? 'left' : (chain[at + 1] ?? null);
 }
 
 export class Replicator {
@@ -47,7 +50,12 @@ export class Replicator {
       const me = this.host.serverId();
       if (!config || !me) return;
       const next = successorOf(config, spaceId, index, me);
-      if (next === undefined) return; // the tail: nothing further to replicate to
+      if (next === null) return; // the end of the chain: nothing further to replicate to
+      if (next === 'left') {
+        // Moved out of the chain with this batch unsent: it must not be acknowledged. The sender (a client, or the
+        // predecessor, which sends it again to its new successor) learns the route is stale.
+        throw new KvError('STALE_CONFIG', 'this daemon left the partition\'s chain before the write was replicated', config.version);
+      }
       const server = findServer(config, next);
       try {
         if (!server || server.state !== 'available') throw new KvError('UNAVAILABLE', `successor ${next} is not available`);

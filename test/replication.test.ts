@@ -75,13 +75,13 @@ t.test('with --tolerate 1 and two daemons down, affected partitions answer UNAVA
   const keys = Array.from({ length: 90 }, (_, i) => `k${i}`);
   await Promise.all(keys.map((k, i) => client.put('r', k, { i })));
 
+  // Both at once: given time between the failures, the chains would re-replicate onto the survivor first.
   const [, b, c] = cluster.daemons as [unknown, (typeof cluster.daemons)[0], (typeof cluster.daemons)[0]];
-  for (const victim of [b, c]) {
-    victim.proc.child.kill('SIGKILL');
-    await waitFor('the coordinator to see it gone', () =>
-      client.showConfig().then((cfg) => cfg.servers.find((s) => s.id === victim.serverId)?.state === 'not_available'),
-    );
-  }
+  b.proc.child.kill('SIGKILL');
+  c.proc.child.kill('SIGKILL');
+  await waitFor('the coordinator to see both gone', () =>
+    client.showConfig().then((cfg) => [b, c].every((v) => cfg.servers.find((s) => s.id === v.serverId)?.state === 'not_available')),
+  );
   const results = await Promise.allSettled(keys.map((k) => client.get('r', k)));
   const ok = results.filter((r) => r.status === 'fulfilled') as Array<PromiseFulfilledResult<Record<string, unknown> | undefined>>;
   const failed = results.filter((r) => r.status === 'rejected') as PromiseRejectedResult[];
@@ -128,4 +128,71 @@ t.test('a restarted daemon catches up by state transfer and rejoins its chains; 
     entries += a!.size;
   }
   t.equal(entries, keys.length, 'and together every key, once');
+});
+
+t.test('a fourth daemon joins: partitions move to it while writes go on, and the data stays complete', async (t) => {
+  const cluster = await startCluster(t, { daemons: 3 });
+  const client = await cluster.client({ timeoutMs: 30_000 });
+  await client.addSpace('r', { partitions: 12, tolerate: 1 });
+  const keys = Array.from({ length: 600 }, (_, i) => `k${i}`);
+  const acked = new Map<string, number>();
+  await Promise.all(keys.map((k) => client.put('r', k, { n: 0 }).then(() => acked.set(k, 0))));
+
+  let stop = false;
+  let errors = 0;
+  let during = 0;
+  const writers = Array.from({ length: 4 }, async (_, w) => {
+    for (let n = 1; !stop; n++) {
+      const key = keys[(n * 4 + w) % keys.length]!;
+      try {
+        await client.put('r', key, { n });
+        acked.set(key, n);
+        during++;
+      } catch {
+        errors++;
+      }
+    }
+  });
+  const fourth = await startDaemon(t, cluster.coordinator.address);
+  const config = await waitFor('partitions to move to the new daemon and every transfer to finish', () =>
+    client.showConfig().then((c) => {
+      const parts = c.spaces[0]!.partitions;
+      const held = parts.filter((p) => p.chain.includes(fourth.serverId)).length;
+      return held >= 4 && parts.every((p) => !p.joining && p.chain.length === 2) ? c : undefined;
+    }), 60_000,
+  );
+  const before = during;
+  await waitFor('writes to go on after the moves', () => during > before + 100);
+  stop = true;
+  await Promise.all(writers);
+
+  t.equal(errors, 0, 'no write failed during the moves');
+  t.ok(before > 0, `writes went on during the moves (${before} acknowledged)`);
+  const load = new Map<string, number>();
+  for (const p of config.spaces[0]!.partitions) for (const id of p.chain) load.set(id, (load.get(id) ?? 0) + 1);
+  t.ok(Math.max(...load.values()) - Math.min(...load.values()) <= 1, `the load is spread: ${[...load.values()].join(', ')} partitions per daemon`);
+  const values = await Promise.all(keys.map((k) => client.get('r', k)));
+  const behind = keys.flatMap((k, i) => (values[i] !== undefined && (values[i]!.n as number) >= acked.get(k)! ? [] : [`${k}: read ${JSON.stringify(values[i])}, acked ${acked.get(k)}`]));
+  t.same(behind.slice(0, 5), [], 'every key is there with its latest acknowledged value');
+  t.equal(await client.count('r'), keys.length, 'and nothing extra');
+});
+
+t.test('server-forget removes a dead server for good, but not one holding the only copy', async (t) => {
+  const cluster = await startCluster(t, { daemons: 3 });
+  const client = await cluster.client();
+  await client.addSpace('r', { partitions: 6, tolerate: 1 });
+  await client.addSpace('single', { partitions: 3, tolerate: 0 });
+  const victim = cluster.daemons[0]!;
+  victim.proc.child.kill('SIGKILL');
+  await waitFor('the victim to be down', () =>
+    client.showConfig().then((c) => c.servers.find((s) => s.id === victim.serverId)?.state === 'not_available'),
+  );
+  await t.rejects(client.forgetServer(victim.serverId), { code: 'UNAVAILABLE' }, 'refused: it holds the only copy of a tolerate-0 partition');
+  await client.rmSpace('single');
+  const { kv } = await import('./helpers/cluster.js');
+  const forgot = await kv(t, ['server-forget', victim.serverId, '--coordinator', cluster.coordinator.address]);
+  t.equal(forgot.code, 0, forgot.stderr);
+  const config = await client.showConfig();
+  t.notOk(config.servers.some((s) => s.id === victim.serverId), 'it is gone from the config');
+  t.ok(config.spaces.every((s) => s.partitions.every((p) => !p.chain.includes(victim.serverId))), 'and from every chain');
 });
