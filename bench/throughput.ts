@@ -11,24 +11,21 @@
 //
 // Besides ops/s and latency percentiles it reports the CPU each process used during the timed run (from /proc on
 // Linux) and the CPU per operation, which depends much less on what else the machine is doing than ops/s does.
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Client, KvError } from '../shared/client.js';
+import { freePorts, pause, progress, saveLog, startCluster, stopCluster, stopTimeoutMs, upTimeoutMs, waitUntilUp, withTimeout, type Cluster } from './cluster.js';
+import { Latencies, build, machine, round, summary } from './stats.js';
 
-const kvScript = join(dirname(fileURLToPath(import.meta.url)), '..', 'cli', 'kv.js');
 const spaceName = 'bench';
 const partitions = 16;
 const daemonCount = 3;
 
-const upTimeoutMs = 60_000;
-const stopTimeoutMs = 30_000;
 const loadConcurrency = 64;
 
 // ---- options ----
@@ -76,183 +73,6 @@ function parseOptions(): Options {
     valueBytes: int('value-bytes', values['value-bytes'], 0),
     json: values.json,
   };
-}
-
-const progress = (text: string) => process.stderr.write(`[bench] ${text}\n`);
-const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** The promise's value, or undefined after ms; the timer never outlives the promise. */
-async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([promise, new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms)))]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-// ---- free ports ----
-
-/** Binds `port` on loopback (0: any) and returns the bound server, or undefined when it is taken. */
-function bind(port: number): Promise<import('node:net').Server | undefined> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.once('error', () => resolve(undefined));
-    server.listen({ host: '127.0.0.1', port, exclusive: true }, () => resolve(server));
-  });
-}
-
-const portOf = (server: import('node:net').Server): number => {
-  const address = server.address();
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
-};
-
-const closeAll = (servers: Array<import('node:net').Server>) =>
-  Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
-
-/** One free port for the coordinator and `count` consecutive free ports for the daemons (kv up numbers them). */
-async function freePorts(count: number): Promise<{ coordinator: number; daemonBase: number }> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const held: Array<import('node:net').Server> = [];
-    try {
-      const coord = await bind(0);
-      if (!coord) continue;
-      held.push(coord);
-      const first = await bind(0);
-      if (!first) continue;
-      held.push(first);
-      const base = portOf(first);
-      if (base + count - 1 > 65535) continue;
-      let ok = true;
-      for (let i = 1; i < count && ok; i++) {
-        const next = await bind(base + i);
-        if (next) held.push(next);
-        else ok = false;
-      }
-      if (ok) return { coordinator: portOf(coord), daemonBase: base };
-    } finally {
-      await closeAll(held);
-    }
-  }
-  throw new Error('could not find free ports in 50 attempts');
-}
-
-// ---- the cluster ----
-
-interface Cluster {
-  process: ChildProcess;
-  coordinator: string;
-  dir: string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  exitStatus: { code: number | null; signal: NodeJS.Signals | null } | undefined;
-  stdout: string;
-  /** The last 64 KiB of the cluster's stderr (every process's logs). */
-  stderrTail: string;
-  /** The cluster's whole stderr, up to 32 MiB: saved to a file when the run fails. */
-  stderrAll: string[];
-  stderrBytes: number;
-  /** Log lines at warn level or above (pino: 40 warn, 50 error, 60 fatal), the first 50 of them. */
-  problems: string[];
-  problemCount: number;
-}
-
-function startCluster(dir: string, coordinatorPort: number, daemonBase: number): Cluster {
-  // Its own process group, so that a hung cluster can be killed as a whole as a last resort.
-  const child = spawn(
-    process.execPath,
-    [kvScript, 'up', '--dir', dir, '--daemons', String(daemonCount), '--port', String(coordinatorPort), '--daemon-port', String(daemonBase)],
-    { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env: { ...process.env, KV_LOG_LEVEL: process.env.KV_LOG_LEVEL ?? 'info' } },
-  );
-  const cluster: Cluster = {
-    process: child,
-    coordinator: `127.0.0.1:${coordinatorPort}`,
-    dir,
-    exitStatus: undefined,
-    exited: new Promise((resolve) =>
-      child.once('exit', (code, signal) => {
-        cluster.exitStatus = { code, signal };
-        resolve({ code, signal });
-      }),
-    ),
-    stdout: '',
-    stderrTail: '',
-    stderrAll: [],
-    stderrBytes: 0,
-    problems: [],
-    problemCount: 0,
-  };
-  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (cluster.stdout += chunk));
-  let partial = '';
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
-    cluster.stderrTail = (cluster.stderrTail + chunk).slice(-65536);
-    if (cluster.stderrBytes < 32 * 2 ** 20) {
-      cluster.stderrAll.push(chunk);
-      cluster.stderrBytes += chunk.length;
-    }
-    const lines = (partial + chunk).split('\n');
-    partial = lines.pop() ?? '';
-    for (const line of lines) {
-      let level = 0;
-      try {
-        level = Number((JSON.parse(line) as { level?: unknown }).level) || 0;
-      } catch {
-        level = line.trim() === '' ? 0 : 50; // not a log line: a CLI error message
-      }
-      if (level >= 40) {
-        cluster.problemCount++;
-        if (cluster.problems.length < 50) cluster.problems.push(line.slice(0, 500));
-      }
-    }
-  });
-  return cluster;
-}
-
-async function waitUntilUp(cluster: Cluster): Promise<void> {
-  const deadline = Date.now() + upTimeoutMs;
-  while (!/kv cluster \S+ is up/.test(cluster.stdout)) {
-    if (cluster.exitStatus) {
-      throw new Error(`kv up exited (${JSON.stringify(cluster.exitStatus)}) before the cluster was up:\n${cluster.stderrTail.slice(-2000)}`);
-    }
-    if (Date.now() > deadline) throw new Error(`the cluster was not up within ${upTimeoutMs} ms:\n${cluster.stderrTail.slice(-2000)}`);
-    await pause(50);
-  }
-}
-
-/** SIGINT, then a bounded wait; a cluster that does not stop in time has its whole process group killed. */
-async function stopCluster(cluster: Cluster): Promise<{ code: number | null; signal: NodeJS.Signals | null; ms: number; killed: boolean }> {
-  const started = performance.now();
-  if (!cluster.exitStatus) cluster.process.kill('SIGINT');
-  const status = await withTimeout(cluster.exited, stopTimeoutMs);
-  if (status) {
-    killGroup(cluster, 'SIGKILL'); // in case a child outlived kv up (it should not)
-    return { ...status, ms: performance.now() - started, killed: false };
-  }
-  progress(`kv up did not exit within ${stopTimeoutMs} ms of SIGINT; killing its process group`);
-  killGroup(cluster, 'SIGKILL');
-  const killed = (await withTimeout(cluster.exited, 5_000)) ?? { code: null, signal: null };
-  return { ...killed, ms: performance.now() - started, killed: true };
-}
-
-function killGroup(cluster: Cluster, signal: NodeJS.Signals): void {
-  const pid = cluster.process.pid;
-  if (pid === undefined) return;
-  try {
-    process.kill(-pid, signal);
-  } catch {
-    // the group is gone
-  }
-}
-
-/** Writes the cluster's log next to the temp dirs (not under the temp dir, which is removed); returns its path. */
-function saveLog(cluster: Cluster): string {
-  const path = join(os.tmpdir(), `kv-bench-${Date.now()}-${process.pid}.log`);
-  try {
-    writeFileSync(path, cluster.stderrAll.join(''));
-    return path;
-  } catch (error) {
-    return `(not saved: ${(error as Error).message})`;
-  }
 }
 
 // ---- CPU of the cluster's processes (Linux /proc; empty elsewhere) ----
@@ -334,56 +154,6 @@ function cpuDuring(before: ProcessCpu[], after: ProcessCpu[], seconds: number) {
     return { name: a.name, pid: a.pid, cpuSeconds: round(used, 2), cpuPercent: round((100 * used) / seconds, 0) };
   });
 }
-
-// ---- latencies ----
-
-/** Latencies in ms, appended to a growing Float64Array; percentiles by sorting once at the end. */
-class Latencies {
-  private values = new Float64Array(1 << 16);
-  length = 0;
-
-  add(ms: number): void {
-    if (this.length === this.values.length) {
-      const bigger = new Float64Array(this.values.length * 2);
-      bigger.set(this.values);
-      this.values = bigger;
-    }
-    this.values[this.length++] = ms;
-  }
-
-  sorted(): Float64Array {
-    return this.values.slice(0, this.length).sort();
-  }
-
-  static merge(a: Latencies, b: Latencies): Latencies {
-    const merged = new Latencies();
-    merged.values = new Float64Array(Math.max(1, a.length + b.length));
-    merged.values.set(a.values.subarray(0, a.length));
-    merged.values.set(b.values.subarray(0, b.length), a.length);
-    merged.length = a.length + b.length;
-    return merged;
-  }
-}
-
-/** Nearest-rank percentile of sorted values. */
-function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return NaN;
-  const rank = Math.min(sorted.length, Math.max(1, Math.ceil(p * sorted.length)));
-  return sorted[rank - 1]!;
-}
-
-function summary(latencies: Latencies) {
-  const sorted = latencies.sorted();
-  return {
-    count: sorted.length,
-    p50: round(percentile(sorted, 0.5), 3),
-    p99: round(percentile(sorted, 0.99), 3),
-    p999: round(percentile(sorted, 0.999), 3),
-    max: round(sorted.length ? sorted[sorted.length - 1]! : NaN, 3),
-  };
-}
-
-const round = (n: number, digits: number) => (Number.isFinite(n) ? Number(n.toFixed(digits)) : n);
 
 // ---- the workload ----
 
@@ -476,29 +246,6 @@ async function mix(clients: Client[], inflight: number, keys: number, value: Buf
 
 // ---- main ----
 
-/** Which code ran: the git commit of the tree the script was built from, "-dirty" when it has changes. */
-function build(): string {
-  if (process.env.KV_BENCH_BUILD) return process.env.KV_BENCH_BUILD; // a label for a copy of the tree outside git
-  try {
-    const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-    return execFileSync('git', ['describe', '--always', '--dirty'], { cwd: root, encoding: 'utf8', timeout: 5_000, stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-  } catch {
-    return 'unknown';
-  }
-}
-
-function machine() {
-  const cpus = os.cpus();
-  return {
-    cpu: cpus[0]?.model ?? 'unknown',
-    cores: cpus.length,
-    memoryGiB: round(os.totalmem() / 2 ** 30, 1),
-    node: process.version,
-    platform: `${os.platform()} ${os.release()} ${os.arch()}`,
-    loadAverage: os.loadavg().map((n) => round(n, 2)),
-  };
-}
-
 async function main(): Promise<number> {
   let options: Options;
   try {
@@ -537,7 +284,7 @@ async function main(): Promise<number> {
     const ports = await freePorts(daemonCount);
     progress(`starting kv up in ${dir} (coordinator :${ports.coordinator}, daemons :${ports.daemonBase}..${ports.daemonBase + daemonCount - 1})`);
     const upStarted = performance.now();
-    cluster = startCluster(dir, ports.coordinator, ports.daemonBase);
+    cluster = startCluster(dir, ports.coordinator, ports.daemonBase, daemonCount);
     await waitUntilUp(cluster);
     progress(`cluster up in ${Math.round(performance.now() - upStarted)} ms`);
 

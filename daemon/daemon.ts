@@ -124,6 +124,7 @@ export class Daemon {
     this.link.ack(config.version);
     for (const wake of this.configWaiters.splice(0)) wake();
     this.transfers.consider(config);
+    this.replicator.onConfig(config);
     if (previous) this.dropMovedPartitions(previous, config);
     this.options.log.debug({ version: config.version }, 'running config');
     const spaceIds = (c: ClusterConfig | undefined) => c?.spaces.map((s) => s.id).join(',');

@@ -37,8 +37,28 @@ export function successorOf(config: ClusterConfig, spaceId: number, partition: n
   return at < 0 ? 'left' : (chain[at + 1] ?? null);
 }
 
+interface Sending {
+  spaceId: number;
+  partition: number;
+  successor: string;
+  abandon: (error: KvError) => void;
+}
+
 export class Replicator {
   private readonly peers = new ConnectionPool();
+  /** Batches on their way to a successor, so a config that replaces the successor can redirect them. */
+  private readonly sending = new Set<Sending>();
+
+  /** A hung successor keeps its connection open: when a config names another successor, stop waiting for it. */
+  onConfig(config: ClusterConfig): void {
+    const me = this.host.serverId();
+    if (!me) return;
+    for (const s of this.sending) {
+      if (successorOf(config, s.spaceId, s.partition, me) !== s.successor) {
+        s.abandon(new KvError('STALE_CONFIG', `the successor of partition ${s.partition} changed`));
+      }
+    }
+  }
 
   constructor(private readonly host: ReplicaHost) {}
 
@@ -60,7 +80,7 @@ export class Replicator {
       try {
         if (!server || server.state !== 'available') throw new KvError('UNAVAILABLE', `successor ${next} is not available`);
         const connection = await this.peers.get(server.address, daemonPath(server.id, config.incarnation), requestTimeoutMsDefault);
-        await connection.request(
+        await this.redirectable(spaceId, index, next, connection.request(
           {
             t: 'replicate',
             v: config.version,
@@ -69,7 +89,7 @@ export class Replicator {
             changes: changes.map((c): [Uint8Array, Attrs | null] => [c.key, c.value ?? null]),
           },
           requestTimeoutMsDefault,
-        );
+        ));
         return;
       } catch (error) {
         if (this.host.stopping()) throw new KvError('UNAVAILABLE', 'this daemon is shutting down');
@@ -81,6 +101,15 @@ export class Replicator {
       }
     }
   };
+
+  private redirectable<T>(spaceId: number, partition: number, successor: string, request: Promise<T>): Promise<T> {
+    let entry: Sending | undefined;
+    const abandoned = new Promise<never>((_, reject) => {
+      entry = { spaceId, partition, successor, abandon: reject };
+      this.sending.add(entry);
+    });
+    return Promise.race([request, abandoned]).finally(() => this.sending.delete(entry!));
+  }
 
   close(): Promise<void> {
     return this.peers.closeAll();

@@ -294,7 +294,15 @@ export class Client {
   // ---- the config ----
 
   private adopt(config: ClusterConfig): ClusterConfig {
-    if (config.version > this.config.version || config.clusterId !== this.config.clusterId) this.config = config;
+    if (config.version > this.config.version || config.clusterId !== this.config.clusterId) {
+      // A daemon the cluster gave up on may be hung with its connections open: stop waiting on them, so what is
+      // pending fails now (and is retried along the new chains where that is safe) instead of timing out.
+      for (const server of config.servers) {
+        const before = findServer(this.config, server.id);
+        if (server.state !== 'available' && before?.state === 'available') this.daemons.dropAddress(before.address);
+      }
+      this.config = config;
+    }
     return config;
   }
 

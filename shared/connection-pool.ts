@@ -20,6 +20,15 @@ export class ConnectionPool {
     return connection;
   }
 
+  /** Drops every connection to `address` at once: requests waiting on them fail with CONNECTION_LOST. */
+  dropAddress(address: string): void {
+    for (const [key, connection] of this.connections) {
+      if (!key.startsWith(address + '/')) continue;
+      this.connections.delete(key);
+      connection.then((c) => c.terminate(), () => {});
+    }
+  }
+
   async closeAll(): Promise<void> {
     const all = await Promise.allSettled(this.connections.values());
     for (const c of all) if (c.status === 'fulfilled') c.value.close();

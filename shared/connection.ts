@@ -106,6 +106,11 @@ export class Connection {
     return this.pending.size;
   }
 
+  /** Drops the connection at once, without the close handshake a hung peer would never answer. */
+  terminate(): void {
+    this.socket.terminate();
+  }
+
   close(code = 1000, reason = ''): void {
     this.flush();
     this.socket.close(code, reason);

@@ -1,0 +1,27 @@
+// Runs one benchmark by name, so that `npm run bench -- NAME [args...]` works:
+//
+//   node dist/bench/run.js [throughput|backup|replication] [args...]     (default: throughput)
+//
+// The benchmark runs in this process, with its own arguments in process.argv as if it had been started directly.
+const benchmarks: Record<string, string> = {
+  throughput: './throughput.js',
+  backup: './backup.js',
+  replication: './replication.js',
+};
+
+const [first, ...rest] = process.argv.slice(2);
+let name = 'throughput';
+let args = process.argv.slice(2);
+if (first !== undefined && !first.startsWith('-')) {
+  name = first;
+  args = rest;
+}
+const module = benchmarks[name];
+if (module === undefined) {
+  process.stderr.write(`bench: no benchmark "${name}"; one of: ${Object.keys(benchmarks).join(', ')}\n`);
+  process.exitCode = 2;
+} else {
+  // Each benchmark reads its options from process.argv (node, script, ...args) and sets process.exitCode.
+  process.argv = [process.argv[0]!, process.argv[1]!.replace(/run\.js$/, module.slice(2)), ...args];
+  await import(module);
+}
