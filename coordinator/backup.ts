@@ -1,7 +1,10 @@
 // A coordinated backup, driven by the coordinator so that no client can leave the cluster frozen. One attempt is
 // a state machine with one handler per state:
 //
-//   freeze → quiesce → capture → check → save → thaw → seal → done
+//   prepare → freeze → quiesce → capture → check → save → thaw → seal → done
+//
+// (prepare links each daemon's current table files before anything is frozen: tables never change, so the
+// capture inside the freeze only has to bring the links up to date and copy a few small files.)
 //
 // and a back-out from any state: thaw if frozen, release every snapshot taken. An attempt whose cut may not be
 // consistent (the config changed while frozen, a capture came too close to the lease) is backed out and retried
@@ -34,13 +37,15 @@ export interface BackupHost {
   stallAfterFreezeMs?: number;
 }
 
-export type BackupState = 'freeze' | 'quiesce' | 'capture' | 'check' | 'save' | 'thaw' | 'seal' | 'done';
+export type BackupState = 'prepare' | 'freeze' | 'quiesce' | 'capture' | 'check' | 'save' | 'thaw' | 'seal' | 'done';
 
 /** An attempt that may succeed if tried again. */
 export class Retry extends Error {}
 
 /** How long a daemon may take to checksum and fsync its snapshot. */
 const sealTimeoutMs = 30 * 60_000;
+/** How long a daemon may take to link its tables before the freeze. */
+const prepareTimeoutMs = 60_000;
 const retryWaitMsMin = 100;
 const retryWaitMsMax = 2_000;
 
@@ -91,8 +96,13 @@ function membersOf(config: ClusterConfig): ServerInfo[] {
 }
 
 export const handlers: Record<Exclude<BackupState, 'done'>, (a: Attempt, host: BackupHost) => Promise<BackupState>> = {
-  async freeze(a, host) {
+  async prepare(a, host) {
     a.members = membersOf(host.config());
+    await Promise.all(a.members.map((s) => host.ask(s.id, { t: 'prepare', name: a.request.name }, prepareTimeoutMs)));
+    return 'freeze';
+  },
+
+  async freeze(a, host) {
     const startedAt = performance.now();
     const beganAt = new Date();
     const config = await host.change((c) => cluster.freeze(c, { id: a.freezeId, name: a.request.name, leaseMs: a.request.leaseMs }));
@@ -161,7 +171,7 @@ async function backOut(a: Attempt, host: BackupHost): Promise<void> {
 }
 
 async function runAttempt(a: Attempt, host: BackupHost): Promise<void> {
-  let state: BackupState = 'freeze';
+  let state: BackupState = 'prepare';
   try {
     while (state !== 'done') {
       const from: BackupState = state;

@@ -192,6 +192,8 @@ export class Daemon {
     const id = message.id;
     const work = async (): Promise<unknown> => {
       switch (message.t) {
+        case 'prepare':
+          return this.snapshots.prepare(message.name);
         case 'quiesce':
           return { quiescedMs: await this.freezes.quiesced(message.freezeId) };
         case 'capture':

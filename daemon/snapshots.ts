@@ -8,10 +8,14 @@ import type { Logger } from '../shared/log.js';
 import type { CaptureResult, SealResult } from '../shared/protocol.js';
 import type { FreezeKeeper } from './freeze.js';
 import { snapshotDir } from '../shared/data-dir.js';
-import { capture, seal, type Capture } from './snapshot.js';
+import { capture, prepare, seal, type Capture } from './snapshot.js';
 import type { Identity } from './storage.js';
 
 export class SnapshotKeeper {
+  /** Checksums of table files, kept between backups (tables never change). */
+  private readonly tableSums = new Map<string, string>();
+  /** Snapshots prepared (tables linked before the freeze) and not yet captured. */
+  private readonly prepared = new Set<string>();
   /** Snapshots captured since this daemon started, by name, until released. */
   private readonly captured = new Map<string, { capture: Capture; capturedAt: string; freezeId: string }>();
 
@@ -22,15 +26,26 @@ export class SnapshotKeeper {
     private readonly log: Logger,
   ) {}
 
+  /** Before the freeze: refuses a name in use, then links the current tables (most of the capture's work). */
+  prepare(name: string): { tables: number } {
+    const dir = snapshotDir(this.dataDir, name);
+    if (existsSync(dir) && !this.prepared.has(name)) {
+      throw new KvError('BAD_REQUEST', `a snapshot named ${name} exists already on this daemon; release it or pick another name`);
+    }
+    this.prepared.add(name);
+    return { tables: prepare(this.dataDir, dir) };
+  }
+
   async capture(freezeId: string, name: string): Promise<CaptureResult> {
     const dir = snapshotDir(this.dataDir, name);
-    if (existsSync(dir)) {
+    if (existsSync(dir) && !this.prepared.has(name)) {
       throw new KvError('BAD_REQUEST', `a snapshot named ${name} exists already on this daemon; release it or pick another name`);
     }
     const quiescedMs = await this.freezes.quiesced(freezeId);
     // From here to the end of the capture there is no await: nothing can thaw the freeze in between.
     this.freezes.current(freezeId);
     const result = capture(this.dataDir, dir);
+    this.prepared.delete(name);
     this.captured.set(name, { capture: result, capturedAt: new Date().toISOString(), freezeId });
     const bytes = result.files.reduce((sum, f) => sum + f.bytes, 0);
     this.log.info({ backup: name, files: result.files.length, bytes, quiescedMs, captureMs: result.ms, attempts: result.attempts }, 'snapshot captured');
@@ -50,7 +65,7 @@ export class SnapshotKeeper {
       configVersion,
       freezeId: captured.freezeId,
       capturedAt: captured.capturedAt,
-    });
+    }, this.tableSums);
     const bytes = manifest.files.reduce((sum, f) => sum + f.bytes, 0);
     this.log.info({ backup: name, files: manifest.files.length, bytes, sealMs: Math.round(performance.now() - started) }, 'snapshot sealed');
     return { path: resolve(dir), files: manifest.files.length, bytes };
@@ -67,8 +82,11 @@ export class SnapshotKeeper {
       this.captured.delete(name);
       return false;
     }
-    if (freezeId !== null && this.capturedUnder(name) !== freezeId) return false;
+    const under = this.capturedUnder(name);
+    // Not ours to delete: a sealed snapshot taken under another freeze. Unsealed debris (null) goes.
+    if (freezeId !== null && under !== null && under !== freezeId) return false;
     this.captured.delete(name);
+    this.prepared.delete(name);
     rmSync(dir, { recursive: true, force: true });
     this.log.info({ backup: name }, 'snapshot released');
     return true;

@@ -93,6 +93,7 @@ export const messageSchemas = {
   backup_unlock: request('backup_unlock', { token: Type.String() }),
   backup_release: request('backup_release', { name: SnapshotName }),
   // backups: coordinator → daemons
+  prepare: request('prepare', { name: SnapshotName }),
   quiesce: request('quiesce', { freezeId: Type.String() }),
   capture: request('capture', { freezeId: Type.String(), name: SnapshotName }),
   seal: request('seal', { name: SnapshotName, configVersion: Version }),
@@ -144,6 +145,7 @@ export interface Results {
   backup_lock: BackupLock;
   backup_unlock: null;
   backup_release: Array<{ serverId: string; released: boolean; error?: string }>;
+  prepare: { tables: number };
   quiesce: { quiescedMs: number };
   capture: CaptureResult;
   seal: SealResult;
