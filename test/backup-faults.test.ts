@@ -11,6 +11,7 @@ import { partitionOf } from '../shared/partition.js';
 import { backupName } from '../cli/backup/layout.js';
 import {
   kv,
+  messageLines,
   runKvProcess,
   startCluster,
   startCoordinator,
@@ -26,18 +27,6 @@ import { backupManager, restore } from './helpers/backup.js';
 type TapTest = Parameters<Parameters<typeof t.test>[0]>[0];
 
 const tsPattern = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$/;
-
-/** stderr without JSON log lines. */
-const messageLines = (stderr: string) =>
-  stderr.split('\n').filter((line) => {
-    if (line.trim() === '') return false;
-    try {
-      JSON.parse(line);
-      return false;
-    } catch {
-      return true;
-    }
-  });
 
 const logsNamed = (proc: KvProcess, msg: string) => proc.logs.filter((l) => l.msg === msg);
 

@@ -11,6 +11,7 @@ import { Client } from '../shared/client.js';
 import { encodeState } from '../shared/state-file.js';
 import {
   kv,
+  messageLines,
   runKvProcess,
   startCluster,
   startCoordinator,
@@ -25,19 +26,6 @@ type TapTest = Parameters<Parameters<typeof t.test>[0]>[0];
 type Result = { code: number | null; stdout: string; stderr: string };
 
 const usageHint = '(kv --help for usage)';
-
-/** stderr without the JSON log lines a long-lived command writes before it fails. */
-function messageLines(stderr: string): string[] {
-  return stderr.split('\n').filter((line) => {
-    if (line.trim() === '') return false;
-    try {
-      JSON.parse(line);
-      return false;
-    } catch {
-      return true;
-    }
-  });
-}
 
 /** The command failed with `code` and said why in exactly one "kv: ..." line (plus, for usage errors, the hint). */
 function assertOneLine(t: TapTest, what: string, result: Result, code: number | 'non-zero', pattern: RegExp) {

@@ -41,6 +41,18 @@ export function tempDir(t: TestLike, prefix = 'kv-test-'): string {
   return dir;
 }
 
+/** stderr without the JSON log lines: what a command said to a person. */
+export const messageLines = (stderr: string): string[] =>
+  stderr.split('\n').filter((line) => {
+    if (line.trim() === '') return false;
+    try {
+      JSON.parse(line);
+      return false;
+    } catch {
+      return true;
+    }
+  });
+
 export class KvProcess {
   readonly logs: Array<Record<string, unknown>> = [];
   stderr = '';
