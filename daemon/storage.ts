@@ -32,7 +32,8 @@ const prefix = (spaceId: number, partition?: number): Buffer => {
 /** The range [gte, lt) of one partition (or a whole space). */
 const range = (spaceId: number, partition?: number) => {
   const gte = prefix(spaceId, partition);
-  const lt = partition === undefined ? prefix(spaceId + 1) : partition === 0xffff ? prefix(spaceId + 1) : prefix(spaceId, partition + 1);
+  // partitionsMax keeps partition + 1 within the u16.
+  const lt = partition === undefined ? prefix(spaceId + 1) : prefix(spaceId, partition + 1);
   return { gte, lt };
 };
 
