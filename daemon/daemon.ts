@@ -261,7 +261,11 @@ export class Daemon {
    */
   private async read<T>(request: Addressed, work: (routed: Routed) => Promise<T>): Promise<T> {
     const config = this.config;
-    const result = await work(route(config, this.link?.serverId, request, false));
+    const routed = route(config, this.link?.serverId, request, false);
+    // While a daemon joins after this tail, a batch on its way to it is committed here but not yet there. Reading
+    // after it (in the partition's queue) means nothing is returned that the joining daemon, the next tail, lacks.
+    const joining = routed.space.partitions[routed.partition]?.joining;
+    const result = await (joining ? this.writes.exclusive(partitionId(routed.space.id, routed.partition), () => work(routed)) : work(routed));
     if (this.config !== config) route(this.config, this.link?.serverId, { ...request, v: this.config!.version }, false);
     return result;
   }
