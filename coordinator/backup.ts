@@ -22,7 +22,7 @@ import { findServer, type ClusterConfig, type ServerInfo } from '../shared/confi
 import { KvError, asKvError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import { parseAddress } from '../shared/address.js';
-import { freezeLeaseMarginMs } from '../shared/limits.js';
+import { freezeLeaseMarginMs, snapshotPrepareMsMax, snapshotSealMsMax } from '../shared/limits.js';
 import type { BackupResult, CaptureResult, MessageOf, RequestOf, RequestType, Results, SealResult } from '../shared/protocol.js';
 import * as cluster from './cluster.js';
 import { encodeState } from '../shared/state-file.js';
@@ -42,10 +42,6 @@ export type BackupState = 'prepare' | 'freeze' | 'quiesce' | 'capture' | 'check'
 /** An attempt that may succeed if tried again. */
 export class Retry extends Error {}
 
-/** How long a daemon may take to checksum and fsync its snapshot. */
-const sealTimeoutMs = 30 * 60_000;
-/** How long a daemon may take to link its tables before the freeze. */
-const prepareTimeoutMs = 60_000;
 const retryWaitMsMin = 100;
 const retryWaitMsMax = 2_000;
 
@@ -98,7 +94,7 @@ function membersOf(config: ClusterConfig): ServerInfo[] {
 export const handlers: Record<Exclude<BackupState, 'done'>, (a: Attempt, host: BackupHost) => Promise<BackupState>> = {
   async prepare(a, host) {
     a.members = membersOf(host.config());
-    await Promise.all(a.members.map((s) => host.ask(s.id, { t: 'prepare', name: a.request.name }, prepareTimeoutMs)));
+    await Promise.all(a.members.map((s) => host.ask(s.id, { t: 'prepare', name: a.request.name }, snapshotPrepareMsMax)));
     return 'freeze';
   },
 
@@ -151,7 +147,7 @@ export const handlers: Record<Exclude<BackupState, 'done'>, (a: Attempt, host: B
     const version = a.frozen!.config.version;
     await Promise.all(
       a.members.map(async (s) => {
-        a.seals.set(s.id, await host.ask(s.id, { t: 'seal', name: a.request.name, configVersion: version }, sealTimeoutMs));
+        a.seals.set(s.id, await host.ask(s.id, { t: 'seal', name: a.request.name, configVersion: version }, snapshotSealMsMax));
       }),
     );
     return 'done';

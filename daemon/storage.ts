@@ -37,8 +37,6 @@ const range = (spaceId: number, partition?: number) => {
   return { gte, lt };
 };
 
-export type Change = { key: Buffer; value: Attrs | undefined };
-
 export class Storage {
   private constructor(
     readonly db: Level,

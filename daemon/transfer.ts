@@ -9,7 +9,7 @@ import { findServer } from '../shared/config.js';
 import { ConnectionPool } from '../shared/connection-pool.js';
 import { KvError, asKvError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
-import { requestTimeoutMsDefault, scanPageBytesMax, scanPageEntriesMax } from '../shared/limits.js';
+import { requestTimeoutMsDefault, scanPageBytesMax, scanPageEntriesMax, transferRetryDelayMs } from '../shared/limits.js';
 import { daemonPath, type MessageOf } from '../shared/protocol.js';
 import { partitionId } from './replication.js';
 import type { Storage } from './storage.js';
@@ -22,8 +22,6 @@ export interface TransferHost {
   reportDone(spaceId: number, partition: number, source: string): Promise<unknown>;
   log: Logger;
 }
-
-const retryDelayMs = 1_000;
 
 const partitionAt = (config: ClusterConfig, spaceId: number, partition: number) =>
   config.spaces.find((s) => s.id === spaceId)?.partitions[partition];
@@ -55,7 +53,7 @@ export class Transfers {
             setTimeout(() => {
               const latest = this.host.config();
               if (latest) this.consider(latest);
-            }, retryDelayMs);
+            }, transferRetryDelayMs);
           })
           .finally(() => this.running.delete(key));
       });

@@ -10,12 +10,10 @@ import { findServer, findSpace, type ClusterConfig } from './config.js';
 import { Connection } from './connection.js';
 import { ConnectionPool } from './connection-pool.js';
 import { KvError, asKvError, badRequest } from './errors.js';
-import { keyBytesMax, partitionsDefault, reconnectDelayMsMax, reconnectDelayMsMin, requestTimeoutMsDefault, scanPageEntriesMax } from './limits.js';
+import { keyBytesMax, partitionsDefault, snapshotSealMsMax, reconnectDelayMsMax, reconnectDelayMsMin, requestTimeoutMsDefault, scanPageEntriesMax } from './limits.js';
 import { partitionOf } from './partition.js';
 import { daemonPath, idempotentTypes, writeTypes, type Attrs, type BackupLock, type BackupResult, type ClusterStatus, type RequestOf, type RequestType, type Results } from './protocol.js';
 
-/** Beyond a backup's deadline, the time its daemons may take to checksum their snapshots. */
-const sealAllowanceMs = 30 * 60_000;
 
 export type { Attrs, AttrValue } from './protocol.js';
 export type { ClusterConfig } from './config.js';
@@ -166,7 +164,7 @@ export class Client {
     const { owner, leaseMs, deadlineMs } = options;
     return this.admin(
       { t: 'backup', name, owner, leaseMs, deadlineMs, lockToken: options.lockToken ?? null },
-      deadlineMs + sealAllowanceMs,
+      deadlineMs + snapshotSealMsMax, // beyond the deadline, the daemons may still be sealing
     );
   }
 

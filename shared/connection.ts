@@ -102,10 +102,6 @@ export class Connection {
     else this.closeListeners.push(listener);
   }
 
-  get inflight(): number {
-    return this.pending.size;
-  }
-
   /** Drops the connection at once, without the close handshake a hung peer would never answer. */
   terminate(): void {
     this.socket.terminate();

@@ -1,7 +1,24 @@
 // Files written for keeps (manifests, coordinator.bin, LATEST, backup.json): write NAME.part, fsync it, rename it
 // over NAME, fsync the directory. A crash leaves the old file or the new one, never a torn one.
-import { closeSync, fsyncSync, openSync, renameSync, writeSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { KvError } from './errors.js';
+
+/**
+ * Fails with one clear line unless `dir` exists (or can be made) and a file can really be written in it:
+ * permission bits alone say nothing for root, and a read-only filesystem only shows on a write.
+ */
+export function checkWritableDir(dir: string, what: string): void {
+  try {
+    mkdirSync(dir, { recursive: true });
+    const probe = join(dir, `.kv-write-probe-${process.pid}`);
+    writeFileSync(probe, 'probe');
+    unlinkSync(probe);
+  } catch (error) {
+    const why = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+    throw new KvError('BAD_REQUEST', `cannot write to ${what} ${dir}: ${why} (it is not a writable directory)`);
+  }
+}
 
 export function fsyncPath(path: string): void {
   const fd = openSync(path, 'r');

@@ -47,5 +47,11 @@ export const freezeLeaseMarginMs = 1_000;
 export const heldWritesMax = 100_000;
 /** How long a backup keeps retrying freezes whose config changed, before failing. */
 export const backupDeadlineMsDefault = 60_000;
+/** How long a daemon may take to link its tables before a backup's freeze. */
+export const snapshotPrepareMsMax = 60_000;
+/** How long a daemon may take to checksum and fsync its snapshot after the thaw. */
+export const snapshotSealMsMax = 30 * 60_000;
+/** Wait before a failed state transfer is tried again. */
+export const transferRetryDelayMs = 1_000;
 /** How long a backup lock lasts unless its holder renews it. */
 export const backupLockMsDefault = 30_000;

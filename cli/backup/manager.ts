@@ -4,11 +4,11 @@
 //   → backup.json → rename <ts>.partial to <ts> → LATEST → release the snapshots → prune (--keep).
 // Any failure: the partial directory is removed, the snapshots released, LATEST untouched, the lock released.
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { join, relative, resolve, sep } from 'node:path';
 import type { Client } from '../../shared/client.js';
-import { fsyncPath, writeFileDurably } from '../../shared/durable-file.js';
+import { checkWritableDir, fsyncPath, writeFileDurably } from '../../shared/durable-file.js';
 import { KvError, asKvError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/log.js';
 import { backupLockMsDefault } from '../../shared/limits.js';
@@ -73,14 +73,7 @@ export interface BackupSummary {
 /** Checked before anything touches the cluster. */
 export function preflight(root: string) {
   const rsync = checkRsync();
-  try {
-    mkdirSync(root, { recursive: true });
-    const probe = join(root, `.kv-write-probe-${process.pid}`);
-    writeFileSync(probe, 'probe');
-    unlinkSync(probe);
-  } catch (error) {
-    throw new KvError('BAD_REQUEST', `cannot write to the backup directory ${root}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
-  }
+  checkWritableDir(root, 'the backup directory');
   return rsync;
 }
 

@@ -1,12 +1,10 @@
 // kv backup NAME: one consistent cut of the whole cluster. The coordinator drives it; this command asks for it,
 // writes NAME.coordinator.bin and prints where every daemon put its snapshot.
-import { accessSync, constants, mkdirSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { CommandModule } from 'yargs';
 import { backupDeadlineMsDefault, freezeLeaseMsDefault } from '../../shared/limits.js';
-import { writeFileDurably } from '../../shared/durable-file.js';
-import { KvError } from '../../shared/errors.js';
+import { checkWritableDir, writeFileDurably } from '../../shared/durable-file.js';
 import { coordinatorOption, jsonOption } from '../options.js';
 import { fail, withClient } from '../run.js';
 import { formatFreeze } from '../backup/report.js';
@@ -18,16 +16,6 @@ export const backupOptions = <T>(y: import('yargs').Argv<T>) =>
 
 export const ownerName = (tool: string) => `${tool} (pid ${process.pid} on ${hostname()})`;
 
-/** Fails unless `dir` exists (or can be made) and is writable; checked before the cluster is frozen. */
-export function ensureWritableDir(dir: string): void {
-  try {
-    mkdirSync(dir, { recursive: true });
-    accessSync(dir, constants.W_OK);
-  } catch (error) {
-    throw new KvError('BAD_REQUEST', `${dir} is not a writable directory: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
-  }
-}
-
 export const backupCommand: CommandModule<object, { coordinator: string; 'timeout-ms': number; name: string; out: string; json: boolean; 'lease-ms': number; 'deadline-ms': number }> = {
   command: 'backup <name>',
   describe: 'take one consistent snapshot of every daemon (kept on the daemons) and save the coordinator state',
@@ -38,7 +26,7 @@ export const backupCommand: CommandModule<object, { coordinator: string; 'timeou
   handler: (argv) => {
     const out = resolve(argv.out);
     try {
-      ensureWritableDir(out);
+      checkWritableDir(out, 'the --out directory'); // before the cluster is frozen
     } catch (error) {
       fail(error);
     }
