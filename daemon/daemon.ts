@@ -219,7 +219,7 @@ export class Daemon {
     const write = writeTypes.has(message.t);
     switch (message.t) {
       case 'get':
-        return this.read(message, ({ space, partition }) => this.storage.get(dataKey(space.id, partition, message.key)).then((v) => v ?? null));
+        return this.read(message, ({ space, partition }) => this.storage.get(dataKey(space.id, partition, message.key)) ?? null);
       case 'put':
       case 'del':
       case 'put_if_not_exist':
@@ -259,13 +259,13 @@ export class Daemon {
    * A read at the tail. If the config changed while it read, the route is checked again: the partition may have
    * moved away and be being deleted here, and a read that raced that must not be answered.
    */
-  private async read<T>(request: Addressed, work: (routed: Routed) => Promise<T>): Promise<T> {
+  private async read<T>(request: Addressed, work: (routed: Routed) => T | Promise<T>): Promise<T> {
     const config = this.config;
     const routed = route(config, this.link?.serverId, request, false);
     // While a daemon joins after this tail, a batch on its way to it is committed here but not yet there. Reading
     // after it (in the partition's queue) means nothing is returned that the joining daemon, the next tail, lacks.
     const joining = routed.space.partitions[routed.partition]?.joining;
-    const result = await (joining ? this.writes.exclusive(partitionId(routed.space.id, routed.partition), () => work(routed)) : work(routed));
+    const result = await (joining ? this.writes.exclusive(partitionId(routed.space.id, routed.partition), async () => work(routed)) : work(routed));
     if (this.config !== config) route(this.config, this.link?.serverId, { ...request, v: this.config!.version }, false);
     return result;
   }

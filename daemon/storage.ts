@@ -37,7 +37,24 @@ const range = (spaceId: number, partition?: number) => {
   return { gte, lt };
 };
 
+type Operation = { type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buffer };
+
+/** Writes committed together in one LevelDB batch; they succeed or fail together. */
+class CommitGroup {
+  readonly operations: Operation[] = [];
+  resolve!: () => void;
+  reject!: (error: Error) => void;
+  readonly done = new Promise<void>((resolve, reject) => {
+    this.resolve = resolve;
+    this.reject = reject;
+  });
+}
+
 export class Storage {
+  private nextGroup: CommitGroup | undefined;
+  /** The loop committing groups, while there are any. */
+  private committing: Promise<void> | undefined;
+
   private constructor(
     readonly db: Level,
     readonly location: string,
@@ -58,35 +75,50 @@ export class Storage {
     return this.db.put(identityKey, pack(identity), { sync: true });
   }
 
-  async get(key: Buffer): Promise<Attrs | undefined> {
+  /**
+   * Reads on the event loop. LevelDB answers from its memtable, its block cache or the OS page cache in a few µs;
+   * an async get costs a thread-pool round trip, about 12 µs of CPU on our 2-core machines, four times the read
+   * itself (bench/RESULTS.md, "Where the time went"). A read that must go to a cold disk blocks the loop for
+   * that long: the price of not paying the round trip on every other read.
+   */
+  get(key: Buffer): Attrs | undefined {
+    let bytes: Buffer | undefined;
     try {
-      const bytes = await this.db.get(key);
-      return bytes === undefined ? undefined : (unpack(bytes) as Attrs);
+      bytes = this.db.getSync(key);
     } catch (error) {
       throw levelError(error, this.location);
     }
+    return bytes === undefined ? undefined : (unpack(bytes) as Attrs);
   }
 
-  async getMany(keys: Buffer[]): Promise<Array<Attrs | undefined>> {
-    try {
-      const values = await this.db.getMany(keys);
-      return values.map((bytes) => (bytes === undefined ? undefined : (unpack(bytes) as Attrs)));
-    } catch (error) {
-      throw levelError(error, this.location);
+  /**
+   * Applies changes atomically. Changes written while a LevelDB batch is out are committed together in the next
+   * one (group commit): under load one batch serves many partitions' writes, at the cost of one thread-pool round
+   * trip instead of one each. `encoded` holds each value's packed bytes, computed once by the caller.
+   */
+  write(changes: Array<{ key: Buffer; encoded: Buffer | undefined }>): Promise<void> {
+    const group = (this.nextGroup ??= new CommitGroup());
+    for (const c of changes) {
+      group.operations.push(c.encoded === undefined ? { type: 'del', key: c.key } : { type: 'put', key: c.key, value: c.encoded });
     }
+    // Writes made in the same event-loop turn join this group.
+    this.committing ??= new Promise((resolve) => setImmediate(resolve)).then(() => this.commitGroups());
+    return group.done;
   }
 
-  /** Applies changes atomically; `encoded` holds each value's packed bytes, computed once by the caller. */
-  async write(changes: Array<{ key: Buffer; encoded: Buffer | undefined }>): Promise<void> {
-    try {
-      await this.db.batch(
-        changes.map((c) =>
-          c.encoded === undefined ? { type: 'del' as const, key: c.key } : { type: 'put' as const, key: c.key, value: c.encoded },
-        ),
-      );
-    } catch (error) {
-      throw levelError(error, this.location);
+  /** Commits one group at a time until no writes are waiting. */
+  private async commitGroups(): Promise<void> {
+    while (this.nextGroup) {
+      const group = this.nextGroup;
+      this.nextGroup = undefined;
+      try {
+        await this.db.batch(group.operations);
+        group.resolve();
+      } catch (error) {
+        group.reject(levelError(error, this.location));
+      }
     }
+    this.committing = undefined;
   }
 
   async count(spaceId: number, partition: number): Promise<number> {
@@ -184,7 +216,8 @@ export class Storage {
     }
   }
 
-  close(): Promise<void> {
+  async close(): Promise<void> {
+    await this.committing;
     return this.db.close();
   }
 }

@@ -1,5 +1,5 @@
 // Every write on a daemon goes through a queue, one queue per partition. A queue applies its writes in arrival
-// order, in batches: one batch reads the current values it needs in one getMany, computes each write's result in
+// order, in batches: one batch reads the current values it needs, computes each write's result in
 // order (later writes in the batch see earlier ones), commits with one LevelDB batch, and waits for `afterCommit`
 // (replication down the partition's chain) before answering. While a batch is out, new writes wait for the
 // next one. One batch at a time per partition makes every key's writes linearizable, including cond_put and
@@ -85,11 +85,11 @@ class PartitionQueue {
 
   private async commit(batch: Queued[]): Promise<void> {
     const ids = batch.map((w) => w.key.toString('latin1'));
-    const distinct = [...new Map(batch.map((w, i) => [ids[i]!, w.key])).entries()];
-    let values: Map<string, Attrs | undefined>;
+    const values = new Map<string, Attrs | undefined>();
     try {
-      const current = await this.storage.getMany(distinct.map(([, key]) => key));
-      values = new Map(distinct.map(([id], i) => [id, current[i]]));
+      batch.forEach((write, i) => {
+        if (!values.has(ids[i]!)) values.set(ids[i]!, this.storage.get(write.key));
+      });
     } catch (error) {
       for (const write of batch) write.reject(asKvError(error));
       return;
