@@ -2,6 +2,7 @@
 // grows, how much a second backup copies, and how fast a backup is serving again after a restore.
 //
 //   node dist/bench/backup.js [--sizes 100,1000] [--value-bytes 1000] [--writers 8] [--extra-runs 3] [--no-settle] [--json]
+//                             [--charts-dir bench/charts] [--no-charts]
 //
 // For each size (MB of user data = keys × value bytes, 10^6 bytes a MB, spread over 3 daemons), in one run:
 //  a. `kv up` (3 daemons) in a temp dir on free ports; space `bench` (16 partitions); load size/value-bytes keys,
@@ -23,7 +24,8 @@
 //     available and 1000 random gets have succeeded; then `--extra-runs` more back-to-back backups with the
 //     writers running, so the freeze figure is a median of several runs.
 // Every wait has a deadline; every process is stopped and every temp dir removed at the end, also on failure.
-// Progress goes to stderr, the result (a table per size, or JSON with --json) to stdout. Exit code 0 only when
+// Progress goes to stderr, the result (a table per size, or JSON with --json) to stdout, and two charts (freeze
+// against data size, bytes copied by full and incremental backups) to --charts-dir. Exit code 0 only when
 // every backup and the restore worked, no write failed and the cluster stopped cleanly.
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -38,7 +40,8 @@ import {
   KvProcess, freePorts, killAllKvProcesses, pause, progress, saveLog, startCluster, stopCluster, upTimeoutMs, waitUntilUp,
   withTimeout, type Cluster,
 } from './cluster.js';
-import { build, describeMachine, machine, median, round } from './stats.js';
+import { writeBackupCharts } from './backup-charts.js';
+import { build, describeMachine, machine, median, repoRoot, round } from './stats.js';
 
 const spaceName = 'bench';
 const partitions = 16;
@@ -63,6 +66,8 @@ interface Options {
   extraRuns: number;
   settle: boolean;
   json: boolean;
+  /** Where backup-freeze.svg and backup-copied.svg go; undefined: no charts. */
+  chartsDir: string | undefined;
 }
 
 function parseOptions(): Options {
@@ -74,13 +79,15 @@ function parseOptions(): Options {
       'extra-runs': { type: 'string', default: '3' },
       'no-settle': { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
+      'charts-dir': { type: 'string', default: join(repoRoot, 'bench', 'charts') },
+      'no-charts': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
   });
   if (values.help) {
     process.stdout.write(
-      'usage: node dist/bench/backup.js [--sizes MB,MB=100,1000] [--value-bytes B=1000] [--writers W=8] [--extra-runs N=3] [--no-settle] [--json]\n',
+      'usage: node dist/bench/backup.js [--sizes MB,MB=100,1000] [--value-bytes B=1000] [--writers W=8] [--extra-runs N=3] [--no-settle] [--json] [--charts-dir DIR=bench/charts] [--no-charts]\n',
     );
     process.exit(0);
   }
@@ -102,6 +109,7 @@ function parseOptions(): Options {
     extraRuns: int('extra-runs', values['extra-runs'], 0, 100),
     settle: !values['no-settle'],
     json: values.json,
+    chartsDir: values['no-charts'] ? undefined : values['charts-dir'],
   };
 }
 
@@ -891,6 +899,15 @@ async function main(): Promise<number> {
     process.stdout.write(
       JSON.stringify({ command: `node dist/bench/backup.js ${process.argv.slice(2).join(' ')}`.trim(), machine: m, machineAtEnd: machine(), build: buildLabel, options, sizes: results }, null, 2) + '\n',
     );
+  }
+  if (options.chartsDir !== undefined) {
+    const subtitle = `${options.valueBytes}-byte values, ${options.writers} writers, ${daemonCount} daemons; ${m.cores} cores; ${buildLabel}`;
+    try {
+      progress(`wrote ${(await writeBackupCharts(results, options.chartsDir, subtitle)).join(', ')}`);
+    } catch (error) {
+      progress(`the charts failed: ${(error as Error).stack ?? String(error)}`);
+      return 1;
+    }
   }
   const ok = results.every((r) => r.ok);
   if (!ok) progress('FAILED: failed writes or an unclean stop (see above)');

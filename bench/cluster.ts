@@ -46,6 +46,15 @@ const portOf = (server: Server): number => {
 
 const closeAll = (servers: Server[]) => Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
 
+/** One free loopback port (free when this resolves: another process may still take it before it is used). */
+export async function freePort(): Promise<number> {
+  const server = await bind(0);
+  if (!server) throw new Error('could not bind a free port');
+  const port = portOf(server);
+  await closeAll([server]);
+  return port;
+}
+
 /** One free port for the coordinator and `count` consecutive free ports for the daemons (kv up numbers them). */
 export async function freePorts(count: number): Promise<{ coordinator: number; daemonBase: number }> {
   for (let attempt = 0; attempt < 50; attempt++) {

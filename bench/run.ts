@@ -1,16 +1,17 @@
 // Runs one benchmark by name, so that `npm run bench -- NAME [args...]` works:
 //
-//   node dist/bench/run.js [throughput|backup|replication] [args...]     (default: throughput)
+//   node dist/bench/run.js [ycsb|throughput|backup|replication] [args...]     (default: ycsb)
 //
 // The benchmark runs in this process, with its own arguments in process.argv as if it had been started directly.
 const benchmarks: Record<string, string> = {
+  ycsb: './ycsb/run.js',
   throughput: './throughput.js',
   backup: './backup.js',
   replication: './replication.js',
 };
 
 const [first, ...rest] = process.argv.slice(2);
-let name = 'throughput';
+let name = 'ycsb';
 let args = process.argv.slice(2);
 if (first !== undefined && !first.startsWith('-')) {
   name = first;

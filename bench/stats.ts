@@ -5,6 +5,9 @@ import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+/** The repository's root (this file runs as dist/bench/stats.js). */
+export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
 export const round = (n: number, digits: number) => (Number.isFinite(n) ? Number(n.toFixed(digits)) : n);
 
 /** Latencies in ms, appended to a growing Float64Array; percentiles by sorting once at the end. */
@@ -65,8 +68,7 @@ export function median(values: readonly number[]): number {
 export function build(): string {
   if (process.env.KV_BENCH_BUILD) return process.env.KV_BENCH_BUILD; // a label for a copy of the tree outside git
   try {
-    const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-    return execFileSync('git', ['describe', '--always', '--dirty'], { cwd: root, encoding: 'utf8', timeout: 5_000, stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    return execFileSync('git', ['describe', '--always', '--dirty'], { cwd: repoRoot, encoding: 'utf8', timeout: 5_000, stdio: ['ignore', 'pipe', 'ignore'] }).trim();
   } catch {
     return 'unknown';
   }

@@ -11,15 +11,15 @@
 //
 // Besides ops/s and latency percentiles it reports the CPU each process used during the timed run (from /proc on
 // Linux) and the CPU per operation, which depends much less on what else the machine is doing than ops/s does.
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { Client, KvError } from '../shared/client.js';
 import { freePorts, pause, progress, saveLog, startCluster, stopCluster, stopTimeoutMs, upTimeoutMs, waitUntilUp, withTimeout, type Cluster } from './cluster.js';
+import { childrenOf, cpuDuring, kvProcessName, machineBusyPercent, machineJiffies, sampleProcesses, selfCpuSeconds, type ProcessCpu } from './proc-cpu.js';
 import { Latencies, build, machine, round, summary } from './stats.js';
 
 const spaceName = 'bench';
@@ -77,82 +77,12 @@ function parseOptions(): Options {
 
 // ---- CPU of the cluster's processes (Linux /proc; empty elsewhere) ----
 
-interface ProcessCpu {
-  name: string;
-  pid: number;
-  cpuSeconds: number;
-}
-
-const clockTicks = (() => {
-  try {
-    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-  } catch {
-    return 100;
-  }
-})();
-
-function procStat(pid: number): { ppid: number; cpuSeconds: number } | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // after "pid (comm) ": state ppid ... utime is field 14 overall, i.e. index 11 here; stime index 12
-    return { ppid: Number(fields[1]), cpuSeconds: (Number(fields[11]) + Number(fields[12])) / clockTicks };
-  } catch {
-    return undefined;
-  }
-}
-
-function processName(pid: number): string {
-  try {
-    const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-    const command = args[2] ?? '?';
-    if (command === 'daemon') return `daemon :${args[args.indexOf('--listen-port') + 1] ?? '?'}`;
-    return command === 'up' ? 'kv up' : command;
-  } catch {
-    return '?';
-  }
-}
-
 /** CPU seconds used so far by kv up and its children, and by this process (the clients). */
 function sampleCpu(cluster: Cluster): ProcessCpu[] {
   const root = cluster.process.pid;
-  const samples: ProcessCpu[] = [];
-  const self = process.cpuUsage();
-  samples.push({ name: 'bench (clients)', pid: process.pid, cpuSeconds: (self.user + self.system) / 1e6 });
+  const samples: ProcessCpu[] = [{ name: 'bench (clients)', pid: process.pid, cpuSeconds: selfCpuSeconds() }];
   if (root === undefined) return samples;
-  const rootStat = procStat(root);
-  if (rootStat) samples.push({ name: 'kv up', pid: root, cpuSeconds: rootStat.cpuSeconds });
-  let pids: string[] = [];
-  try {
-    pids = readdirSync('/proc').filter((p) => /^\d+$/.test(p));
-  } catch {
-    return samples;
-  }
-  for (const p of pids) {
-    const stat = procStat(Number(p));
-    if (stat?.ppid === root) samples.push({ name: processName(Number(p)), pid: Number(p), cpuSeconds: stat.cpuSeconds });
-  }
-  return samples;
-}
-
-/** Busy and total jiffies of the whole machine (all cores), from /proc/stat. */
-function machineJiffies(): { busy: number; total: number } | undefined {
-  try {
-    const line = readFileSync('/proc/stat', 'utf8').split('\n')[0]!;
-    const [user, nice, system, idle, iowait, irq, softirq, steal] = line.trim().split(/\s+/).slice(1, 9).map(Number) as number[];
-    const busy = user! + nice! + system! + irq! + softirq! + steal!;
-    return { busy, total: busy + idle! + iowait! };
-  } catch {
-    return undefined;
-  }
-}
-
-function cpuDuring(before: ProcessCpu[], after: ProcessCpu[], seconds: number) {
-  return after.map((a) => {
-    const b = before.find((x) => x.pid === a.pid);
-    const used = a.cpuSeconds - (b?.cpuSeconds ?? 0);
-    return { name: a.name, pid: a.pid, cpuSeconds: round(used, 2), cpuPercent: round((100 * used) / seconds, 0) };
-  });
+  return [...samples, ...sampleProcesses([{ name: 'kv up', pid: root }, ...childrenOf(root).map((pid) => ({ name: kvProcessName(pid), pid }))])];
 }
 
 // ---- the workload ----
@@ -321,11 +251,7 @@ async function main(): Promise<number> {
     const cpu = cpuDuring(cpuBefore, cpuAfter, run.seconds);
     // The whole machine's CPU during the run, in % of one core (so 2 cores = 200%), and what our processes
     // do not account for: other work on the machine.
-    let machineBusyPercent: number | undefined;
-    if (jiffiesBefore && jiffiesAfter && jiffiesAfter.total > jiffiesBefore.total) {
-      const share = (jiffiesAfter.busy - jiffiesBefore.busy) / (jiffiesAfter.total - jiffiesBefore.total);
-      machineBusyPercent = round(share * 100 * os.cpus().length, 0);
-    }
+    const busyPercent = machineBusyPercent(jiffiesBefore, jiffiesAfter);
     const oursPercent = cpu.reduce((sum, c) => sum + c.cpuPercent, 0);
     // CPU time per operation: a figure that depends much less on what else the machine runs than ops/s does.
     const cpuSecondsOf = (match: (name: string) => boolean) => cpu.filter((c) => match(c.name)).reduce((sum, c) => sum + c.cpuSeconds, 0);
@@ -337,10 +263,10 @@ async function main(): Promise<number> {
     };
     const machineCpu = {
       cores: os.cpus().length,
-      busyPercent: machineBusyPercent,
+      busyPercent,
       benchAndClusterPercent: oursPercent,
       cpuMicrosPerOp,
-      otherProcessesPercent: machineBusyPercent === undefined ? undefined : Math.max(0, machineBusyPercent - oursPercent),
+      otherProcessesPercent: busyPercent === undefined ? undefined : Math.max(0, busyPercent - oursPercent),
       loadAverageBefore,
     };
     const problemsBeforeStop = cluster.problemCount;

@@ -1,0 +1,282 @@
+// What a YCSB run reports: the results' shape (also the JSON written to bench/results/ycsb.json), the table
+// (system × workload: ops/s, p50/p99/p999, CPU per operation, kv's ratio to each system) with the targets under
+// it, the block it keeps in bench/RESULTS.md, and the two charts.
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { groupedBars, latencyCdf, writeSvg, type BarDatum, type CdfDatum } from '../charts.js';
+import { describeMachine, machine, median, percentile, round, summary } from '../stats.js';
+import type { Distribution, WorkloadName } from './workload.js';
+
+export type Summary = ReturnType<typeof summary>;
+
+export interface PhaseResult {
+  workload: WorkloadName;
+  /** "load", "A", "B", "C". */
+  label: string;
+  seconds: number;
+  ops: number;
+  opsPerSecond: number;
+  latencyMs: Summary;
+  readLatencyMs: Summary;
+  updateLatencyMs: Summary;
+  errors: number;
+  errorsByCode: Record<string, number>;
+  firstErrors: string[];
+  cpu: {
+    /** CPU µs per operation of the benchmark process (the load generator and the client library; for the in-process store, the store too). */
+    benchProcessMicrosPerOp: number;
+    /** CPU µs per operation of the server processes together; null for the in-process store. */
+    serversMicrosPerOp: number | null;
+    processes: Array<{ name: string; pid: number; cpuSeconds: number; cpuPercent: number }>;
+    /** The whole machine's CPU during the phase, in % of one core (2 cores = 200%). */
+    machineBusyPercent: number | undefined;
+    /** What the machine used beyond this process and the servers (other work on a shared machine), in % of one core. */
+    otherProcessesPercent: number | undefined;
+  };
+  opsPerWholeSecond: number[];
+  /** The latency CDF, sampled: the fraction of operations at or below ms. */
+  cdf: Array<{ fraction: number; ms: number }>;
+}
+
+export interface SystemResult {
+  name: string;
+  label: string;
+  status: 'ok' | 'failed' | 'skipped';
+  /** Why it was skipped or failed. */
+  reason?: string;
+  details?: string;
+  /** Phases that completed (a failed system keeps the ones before the failure). */
+  phases: PhaseResult[];
+  /** kv only: warnings and errors its processes logged. */
+  logProblems?: { count: number; first: string[] };
+  seconds: number;
+}
+
+export interface YcsbOptions {
+  systems: string[];
+  workloads: WorkloadName[];
+  keys: number;
+  valueBytes: number;
+  concurrency: number;
+  seconds: number;
+  warmupSeconds: number;
+  distribution: Distribution;
+  partitions: number;
+  write: boolean;
+  json: boolean;
+}
+
+export interface YcsbResults {
+  command: string;
+  date: string;
+  build: string;
+  machine: ReturnType<typeof machine>;
+  machineAtEnd: ReturnType<typeof machine>;
+  options: YcsbOptions;
+  systems: SystemResult[];
+  targets: TargetResult[];
+  totalSeconds: number;
+}
+
+export interface TargetResult {
+  target: string;
+  verdict: 'met' | 'NOT met' | 'n/a';
+  detail: string;
+}
+
+/** The system the targets are about, and the one every other system is compared with. */
+export const reference = 'kv';
+
+const displayNames: Record<string, string> = {
+  kv: 'kv, tolerate 0',
+  'kv-tolerate1': 'kv, tolerate 1',
+  redis: 'Redis',
+  etcd: 'etcd',
+  level: 'classic-level in-process',
+};
+export const displayName = (name: string) => displayNames[name] ?? name;
+
+/** Fractions at which the CDF is sampled: every percent, then the tail more finely. */
+const cdfFractions = [
+  0.001, 0.005, ...Array.from({ length: 99 }, (_, i) => (i + 1) / 100), 0.995, 0.998, 0.999, 0.9995, 0.9999, 1,
+];
+
+export function cdfOf(sorted: Float64Array): Array<{ fraction: number; ms: number }> {
+  if (sorted.length === 0) return [];
+  return cdfFractions.map((fraction) => ({ fraction, ms: round(percentile(sorted, fraction), 4) }));
+}
+
+// ---- targets ----
+
+const mixed: WorkloadName[] = ['a', 'b', 'c'];
+
+function phaseOf(results: YcsbResults, system: string, workload: WorkloadName): PhaseResult | undefined {
+  return results.systems.find((s) => s.name === system)?.phases.find((p) => p.workload === workload);
+}
+
+/** The issue's targets, judged on workloads A, B and C (the load phase is shown, not judged). */
+export function evaluateTargets(results: Omit<YcsbResults, 'targets'>): TargetResult[] {
+  const r = results as YcsbResults;
+  const judged = mixed.filter((w) => results.options.workloads.includes(w));
+  const ratio = (peer: string, w: WorkloadName) => {
+    const kv = phaseOf(r, reference, w);
+    const other = phaseOf(r, peer, w);
+    return kv && other && other.opsPerSecond > 0 ? kv.opsPerSecond / other.opsPerSecond : undefined;
+  };
+  const label = (w: WorkloadName) => w.toUpperCase();
+  const verdict = (values: Array<number | undefined>, ok: (v: number) => boolean): TargetResult['verdict'] =>
+    values.length === 0 || values.some((v) => v === undefined) ? 'n/a' : values.every((v) => ok(v!)) ? 'met' : 'NOT met';
+
+  const etcd = judged.map((w) => ratio('etcd', w));
+  const redisC = results.options.workloads.includes('c') ? [ratio('redis', 'c')] : [];
+  const p99 = judged.map((w) => phaseOf(r, reference, w)?.latencyMs.p99);
+  return [
+    {
+      target: 'kv (3 daemons, tolerate 0) ≥ 10× etcd on every workload',
+      verdict: verdict(etcd, (v) => v >= 10),
+      detail: judged.map((w, i) => `${label(w)} ${fmtRatio(etcd[i])}`).join(', '),
+    },
+    {
+      target: 'kv ≥ ½ Redis on workload C',
+      verdict: verdict(redisC, (v) => v >= 0.5),
+      detail: redisC.length ? `C ${fmtRatio(redisC[0])}` : 'workload C not run',
+    },
+    {
+      target: `kv p99 < 10 ms at ${results.options.concurrency} concurrent`,
+      verdict: verdict(p99, (v) => v < 10),
+      detail: judged.map((w, i) => `${label(w)} ${p99[i] === undefined ? 'n/a' : `${fmtMs(p99[i]!)} ms`}`).join(', '),
+    },
+  ];
+}
+
+// ---- the table ----
+
+const fmtRatio = (v: number | undefined) => (v === undefined || !Number.isFinite(v) ? 'n/a' : `${v >= 10 ? v.toFixed(1) : v.toFixed(2)}×`);
+const fmtMs = (v: number) => (!Number.isFinite(v) ? 'n/a' : v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
+const fmtOps = (v: number) => Math.round(v).toLocaleString('en-US');
+
+/** The results as Markdown: the table, the targets, the systems' details, skipped and failed systems. */
+export function table(results: YcsbResults): string {
+  const o = results.options;
+  const lines: string[] = [];
+  lines.push(`| workload | system | ops/s | p50 ms | p99 ms | p999 ms | CPU µs/op (bench process / servers) | errors | kv ÷ system (ops/s) |`);
+  lines.push('|---|---|--:|--:|--:|--:|--:|--:|--:|');
+  const ran = results.systems.filter((s) => s.phases.length > 0);
+  for (const w of o.workloads) {
+    const kv = phaseOf(results, reference, w);
+    for (const s of ran) {
+      const p = s.phases.find((x) => x.workload === w);
+      if (!p) continue;
+      const cpu = `${p.cpu.benchProcessMicrosPerOp} / ${p.cpu.serversMicrosPerOp ?? '–'}`;
+      const errors = p.errors === 0 ? '0' : `${p.errors} (${Object.entries(p.errorsByCode).map(([k, v]) => `${k} ${v}`).join(', ')})`;
+      const vs = s.name === reference ? '–' : fmtRatio(kv && p.opsPerSecond > 0 ? kv.opsPerSecond / p.opsPerSecond : undefined);
+      lines.push(`| ${p.label} | ${displayName(s.name)} | ${fmtOps(p.opsPerSecond)} | ${fmtMs(p.latencyMs.p50)} | ${fmtMs(p.latencyMs.p99)} | ${fmtMs(p.latencyMs.p999)} | ${cpu} | ${errors} | ${vs} |`);
+    }
+  }
+  lines.push('');
+  lines.push('Targets (workloads A, B, C; kv = 3 daemons, tolerate 0):');
+  lines.push('');
+  for (const t of results.targets) lines.push(`- ${t.target}: **${t.verdict}** (${t.detail})`);
+  lines.push('');
+  lines.push('Systems:');
+  lines.push('');
+  for (const s of results.systems) {
+    if (s.status === 'skipped') lines.push(`- ${s.name}: skipped: ${s.reason}`);
+    else if (s.status === 'failed') lines.push(`- ${s.name}: FAILED: ${s.reason}${s.details ? ` (${s.details})` : ''}`);
+    else lines.push(`- ${s.name}: ${s.details ?? s.label}${s.logProblems?.count ? `; ${s.logProblems.count} warn/error log lines` : ''}`);
+  }
+  return lines.join('\n') + '\n';
+}
+
+/** One paragraph on how the figures were made. */
+export function describeRun(results: YcsbResults): string {
+  const o = results.options;
+  const m = results.machine;
+  return [
+    `${o.keys.toLocaleString('en-US')} keys of ${o.valueBytes}-byte values, ${o.distribution === 'zipfian' ? 'scrambled zipfian (0.99)' : 'uniform'} key choice,`,
+    `${o.concurrency} concurrent requests (closed loop, one client instance per system), ${o.seconds} s per workload after a`,
+    `${o.warmupSeconds} s warm-up that is not measured; the load phase puts every key once. kv: ${o.partitions} partitions.`,
+    `Machine: ${describeMachine(m)}; load average ${m.loadAverage.join(' ')} before, ${results.machineAtEnd.loadAverage.join(' ')} after.`,
+    otherLoad(results),
+    `Code: ${results.build}. ${results.date}, ${Math.round(results.totalSeconds)} s in all.`,
+  ].join(' ');
+}
+
+/** How busy the rest of the machine was during the measured phases (it shares the cores with the run). */
+function otherLoad(results: YcsbResults): string {
+  const others = results.systems.flatMap((s) => s.phases.map((p) => p.cpu.otherProcessesPercent)).filter((v): v is number => v !== undefined);
+  if (others.length === 0) return '';
+  return `Other processes used ${median(others)}% of one core (median over the phases; max ${Math.max(...others)}%) of the machine's ${results.machine.cores * 100}%.`;
+}
+
+// ---- bench/RESULTS.md ----
+
+export const beginMarker = '<!-- ycsb:begin -->';
+export const endMarker = '<!-- ycsb:end -->';
+
+export function resultsBlock(results: YcsbResults): string {
+  return [
+    beginMarker,
+    '## YCSB-style comparison: kv, Redis, etcd and LevelDB in-process (issue 5)',
+    '',
+    `Written by \`${results.command}\` (bench/ycsb/). ${describeRun(results)}`,
+    '',
+    table(results).trimEnd(),
+    '',
+    '![Throughput per workload and system](charts/ycsb-throughput.svg)',
+    '',
+    '![Latency CDF per workload](charts/ycsb-latency-cdf.svg)',
+    '',
+    'Raw figures (every phase, per-op CPU, per-second ops, the CDFs): [`results/ycsb.json`](results/ycsb.json).',
+    endMarker,
+  ].join('\n');
+}
+
+/** Replaces the block between the markers, or inserts it after the file's first paragraph (the first text after the title). */
+export function spliceBlock(text: string, block: string): string {
+  const begin = text.indexOf(beginMarker);
+  const end = text.indexOf(endMarker);
+  if (begin !== -1 && end > begin) return text.slice(0, begin) + block + text.slice(end + endMarker.length);
+  const lines = text.split('\n');
+  let i = 0;
+  while (i < lines.length && (lines[i]!.trim() === '' || lines[i]!.startsWith('#'))) i++;
+  if (i >= lines.length) return `${text.trimEnd()}\n\n${block}\n`;
+  while (i < lines.length && lines[i]!.trim() !== '') i++;
+  return [...lines.slice(0, i), '', block, ...lines.slice(i)].join('\n');
+}
+
+export function writeResultsMd(path: string, results: YcsbResults): void {
+  const text = existsSync(path) ? readFileSync(path, 'utf8') : '# Benchmark results\n';
+  writeFileSync(path, spliceBlock(text, resultsBlock(results)));
+}
+
+export function writeJson(path: string, results: YcsbResults): void {
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileSync(path, JSON.stringify(results, null, 2) + '\n');
+}
+
+// ---- charts ----
+
+export async function writeCharts(results: YcsbResults, throughputPath: string, cdfPath: string): Promise<void> {
+  const ran = results.systems.filter((s) => s.phases.length > 0);
+  const series = ran.map((s) => displayName(s.name));
+  const labels = results.options.workloads.map((w) => (w === 'load' ? 'load' : w.toUpperCase()));
+  const bars: BarDatum[] = [];
+  const cdf: CdfDatum[] = [];
+  for (const s of ran) {
+    for (const p of s.phases) {
+      bars.push({ group: p.label, series: displayName(s.name), value: Math.round(p.opsPerSecond) });
+      for (const point of p.cdf) cdf.push({ facet: `workload ${p.label}`, series: displayName(s.name), ms: point.ms, fraction: point.fraction });
+    }
+  }
+  const o = results.options;
+  const subtitle = `${o.keys.toLocaleString('en-US')} keys, ${o.valueBytes}-byte values, ${o.distribution}, ${o.concurrency} concurrent; ${results.machine.cores} cores; ${results.build}`;
+  await writeSvg(
+    throughputPath,
+    groupedBars({ title: 'Throughput per YCSB workload', subtitle, data: bars, groups: labels, series, groupTitle: 'workload', valueTitle: 'ops/s (log scale)', log: true }),
+  );
+  await writeSvg(
+    cdfPath,
+    latencyCdf({ title: 'Latency CDF per workload', subtitle, data: cdf, facets: labels.map((l) => `workload ${l}`), series, columns: 2 }),
+  );
+}

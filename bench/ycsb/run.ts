@@ -1,0 +1,308 @@
+// YCSB-style side-by-side benchmark: one load generator (this process) against kv and its peers, each started
+// here on loopback and stopped afterwards.
+//
+//   npm run bench [-- ycsb] [--systems kv,kv-tolerate1,redis,etcd,level] [--workloads load,a,b,c] [--keys 100000]
+//                 [--value-bytes 100] [--concurrency 64] [--seconds 10] [--warmup-seconds 2]
+//                 [--distribution zipfian|uniform] [--partitions 16] [--no-write] [--json]
+//
+// For each system in turn: start it, load every key (the load phase, measured), then workloads A, B and C, each
+// a warm-up that is not measured and then --seconds measured, then stop it. A system that is not installed is
+// skipped with a line saying so; one that fails is reported as failed with the reason and the others still run.
+// Prints a Markdown table (system × workload: ops/s, p50/p99/p999, CPU per op, kv's ratio to each system) and
+// the issue's targets; unless --no-write, writes the block between <!-- ycsb:begin --> and <!-- ycsb:end --> in
+// bench/RESULTS.md, the raw results to bench/results/ycsb.json and the charts to bench/charts/ycsb-*.svg.
+// Progress goes to stderr. Exit code 0 only when every system that ran did so without a failed operation.
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+import { killAllKvProcesses, progress, withTimeout } from '../cluster.js';
+import { cpuDuring, machineBusyPercent, machineJiffies, sampleProcesses, selfCpuSeconds } from '../proc-cpu.js';
+import { build, machine, repoRoot, round, summary } from '../stats.js';
+import { loadPhase, mixPhase, type PhaseRun } from './driver.js';
+import { cdfOf, evaluateTargets, table, writeCharts, writeJson, writeResultsMd, type PhaseResult, type SystemResult, type YcsbOptions, type YcsbResults } from './report.js';
+import { killAllServerProcesses } from './server-process.js';
+import type { System } from './system.js';
+import { EtcdSystem } from './systems/etcd.js';
+import { KvSystem } from './systems/kv.js';
+import { LevelSystem } from './systems/level.js';
+import { RedisSystem } from './systems/redis.js';
+import { chooser, makeKeys, workloadNames, workloads, type Distribution, type WorkloadName } from './workload.js';
+
+const systemNames = ['kv', 'kv-tolerate1', 'redis', 'etcd', 'level'] as const;
+const stopTimeoutMs = 60_000;
+
+const usage = `usage: npm run bench [-- ycsb] [options]   (node dist/bench/ycsb/run.js [options])
+
+  --systems LIST          ${systemNames.join(',')} (default: all)
+  --workloads LIST        load,a,b,c (default: all; the load phase always runs, it is reported when listed)
+  --keys N                keys loaded and chosen from (default 100000)
+  --value-bytes B         bytes per value (default 100)
+  --concurrency C         requests in flight, closed loop, over one client instance (default 64)
+  --seconds S             measured seconds per workload A, B, C (default 10)
+  --warmup-seconds W      unmeasured seconds before each of them (default 2)
+  --distribution D        zipfian (YCSB's scrambled zipfian, 0.99) or uniform (default zipfian)
+  --partitions P          partitions of kv's space (default 16)
+  --no-write              print only: leave bench/RESULTS.md, bench/results/ and bench/charts/ alone
+  --json                  print the results as JSON instead of the table
+  -h, --help              this text
+`;
+
+function parseOptions(): YcsbOptions {
+  const { values } = parseArgs({
+    options: {
+      systems: { type: 'string', default: systemNames.join(',') },
+      workloads: { type: 'string', default: workloadNames.join(',') },
+      keys: { type: 'string', default: '100000' },
+      'value-bytes': { type: 'string', default: '100' },
+      concurrency: { type: 'string', default: '64' },
+      seconds: { type: 'string', default: '10' },
+      'warmup-seconds': { type: 'string', default: '2' },
+      distribution: { type: 'string', default: 'zipfian' },
+      partitions: { type: 'string', default: '16' },
+      'no-write': { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  if (values.help) {
+    process.stdout.write(usage);
+    process.exit(0);
+  }
+  const list = (text: string) => text.split(',').map((s) => s.trim().toLowerCase()).filter((s) => s !== '');
+  const int = (name: string, text: string, min: number, max: number): number => {
+    const n = Number(text);
+    if (!Number.isInteger(n) || n < min || n > max) throw new Error(`--${name} must be a whole number in [${min}, ${max}]`);
+    return n;
+  };
+  const num = (name: string, text: string, min: number, max: number): number => {
+    const n = Number(text);
+    if (!(n >= min && n <= max)) throw new Error(`--${name} must be a number in [${min}, ${max}]`);
+    return n;
+  };
+  const systems = list(values.systems);
+  for (const s of systems) if (!(systemNames as readonly string[]).includes(s)) throw new Error(`--systems: no system "${s}"; one of ${systemNames.join(', ')}`);
+  if (systems.length === 0) throw new Error('--systems names no system');
+  const chosen = list(values.workloads);
+  for (const w of chosen) if (!(workloadNames as readonly string[]).includes(w)) throw new Error(`--workloads: no workload "${w}"; one of ${workloadNames.join(', ')}`);
+  if (chosen.length === 0) throw new Error('--workloads names no workload');
+  const distribution = values.distribution as Distribution;
+  if (distribution !== 'zipfian' && distribution !== 'uniform') throw new Error('--distribution must be zipfian or uniform');
+  return {
+    systems: [...new Set(systems)],
+    workloads: workloadNames.filter((w) => chosen.includes(w)),
+    keys: int('keys', values.keys, 1, 10_000_000),
+    valueBytes: int('value-bytes', values['value-bytes'], 1, 1_000_000),
+    concurrency: int('concurrency', values.concurrency, 1, 10_000),
+    seconds: num('seconds', values.seconds, 0.1, 3600),
+    warmupSeconds: num('warmup-seconds', values['warmup-seconds'], 0, 600),
+    distribution,
+    partitions: int('partitions', values.partitions, 1, 4096),
+    write: !values['no-write'],
+    json: values.json,
+  };
+}
+
+function createSystem(name: string, options: YcsbOptions): System {
+  switch (name) {
+    case 'kv':
+      return new KvSystem('kv', 0, options.partitions);
+    case 'kv-tolerate1':
+      return new KvSystem('kv-tolerate1', 1, options.partitions);
+    case 'redis':
+      return new RedisSystem();
+    case 'etcd':
+      return new EtcdSystem();
+    case 'level':
+      return new LevelSystem();
+    default:
+      throw new Error(`no system ${name}`);
+  }
+}
+
+/** The load phase's bound: a minute plus 5 ms a key (100 000 keys: 9 min 20 s). */
+const loadTimeoutMs = (keys: number) => 60_000 + keys * 5;
+
+// ---- CPU around a phase ----
+
+function cpuBefore(system: System) {
+  return { self: selfCpuSeconds(), servers: sampleProcesses(system.processes()), jiffies: machineJiffies() };
+}
+
+function cpuAfter(system: System, before: ReturnType<typeof cpuBefore>, run: PhaseRun): PhaseResult['cpu'] {
+  const self = selfCpuSeconds() - before.self;
+  const servers = cpuDuring(before.servers, sampleProcesses(system.processes()), run.seconds);
+  const ops = Math.max(1, run.all.length);
+  const serverSeconds = servers.reduce((sum, p) => sum + p.cpuSeconds, 0);
+  const busy = machineBusyPercent(before.jiffies, machineJiffies());
+  const ours = (100 * (self + serverSeconds)) / run.seconds;
+  return {
+    benchProcessMicrosPerOp: round((self * 1e6) / ops, 0),
+    serversMicrosPerOp: servers.length === 0 ? null : round((serverSeconds * 1e6) / ops, 0),
+    processes: [{ name: 'bench process', pid: process.pid, cpuSeconds: round(self, 2), cpuPercent: round((100 * self) / run.seconds, 0) }, ...servers],
+    machineBusyPercent: busy,
+    otherProcessesPercent: busy === undefined ? undefined : Math.max(0, Math.round(busy - ours)),
+  };
+}
+
+function phaseResult(workload: WorkloadName, run: PhaseRun, cpu: PhaseResult['cpu']): PhaseResult {
+  const sorted = run.all.sorted();
+  const ops = run.all.length;
+  return {
+    workload,
+    label: workloads[workload].label,
+    seconds: round(run.seconds, 3),
+    ops,
+    opsPerSecond: round(ops / run.seconds, 0),
+    latencyMs: summary(run.all),
+    readLatencyMs: summary(run.reads),
+    updateLatencyMs: summary(run.updates),
+    errors: [...run.errors.values()].reduce((a, b) => a + b, 0),
+    errorsByCode: Object.fromEntries(run.errors),
+    firstErrors: run.firstErrors,
+    cpu,
+    opsPerWholeSecond: run.perSecond,
+    cdf: cdfOf(sorted),
+  };
+}
+
+// ---- one system ----
+
+let current: System | undefined;
+
+async function benchSystem(system: System, options: YcsbOptions, keys: string[], value: Buffer, pick: ReturnType<typeof chooser>): Promise<SystemResult> {
+  const started = performance.now();
+  const result: SystemResult = { name: system.name, label: system.label, status: 'ok', phases: [], seconds: 0 };
+  const skip = system.unavailable();
+  if (skip !== undefined) {
+    progress(`skipped ${system.name}: ${skip}`);
+    return { ...result, status: 'skipped', reason: skip };
+  }
+  current = system;
+  try {
+    progress(`${system.name}: starting`);
+    await system.start();
+    result.details = system.details();
+    progress(`${system.name}: up (${result.details}); loading ${keys.length} keys, ${options.concurrency} in flight`);
+
+    const loadCpu = cpuBefore(system);
+    const load = await loadPhase(system, keys, value, options.concurrency, loadTimeoutMs(keys.length));
+    const loaded = phaseResult('load', load, cpuAfter(system, loadCpu, load));
+    progress(`${system.name}: loaded in ${loaded.seconds} s: ${loaded.opsPerSecond} ops/s, p99 ${loaded.latencyMs.p99} ms, ${loaded.errors} errors`);
+    if (options.workloads.includes('load')) result.phases.push(loaded);
+
+    for (const name of options.workloads) {
+      if (name === 'load') continue;
+      const workload = workloads[name];
+      if (options.warmupSeconds > 0) await mixPhase(system, workload, keys, pick, value, options.concurrency, options.warmupSeconds);
+      const cpu = cpuBefore(system);
+      const run = await mixPhase(system, workload, keys, pick, value, options.concurrency, options.seconds);
+      const phase = phaseResult(name, run, cpuAfter(system, cpu, run));
+      result.phases.push(phase);
+      progress(
+        `${system.name}: workload ${workload.label} (${workload.description}): ${phase.opsPerSecond} ops/s, ` +
+          `p50 ${phase.latencyMs.p50} / p99 ${phase.latencyMs.p99} / p999 ${phase.latencyMs.p999} ms, ${phase.errors} errors`,
+      );
+      for (const e of phase.firstErrors.slice(0, 3)) progress(`  ${e}`);
+    }
+    if (system instanceof KvSystem) result.logProblems = system.problems();
+  } catch (error) {
+    result.status = 'failed';
+    result.reason = (error as Error).message.split('\n')[0]!.slice(0, 500);
+    progress(`${system.name}: FAILED: ${(error as Error).stack ?? String(error)}`);
+    if (system instanceof KvSystem) result.logProblems = system.problems();
+  } finally {
+    progress(`${system.name}: stopping`);
+    try {
+      if ((await withTimeout(system.stop().then(() => true), stopTimeoutMs)) === undefined) progress(`${system.name}: did not stop within ${stopTimeoutMs} ms`);
+    } catch (error) {
+      progress(`${system.name}: stop failed: ${(error as Error).message}`);
+    }
+    current = undefined;
+  }
+  result.seconds = round((performance.now() - started) / 1000, 1);
+  return result;
+}
+
+// ---- main ----
+
+async function main(): Promise<number> {
+  let options: YcsbOptions;
+  try {
+    options = parseOptions();
+  } catch (error) {
+    process.stderr.write(`ycsb: ${(error as Error).message} (--help for usage)\n`);
+    return 2;
+  }
+  const cleanup = async () => {
+    await current?.stop().catch(() => {});
+    await killAllServerProcesses();
+    await killAllKvProcesses();
+  };
+  let interrupted = false;
+  const onSignal = () => {
+    if (interrupted) return;
+    interrupted = true;
+    progress('interrupted; stopping the running system');
+    void withTimeout(cleanup(), 30_000).finally(() => process.exit(130));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const perSystemMs =
+    180_000 + loadTimeoutMs(options.keys) + options.workloads.length * ((options.warmupSeconds + options.seconds) * 1000 + 60_000) + stopTimeoutMs;
+  const watchdogMs = perSystemMs * options.systems.length;
+  const watchdog = setTimeout(() => {
+    progress(`the run exceeded ${Math.round(watchdogMs / 1000)} s; stopping`);
+    void withTimeout(cleanup(), 30_000).finally(() => process.exit(2));
+  }, watchdogMs);
+  watchdog.unref();
+
+  const started = performance.now();
+  const machineBefore = machine();
+  const date = new Date().toISOString();
+  progress(`ycsb: ${options.systems.join(', ')}; workloads ${options.workloads.join(', ')}; ${options.keys} keys x ${options.valueBytes} bytes, ${options.distribution}, ${options.concurrency} concurrent, ${options.seconds} s (+${options.warmupSeconds} s warm-up)`);
+  const keys = makeKeys(options.keys);
+  const value = randomBytes(options.valueBytes);
+  const pick = chooser(options.distribution, options.keys);
+  const systems: SystemResult[] = [];
+  try {
+    for (const name of options.systems) systems.push(await benchSystem(createSystem(name, options), options, keys, value, pick));
+  } finally {
+    clearTimeout(watchdog);
+  }
+
+  const partial = {
+    command: `npm run bench -- ycsb ${process.argv.slice(2).join(' ')}`.trim(),
+    date,
+    build: build(),
+    machine: machineBefore,
+    machineAtEnd: machine(),
+    options,
+    systems,
+    totalSeconds: round((performance.now() - started) / 1000, 1),
+  };
+  const results: YcsbResults = { ...partial, targets: evaluateTargets(partial) };
+
+  if (options.json) process.stdout.write(JSON.stringify(results, null, 2) + '\n');
+  else process.stdout.write(`\n${table(results)}`);
+  if (options.write) {
+    const bench = join(repoRoot, 'bench');
+    writeJson(join(bench, 'results', 'ycsb.json'), results);
+    try {
+      await writeCharts(results, join(bench, 'charts', 'ycsb-throughput.svg'), join(bench, 'charts', 'ycsb-latency-cdf.svg'));
+    } catch (error) {
+      progress(`the charts failed: ${(error as Error).stack ?? String(error)}`);
+      return 1;
+    }
+    writeResultsMd(join(bench, 'RESULTS.md'), results);
+    progress('wrote bench/RESULTS.md (the ycsb block), bench/results/ycsb.json, bench/charts/ycsb-throughput.svg, bench/charts/ycsb-latency-cdf.svg');
+  }
+  progress(`done in ${Math.round(results.totalSeconds)} s`);
+  const ok = systems.every((s) => s.status !== 'failed' && s.phases.every((p) => p.errors === 0));
+  if (!ok) progress('FAILED: a system failed or some operations failed (see above)');
+  return ok ? 0 : 1;
+}
+
+process.exitCode = await main();

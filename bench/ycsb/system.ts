@@ -1,0 +1,39 @@
+// What the load generator drives: a store it starts on loopback, reads and writes one key at a time through,
+// and stops afterwards. One client instance per system carries every concurrent request (kv's Client pipelines
+// them over its connections like ioredis with auto-pipelining; etcd3 multiplexes them over one HTTP/2 channel).
+
+export interface ProcessRef {
+  name: string;
+  pid: number;
+}
+
+export interface System {
+  /** The short name used on the command line, in the JSON and in charts: kv, kv-tolerate1, redis, etcd, level. */
+  readonly name: string;
+  /** What it is, for tables: "kv (3 daemons, tolerate 0)". */
+  readonly label: string;
+  /** Why it cannot run here (e.g. "redis-server not installed"), or undefined when it can. */
+  unavailable(): string | undefined;
+  /** Starts the server(s) and connects; resolves when a request can be served. Every wait is bounded. */
+  start(): Promise<void>;
+  put(key: string, value: Buffer): Promise<void>;
+  /** The value under key; undefined when there is none. */
+  get(key: string): Promise<Uint8Array | undefined>;
+  /** Disconnects, stops every process it started and removes its temp dir; safe to call more than once, and after a failed start. */
+  stop(): Promise<void>;
+  /** The server processes whose CPU a run is charged with (empty for an in-process store). */
+  processes(): ProcessRef[];
+  /** Server version and settings worth printing, once started. */
+  details(): string;
+}
+
+/** The code of an error, for counting errors by kind: KvError's code, Node's error code, or the error's class name. */
+export function errorCode(error: unknown): string {
+  if (error && typeof error === 'object') {
+    const code = (error as { code?: unknown }).code;
+    if (typeof code === 'string' && code !== '') return code;
+    const name = (error as { name?: unknown }).name;
+    if (typeof name === 'string' && name !== '' && name !== 'Error') return name;
+  }
+  return 'EXCEPTION';
+}
