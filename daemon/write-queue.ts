@@ -66,8 +66,10 @@ class PartitionQueue {
 
   private async run(): Promise<void> {
     this.running = true;
-    // Let writes that arrive in the same event-loop turn join the first batch.
-    await new Promise((resolve) => setImmediate(resolve));
+    // The writes of one incoming message are all submitted before its microtasks run: they join the first batch.
+    // (Waiting for the next event-loop turn instead costs a turn of latency, and Storage groups the batches of a
+    // turn into one LevelDB write anyway.)
+    await Promise.resolve();
     while (this.queue.length > 0) {
       const first = this.queue[0]!;
       if (isTask(first)) {
