@@ -1,6 +1,7 @@
-// CPU time of processes and of the whole machine, from Linux's /proc (empty or undefined elsewhere): what a
-// benchmark's client process and its servers used during a timed run, and the CPU per operation, which depends
-// much less on what else the machine is doing than ops/s does.
+// CPU time and memory of processes and CPU time of the whole machine, from Linux's /proc (empty or undefined
+// elsewhere): what a benchmark's client process and its servers used during a timed run, and the CPU per
+// operation, which depends much less on what else the machine is doing than ops/s does; and how much memory
+// (resident set, now and at its peak) each server holds at a given moment.
 import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import { readFileSync, readdirSync } from 'node:fs';
@@ -97,4 +98,45 @@ export function cpuDuring(before: ProcessCpu[], after: ProcessCpu[], seconds: nu
     const used = a.cpuSeconds - (b?.cpuSeconds ?? 0);
     return { name: a.name, pid: a.pid, cpuSeconds: round(used, 2), cpuPercent: round((100 * used) / seconds, 0) };
   });
+}
+
+// ---- memory ----
+
+export interface ProcessMemory {
+  name: string;
+  pid: number;
+  /** Resident set now (VmRSS), in bytes. */
+  rssBytes: number;
+  /** The resident set's peak so far (VmHWM), in bytes. */
+  peakRssBytes: number;
+  /** The resident set's anonymous part (heap, stacks: RssAnon) and file-backed part (mapped files and libraries: RssFile), in bytes. */
+  rssAnonBytes: number;
+  rssFileBytes: number;
+}
+
+/** The memory lines of /proc/PID/status (kB, i.e. KiB there), in bytes; undefined when the process is gone. */
+export function procMemory(pid: number): Omit<ProcessMemory, 'name' | 'pid'> | undefined {
+  let status: string;
+  try {
+    status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const kib = (field: string) => {
+    const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status);
+    return match ? Number(match[1]) * 1024 : 0;
+  };
+  // a zombie (exited, not yet reaped) has no Vm* lines
+  if (!/^VmRSS:/m.test(status)) return undefined;
+  return { rssBytes: kib('VmRSS'), peakRssBytes: kib('VmHWM'), rssAnonBytes: kib('RssAnon'), rssFileBytes: kib('RssFile') };
+}
+
+/** The memory of each named process now (one that is gone is left out). */
+export function sampleMemory(processes: ReadonlyArray<{ name: string; pid: number }>): ProcessMemory[] {
+  const samples: ProcessMemory[] = [];
+  for (const p of processes) {
+    const memory = procMemory(p.pid);
+    if (memory) samples.push({ name: p.name, pid: p.pid, ...memory });
+  }
+  return samples;
 }

@@ -1,12 +1,12 @@
 // The closed-loop load generator: N workers, each with one operation outstanding at a time, every operation's
-// latency (performance.now(), ms) recorded. A failed operation is counted by its error code, never thrown; a
-// read must return the value's length. Every phase is bounded: a system that stops answering fails the phase
-// instead of hanging the run.
+// latency (performance.now(), ms) recorded; a write puts the key's own value (Values.of). A failed operation is
+// counted by its error code, never thrown; a read must return the value's length. Every phase is bounded: a
+// system that stops answering fails the phase instead of hanging the run.
 import { performance } from 'node:perf_hooks';
 import { progress, withTimeout } from '../cluster.js';
 import { Latencies } from '../stats.js';
 import { errorCode, type System } from './system.js';
-import type { KeyChooser, Workload } from './workload.js';
+import type { KeyChooser, Values, Workload } from './workload.js';
 
 /** How long the workers may take to finish their last operations once a phase is over. */
 const drainTimeoutMs = 30_000;
@@ -81,7 +81,7 @@ async function drain(workers: Array<Promise<void>>, phaseMs: number, inflight: (
  * The load phase: every key put once, in order, `concurrency` at a time (each worker takes the next key).
  * Fails when it has not finished within timeoutMs.
  */
-export async function loadPhase(system: System, keys: readonly string[], value: Buffer, concurrency: number, timeoutMs: number): Promise<PhaseRun> {
+export async function loadPhase(system: System, keys: readonly string[], values: Values, concurrency: number, timeoutMs: number): Promise<PhaseRun> {
   const started = performance.now();
   const recorder = new Recorder(started);
   const deadline = started + timeoutMs;
@@ -101,7 +101,7 @@ export async function loadPhase(system: System, keys: readonly string[], value: 
       const key = keys[i]!;
       inflight++;
       try {
-        await system.put(key, value);
+        await system.put(key, values.of(i));
         recorder.done(t0, performance.now(), false);
       } catch (error) {
         recorder.fail(`put ${key}`, errorCode(error), (error as Error).message);
@@ -130,7 +130,7 @@ export async function mixPhase(
   workload: Workload,
   keys: readonly string[],
   chooser: KeyChooser,
-  value: Buffer,
+  values: Values,
   concurrency: number,
   seconds: number,
 ): Promise<PhaseRun> {
@@ -138,13 +138,14 @@ export async function mixPhase(
   const end = started + seconds * 1000;
   const recorder = new Recorder(started);
   const readProportion = workload.readProportion;
-  const valueBytes = value.length;
+  const valueBytes = values.valueBytes;
   let inflight = 0;
   const worker = async () => {
     for (;;) {
       const t0 = performance.now();
       if (t0 >= end) return;
-      const key = keys[chooser.next()]!;
+      const index = chooser.next();
+      const key = keys[index]!;
       const read = readProportion >= 1 || (readProportion > 0 && Math.random() < readProportion);
       inflight++;
       try {
@@ -155,7 +156,7 @@ export async function mixPhase(
           else if (got.length !== valueBytes) recorder.fail(`get ${key}`, 'WRONG_VALUE', `${got.length} bytes, not ${valueBytes}`);
           else recorder.done(t0, t1, true);
         } else {
-          await system.put(key, value);
+          await system.put(key, values.of(index));
           recorder.done(t0, performance.now(), false);
         }
       } catch (error) {

@@ -1,9 +1,11 @@
 // What a YCSB run reports: the results' shape (also the JSON written to bench/results/ycsb.json), the table
-// (system × workload: ops/s, p50/p99/p999, CPU per operation, kv's ratio to each system) with the targets under
-// it, the block it keeps in bench/RESULTS.md, and the two charts.
+// (system × workload: ops/s, p50/p99/p999, CPU per operation, kv's ratio to each system), the servers' memory
+// after the load and at the end and what the load took on disk, the targets, the block it keeps in
+// bench/RESULTS.md, and the two charts.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { groupedBars, latencyCdf, writeSvg, type BarDatum, type CdfDatum } from '../charts.js';
+import type { ProcessMemory } from '../proc-cpu.js';
 import { describeMachine, machine, median, percentile, round, summary } from '../stats.js';
 import type { Distribution, WorkloadName } from './workload.js';
 
@@ -47,6 +49,13 @@ export interface SystemResult {
   details?: string;
   /** Phases that completed (a failed system keeps the ones before the failure). */
   phases: PhaseResult[];
+  /**
+   * Each server process's memory right after the load phase and at the end (after the last workload; only when a
+   * workload ran after the load). Absent for the in-process store and for a system that failed before.
+   */
+  memory?: { afterLoad: ProcessMemory[]; atEnd?: ProcessMemory[] };
+  /** Its data dirs' size right after the load phase (kv: one per daemon): bytes allocated on disk (du) and the files' apparent size. */
+  diskAfterLoad?: Array<{ name: string; bytes: number; apparentBytes: number }>;
   /** kv only: warnings and errors its processes logged. */
   logProblems?: { count: number; first: string[] };
   seconds: number;
@@ -127,6 +136,10 @@ export function evaluateTargets(results: Omit<YcsbResults, 'targets'>): TargetRe
   const verdict = (values: Array<number | undefined>, ok: (v: number) => boolean): TargetResult['verdict'] =>
     values.length === 0 || values.some((v) => v === undefined) ? 'n/a' : values.every((v) => ok(v!)) ? 'met' : 'NOT met';
 
+  const loadedBytes = results.options.keys * results.options.valueBytes;
+  const kvMemory = results.systems.find((s) => s.name === reference)?.memory?.afterLoad;
+  const kvDaemons = kvMemory ? serverMemory(reference, kvMemory) : undefined;
+
   const etcd = judged.map((w) => ratio('etcd', w));
   const redisC = results.options.workloads.includes('c') ? [ratio('redis', 'c')] : [];
   const p99 = judged.map((w) => phaseOf(r, reference, w)?.latencyMs.p99);
@@ -134,7 +147,7 @@ export function evaluateTargets(results: Omit<YcsbResults, 'targets'>): TargetRe
     {
       target: 'kv (3 daemons, tolerate 0) ≥ 10× etcd on every workload',
       verdict: verdict(etcd, (v) => v >= 10),
-      detail: judged.map((w, i) => `${label(w)} ${fmtRatio(etcd[i])}`).join(', '),
+      detail: judged.length ? judged.map((w, i) => `${label(w)} ${fmtRatio(etcd[i])}`).join(', ') : 'no workload A, B or C run',
     },
     {
       target: 'kv ≥ ½ Redis on workload C',
@@ -144,9 +157,85 @@ export function evaluateTargets(results: Omit<YcsbResults, 'targets'>): TargetRe
     {
       target: `kv p99 < 10 ms at ${results.options.concurrency} concurrent`,
       verdict: verdict(p99, (v) => v < 10),
-      detail: judged.map((w, i) => `${label(w)} ${p99[i] === undefined ? 'n/a' : `${fmtMs(p99[i]!)} ms`}`).join(', '),
+      detail: judged.length
+        ? judged.map((w, i) => `${label(w)} ${p99[i] === undefined ? 'n/a' : `${fmtMs(p99[i]!)} ms`}`).join(', ')
+        : 'no workload A, B or C run',
+    },
+    {
+      target: 'kv daemon memory (RSS) < 200 MB after loading 1 GB',
+      verdict: kvDaemons === undefined || loadedBytes < oneGb ? 'n/a' : kvDaemons.rssBytes < 200e6 ? 'met' : 'NOT met',
+      detail:
+        kvDaemons === undefined
+          ? 'kv did not load'
+          : `largest daemon ${fmtMb(kvDaemons.rssBytes)} MB (peak ${fmtMb(kvDaemons.peakRssBytes)} MB) after loading ${fmtMb(loadedBytes)} MB` +
+            (loadedBytes < oneGb ? '; judged only when ≥ 1 GB is loaded (--keys 1000000 --value-bytes 1000)' : ''),
     },
   ];
+}
+
+// ---- memory and disk ----
+
+const oneGb = 1e9;
+/** MB = 10^6 bytes, as the issue's "200 MB" and "1 GB". */
+const fmtMb = (bytes: number) => Math.round(bytes / 1e6).toLocaleString('en-US');
+
+/**
+ * A system's server memory at one moment: for kv, the daemon with the largest resident set (and the largest
+ * peak among the daemons); for the others, their server processes together.
+ */
+export function serverMemory(system: string, samples: ProcessMemory[]): { rssBytes: number; peakRssBytes: number; over: string } | undefined {
+  const daemons = samples.filter((p) => p.name.startsWith('daemon'));
+  if (system.startsWith('kv') && daemons.length > 0) {
+    return {
+      rssBytes: Math.max(...daemons.map((p) => p.rssBytes)),
+      peakRssBytes: Math.max(...daemons.map((p) => p.peakRssBytes)),
+      over: `max over ${daemons.length} daemons`,
+    };
+  }
+  if (samples.length === 0) return undefined;
+  return {
+    rssBytes: samples.reduce((sum, p) => sum + p.rssBytes, 0),
+    peakRssBytes: samples.reduce((sum, p) => sum + p.peakRssBytes, 0),
+    over: samples.map((p) => p.name).join(' + '),
+  };
+}
+
+/** "daemon :2012 95 MB (peak 120), ...; on disk 1,050 MB (daemon-1 350, ...)": a progress line after the load. */
+export function memoryLine(result: SystemResult, when: 'afterLoad' | 'atEnd'): string {
+  const samples = result.memory?.[when] ?? [];
+  const parts = samples.map((p) => `${p.name} ${fmtMb(p.rssBytes)} MB (peak ${fmtMb(p.peakRssBytes)}, file-backed ${fmtMb(p.rssFileBytes)})`);
+  let line = parts.length ? `RSS ${parts.join(', ')}` : 'no server processes';
+  const disk = when === 'afterLoad' ? result.diskAfterLoad : undefined;
+  if (disk?.length) {
+    const total = disk.reduce((sum, d) => sum + d.bytes, 0);
+    line += `; on disk ${fmtMb(total)} MB${disk.length > 1 ? ` (${disk.map((d) => `${d.name} ${fmtMb(d.bytes)}`).join(', ')})` : ''}`;
+  }
+  return line;
+}
+
+/** The servers' memory after the load and at the end, and what the load took on disk, as a Markdown table. */
+export function memoryTable(results: YcsbResults): string {
+  const rows = results.systems.filter((s) => s.memory !== undefined || s.diskAfterLoad !== undefined);
+  if (rows.length === 0) return '';
+  const o = results.options;
+  const lines: string[] = [];
+  lines.push(
+    `Memory after load / at end: resident set (VmRSS) of the server processes and its peak so far (VmHWM), MB = 10^6 bytes; ` +
+      `the load put ${o.keys.toLocaleString('en-US')} × ${o.valueBytes} random bytes = ${fmtMb(o.keys * o.valueBytes)} MB of values. ` +
+      `On disk: the data dirs right after the load (du; kv: the daemons' dirs together).`,
+  );
+  lines.push('');
+  lines.push('| system | processes | RSS after load | peak after load | RSS at end | peak at end | on disk after load |');
+  lines.push('|---|---|--:|--:|--:|--:|--:|');
+  for (const s of rows) {
+    const after = s.memory ? serverMemory(s.name, s.memory.afterLoad) : undefined;
+    const end = s.memory?.atEnd ? serverMemory(s.name, s.memory.atEnd) : undefined;
+    const mb = (v: number | undefined) => (v === undefined ? '–' : `${fmtMb(v)} MB`);
+    const disk = s.diskAfterLoad?.length ? `${fmtMb(s.diskAfterLoad.reduce((sum, d) => sum + d.bytes, 0))} MB` : s.memory ? '– (in memory only)' : '–';
+    const over = after?.over ?? (s.memory ? '–' : 'in the bench process');
+    lines.push(`| ${displayName(s.name)} | ${over} | ${mb(after?.rssBytes)} | ${mb(after?.peakRssBytes)} | ${mb(end?.rssBytes)} | ${mb(end?.peakRssBytes)} | ${disk} |`);
+  }
+  return lines.join('\n') + '\n';
 }
 
 // ---- the table ----
@@ -173,8 +262,13 @@ export function table(results: YcsbResults): string {
       lines.push(`| ${p.label} | ${displayName(s.name)} | ${fmtOps(p.opsPerSecond)} | ${fmtMs(p.latencyMs.p50)} | ${fmtMs(p.latencyMs.p99)} | ${fmtMs(p.latencyMs.p999)} | ${cpu} | ${errors} | ${vs} |`);
     }
   }
+  const memory = memoryTable(results);
+  if (memory) {
+    lines.push('');
+    lines.push(memory.trimEnd());
+  }
   lines.push('');
-  lines.push('Targets (workloads A, B, C; kv = 3 daemons, tolerate 0):');
+  lines.push('Targets (throughput and latency on workloads A, B, C, memory after the load; kv = 3 daemons, tolerate 0):');
   lines.push('');
   for (const t of results.targets) lines.push(`- ${t.target}: **${t.verdict}** (${t.detail})`);
   lines.push('');
@@ -193,7 +287,7 @@ export function describeRun(results: YcsbResults): string {
   const o = results.options;
   const m = results.machine;
   return [
-    `${o.keys.toLocaleString('en-US')} keys of ${o.valueBytes}-byte values, ${o.distribution === 'zipfian' ? 'scrambled zipfian (0.99)' : 'uniform'} key choice,`,
+    `${o.keys.toLocaleString('en-US')} keys of ${o.valueBytes}-byte values (random bytes, different for each key), ${o.distribution === 'zipfian' ? 'scrambled zipfian (0.99)' : 'uniform'} key choice,`,
     `${o.concurrency} concurrent requests (closed loop, one client instance per system), ${o.seconds} s per workload after a`,
     `${o.warmupSeconds} s warm-up that is not measured; the load phase puts every key once. kv: ${o.partitions} partitions.`,
     `Machine: ${describeMachine(m)}; load average ${m.loadAverage.join(' ')} before, ${results.machineAtEnd.loadAverage.join(' ')} after.`,

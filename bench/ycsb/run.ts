@@ -8,26 +8,30 @@
 // For each system in turn: start it, load every key (the load phase, measured), then workloads A, B and C, each
 // a warm-up that is not measured and then --seconds measured, then stop it. A system that is not installed is
 // skipped with a line saying so; one that fails is reported as failed with the reason and the others still run.
-// Prints a Markdown table (system × workload: ops/s, p50/p99/p999, CPU per op, kv's ratio to each system) and
-// the issue's targets; unless --no-write, writes the block between <!-- ycsb:begin --> and <!-- ycsb:end --> in
-// bench/RESULTS.md, the raw results to bench/results/ycsb.json and the charts to bench/charts/ycsb-*.svg.
+// Prints a Markdown table (system × workload: ops/s, p50/p99/p999, CPU per op, kv's ratio to each system), the
+// servers' memory (RSS and its peak, from /proc) after the load and at the end with the data's size on disk
+// after the load, and the issue's targets; unless --no-write, writes the block between <!-- ycsb:begin --> and
+// <!-- ycsb:end --> in bench/RESULTS.md, the raw results to bench/results/ycsb.json and the charts to
+// bench/charts/ycsb-*.svg.
 // Progress goes to stderr. Exit code 0 only when every system that ran did so without a failed operation.
-import { randomBytes } from 'node:crypto';
+//
+// The issue's memory target (a daemon under 200 MB after loading 1 GB), the load alone:
+//   npm run bench -- ycsb --systems kv --workloads load --keys 1000000 --value-bytes 1000 --no-write
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { killAllKvProcesses, progress, withTimeout } from '../cluster.js';
-import { cpuDuring, machineBusyPercent, machineJiffies, sampleProcesses, selfCpuSeconds } from '../proc-cpu.js';
+import { cpuDuring, machineBusyPercent, machineJiffies, sampleMemory, sampleProcesses, selfCpuSeconds } from '../proc-cpu.js';
 import { build, machine, repoRoot, round, summary } from '../stats.js';
 import { loadPhase, mixPhase, type PhaseRun } from './driver.js';
-import { cdfOf, evaluateTargets, table, writeCharts, writeJson, writeResultsMd, type PhaseResult, type SystemResult, type YcsbOptions, type YcsbResults } from './report.js';
+import { cdfOf, evaluateTargets, memoryLine, table, writeCharts, writeJson, writeResultsMd, type PhaseResult, type SystemResult, type YcsbOptions, type YcsbResults } from './report.js';
 import { killAllServerProcesses } from './server-process.js';
-import type { System } from './system.js';
+import { diskUsage, type System } from './system.js';
 import { EtcdSystem } from './systems/etcd.js';
 import { KvSystem } from './systems/kv.js';
 import { LevelSystem } from './systems/level.js';
 import { RedisSystem } from './systems/redis.js';
-import { chooser, makeKeys, workloadNames, workloads, type Distribution, type WorkloadName } from './workload.js';
+import { chooser, makeKeys, Values, workloadNames, workloads, type Distribution, type WorkloadName } from './workload.js';
 
 const systemNames = ['kv', 'kv-tolerate1', 'redis', 'etcd', 'level'] as const;
 const stopTimeoutMs = 60_000;
@@ -122,8 +126,11 @@ function createSystem(name: string, options: YcsbOptions): System {
   }
 }
 
-/** The load phase's bound: a minute plus 5 ms a key (100 000 keys: 9 min 20 s). */
-const loadTimeoutMs = (keys: number) => 60_000 + keys * 5;
+/**
+ * The load phase's bound: a minute plus 5 ms a key plus 50 ms a MB of values (100 000 keys of 100 bytes: 9 min
+ * 20 s; 1 000 000 keys of 1000 bytes, 1 GB: 85 min, where a healthy load takes a minute or two).
+ */
+const loadTimeoutMs = (keys: number, valueBytes: number) => 60_000 + keys * 5 + (keys * valueBytes) / 20_000;
 
 // ---- CPU around a phase ----
 
@@ -172,7 +179,7 @@ function phaseResult(workload: WorkloadName, run: PhaseRun, cpu: PhaseResult['cp
 
 let current: System | undefined;
 
-async function benchSystem(system: System, options: YcsbOptions, keys: string[], value: Buffer, pick: ReturnType<typeof chooser>): Promise<SystemResult> {
+async function benchSystem(system: System, options: YcsbOptions, keys: string[], values: Values, pick: ReturnType<typeof chooser>): Promise<SystemResult> {
   const started = performance.now();
   const result: SystemResult = { name: system.name, label: system.label, status: 'ok', phases: [], seconds: 0 };
   const skip = system.unavailable();
@@ -188,17 +195,22 @@ async function benchSystem(system: System, options: YcsbOptions, keys: string[],
     progress(`${system.name}: up (${result.details}); loading ${keys.length} keys, ${options.concurrency} in flight`);
 
     const loadCpu = cpuBefore(system);
-    const load = await loadPhase(system, keys, value, options.concurrency, loadTimeoutMs(keys.length));
+    const load = await loadPhase(system, keys, values, options.concurrency, loadTimeoutMs(keys.length, options.valueBytes));
     const loaded = phaseResult('load', load, cpuAfter(system, loadCpu, load));
     progress(`${system.name}: loaded in ${loaded.seconds} s: ${loaded.opsPerSecond} ops/s, p99 ${loaded.latencyMs.p99} ms, ${loaded.errors} errors`);
+    const servers = system.processes();
+    if (servers.length > 0) result.memory = { afterLoad: sampleMemory(servers) };
+    const dirs = system.dataDirs();
+    if (dirs.length > 0) result.diskAfterLoad = dirs.map((d) => ({ name: d.name, ...diskUsage(d.path) }));
+    progress(`${system.name}: after the load: ${memoryLine(result, 'afterLoad')}`);
     if (options.workloads.includes('load')) result.phases.push(loaded);
 
     for (const name of options.workloads) {
       if (name === 'load') continue;
       const workload = workloads[name];
-      if (options.warmupSeconds > 0) await mixPhase(system, workload, keys, pick, value, options.concurrency, options.warmupSeconds);
+      if (options.warmupSeconds > 0) await mixPhase(system, workload, keys, pick, values, options.concurrency, options.warmupSeconds);
       const cpu = cpuBefore(system);
-      const run = await mixPhase(system, workload, keys, pick, value, options.concurrency, options.seconds);
+      const run = await mixPhase(system, workload, keys, pick, values, options.concurrency, options.seconds);
       const phase = phaseResult(name, run, cpuAfter(system, cpu, run));
       result.phases.push(phase);
       progress(
@@ -206,6 +218,10 @@ async function benchSystem(system: System, options: YcsbOptions, keys: string[],
           `p50 ${phase.latencyMs.p50} / p99 ${phase.latencyMs.p99} / p999 ${phase.latencyMs.p999} ms, ${phase.errors} errors`,
       );
       for (const e of phase.firstErrors.slice(0, 3)) progress(`  ${e}`);
+    }
+    if (result.memory && options.workloads.some((w) => w !== 'load')) {
+      result.memory.atEnd = sampleMemory(system.processes());
+      progress(`${system.name}: at the end: ${memoryLine(result, 'atEnd')}`);
     }
     if (system instanceof KvSystem) result.logProblems = system.problems();
   } catch (error) {
@@ -251,7 +267,7 @@ async function main(): Promise<number> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   const perSystemMs =
-    180_000 + loadTimeoutMs(options.keys) + options.workloads.length * ((options.warmupSeconds + options.seconds) * 1000 + 60_000) + stopTimeoutMs;
+    180_000 + loadTimeoutMs(options.keys, options.valueBytes) + options.workloads.length * ((options.warmupSeconds + options.seconds) * 1000 + 60_000) + stopTimeoutMs;
   const watchdogMs = perSystemMs * options.systems.length;
   const watchdog = setTimeout(() => {
     progress(`the run exceeded ${Math.round(watchdogMs / 1000)} s; stopping`);
@@ -264,11 +280,11 @@ async function main(): Promise<number> {
   const date = new Date().toISOString();
   progress(`ycsb: ${options.systems.join(', ')}; workloads ${options.workloads.join(', ')}; ${options.keys} keys x ${options.valueBytes} bytes, ${options.distribution}, ${options.concurrency} concurrent, ${options.seconds} s (+${options.warmupSeconds} s warm-up)`);
   const keys = makeKeys(options.keys);
-  const value = randomBytes(options.valueBytes);
+  const values = new Values(options.valueBytes);
   const pick = chooser(options.distribution, options.keys);
   const systems: SystemResult[] = [];
   try {
-    for (const name of options.systems) systems.push(await benchSystem(createSystem(name, options), options, keys, value, pick));
+    for (const name of options.systems) systems.push(await benchSystem(createSystem(name, options), options, keys, values, pick));
   } finally {
     clearTimeout(watchdog);
   }

@@ -1,6 +1,8 @@
 // What the load generator drives: a store it starts on loopback, reads and writes one key at a time through,
 // and stops afterwards. One client instance per system carries every concurrent request (kv's Client pipelines
 // them over its connections like ioredis with auto-pipelining; etcd3 multiplexes them over one HTTP/2 channel).
+import { lstatSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 
 export interface ProcessRef {
   name: string;
@@ -25,6 +27,34 @@ export interface System {
   processes(): ProcessRef[];
   /** Server version and settings worth printing, once started. */
   details(): string;
+  /** The directories its data is stored in (kv: one per daemon; empty for a store that keeps nothing on disk), once started. */
+  dataDirs(): Array<{ name: string; path: string }>;
+}
+
+/** What a directory tree takes on disk (allocated blocks, like du) and its files' apparent size, in bytes; zeros when it is gone. */
+export function diskUsage(dir: string): { bytes: number; apparentBytes: number } {
+  let bytes = 0;
+  let apparentBytes = 0;
+  const walk = (path: string) => {
+    let stat;
+    try {
+      stat = lstatSync(path);
+    } catch {
+      return; // removed meanwhile (LevelDB deletes files as it compacts)
+    }
+    bytes += stat.blocks * 512;
+    if (stat.isFile()) apparentBytes += stat.size;
+    if (!stat.isDirectory()) return;
+    let names: string[] = [];
+    try {
+      names = readdirSync(path);
+    } catch {
+      return;
+    }
+    for (const name of names) walk(join(path, name));
+  };
+  walk(dir);
+  return { bytes, apparentBytes };
 }
 
 /** The code of an error, for counting errors by kind: KvError's code, Node's error code, or the error's class name. */

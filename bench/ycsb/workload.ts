@@ -8,6 +8,11 @@
 // zipfian generator ("Quickly generating billion-record synthetic databases", SIGMOD 1994) with constant 0.99
 // over the item count, its rank then hashed with FNV-1a 64 so that the popular keys are spread over the key
 // space instead of being the first ones (precomputed per rank, so no BigInt per operation).
+//
+// Values are random bytes, a different slice of one random buffer for each key: incompressible (LevelDB, under
+// kv and the in-process store, compresses its blocks with snappy, so a constant value would take almost nothing
+// on disk) and made without allocating anything per operation beyond the slice's view.
+import { randomBytes } from 'node:crypto';
 
 export type WorkloadName = 'load' | 'a' | 'b' | 'c';
 export const workloadNames: readonly WorkloadName[] = ['load', 'a', 'b', 'c'];
@@ -37,6 +42,24 @@ export const zipfianConstant = 0.99;
 export function makeKeys(count: number): string[] {
   const width = Math.max(10, String(count - 1).length);
   return Array.from({ length: count }, (_, i) => `user${String(i).padStart(width, '0')}`);
+}
+
+/** The value of each key: valueBytes random bytes at offset (index × 7919) mod (pool size − valueBytes + 1) of one random pool. */
+export class Values {
+  private readonly pool: Buffer;
+  private readonly offsets: number;
+
+  constructor(readonly valueBytes: number) {
+    const size = Math.max(16 * 2 ** 20, 4 * valueBytes);
+    this.pool = randomBytes(size);
+    this.offsets = size - valueBytes + 1;
+  }
+
+  /** The value for the key at `index` (a view into the pool: not to be written to). */
+  of(index: number): Buffer {
+    const at = (index * 7919) % this.offsets;
+    return this.pool.subarray(at, at + this.valueBytes);
+  }
 }
 
 /** Picks key indexes in [0, items). */

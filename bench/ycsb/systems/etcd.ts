@@ -83,6 +83,10 @@ export class EtcdSystem implements System {
     return pid === undefined ? [] : [{ name: 'etcd', pid }];
   }
 
+  dataDirs(): Array<{ name: string; path: string }> {
+    return this.dir ? [{ name: 'etcd', path: join(this.dir, 'data') }] : [];
+  }
+
   details(): string {
     return `etcd ${this.version}, single member, default settings (WAL fsynced per commit); etcd3 client, one instance`;
   }

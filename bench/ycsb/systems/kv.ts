@@ -83,6 +83,13 @@ export class KvSystem implements System {
     return { count: this.cluster?.problemCount ?? 0, first: this.cluster?.problems.slice(0, 5) ?? [] };
   }
 
+  /** The daemons' data dirs (kv up puts them under its --dir as daemon-1 … daemon-N; the coordinator's is left out). */
+  dataDirs(): Array<{ name: string; path: string }> {
+    if (!this.cluster) return [];
+    const dir = this.cluster.dir;
+    return Array.from({ length: daemons }, (_, i) => ({ name: `daemon-${i + 1}`, path: join(dir, `daemon-${i + 1}`) }));
+  }
+
   details(): string {
     return `kv up, ${daemons} daemons, space "${spaceName}" with ${this.partitions} partitions, tolerate ${this.tolerate}; LevelDB writes not fsynced`;
   }

@@ -45,6 +45,10 @@ export class LevelSystem implements System {
     return [];
   }
 
+  dataDirs(): Array<{ name: string; path: string }> {
+    return this.dir ? [{ name: 'level', path: join(this.dir, 'db') }] : [];
+  }
+
   details(): string {
     return 'classic-level (LevelDB) in the benchmark process, opened as kv daemons open theirs, no fsync';
   }

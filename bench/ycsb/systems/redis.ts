@@ -69,6 +69,11 @@ export class RedisSystem implements System {
     return pid === undefined ? [] : [{ name: 'redis-server', pid }];
   }
 
+  /** None: it runs without persistence and keeps everything in memory. */
+  dataDirs(): Array<{ name: string; path: string }> {
+    return [];
+  }
+
   details(): string {
     return `redis-server ${this.version}, --save "" --appendonly no; ioredis, one connection, enableAutoPipelining`;
   }
