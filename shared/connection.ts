@@ -36,7 +36,7 @@ interface Pending {
  * A request times out up to this much late.
  */
 const deadlineSweepMs = 20;
-const holdMsMax = 1;
+const holdMsMax = 2;
 const holdFramesMax = 256;
 
 export class Connection {
