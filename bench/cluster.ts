@@ -106,12 +106,15 @@ export interface Cluster {
   problemCount: number;
 }
 
-/** Starts `kv up` with `daemons` daemons, their data under `dir` (daemon-1 … daemon-N, coordinator). */
-export function startCluster(dir: string, coordinatorPort: number, daemonBase: number, daemons = 3): Cluster {
+/**
+ * Starts `kv up` with `daemons` daemons, their data under `dir` (daemon-1 … daemon-N, coordinator). `nodeArgs`
+ * are node's own flags for kv up and, through it, for every kv process (e.g. --cpu-prof).
+ */
+export function startCluster(dir: string, coordinatorPort: number, daemonBase: number, daemons = 3, nodeArgs: string[] = []): Cluster {
   // Its own process group, so that a hung cluster can be killed as a whole as a last resort.
   const child = spawn(
     process.execPath,
-    [kvScript, 'up', '--dir', dir, '--daemons', String(daemons), '--port', String(coordinatorPort), '--daemon-port', String(daemonBase)],
+    [...nodeArgs, kvScript, 'up', '--dir', dir, '--daemons', String(daemons), '--port', String(coordinatorPort), '--daemon-port', String(daemonBase)],
     { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env: { ...process.env, KV_LOG_LEVEL: process.env.KV_LOG_LEVEL ?? 'info' } },
   );
   const cluster: Cluster = {

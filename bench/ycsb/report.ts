@@ -71,6 +71,8 @@ export interface YcsbOptions {
   warmupSeconds: number;
   distribution: Distribution;
   partitions: number;
+  /** --cpu-prof: where the kv processes write their CPU profiles. */
+  cpuProfileDir: string | undefined;
   write: boolean;
   json: boolean;
 }

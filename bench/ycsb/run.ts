@@ -17,7 +17,7 @@
 //
 // The issue's memory target (a daemon under 200 MB after loading 1 GB), the load alone:
 //   npm run bench -- ycsb --systems kv --workloads load --keys 1000000 --value-bytes 1000 --no-write
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { killAllKvProcesses, progress, withTimeout } from '../cluster.js';
@@ -47,6 +47,8 @@ const usage = `usage: npm run bench [-- ycsb] [options]   (node dist/bench/ycsb/
   --warmup-seconds W      unmeasured seconds before each of them (default 2)
   --distribution D        zipfian (YCSB's scrambled zipfian, 0.99) or uniform (default zipfian)
   --partitions P          partitions of kv's space (default 16)
+  --cpu-prof DIR          profile every kv process (node --cpu-prof): a .cpuprofile per process in DIR, a flame
+                          graph in Chrome DevTools or speedscope (the client side: node --cpu-prof dist/bench/run.js)
   --no-write              print only: leave bench/RESULTS.md, bench/results/ and bench/charts/ alone
   --json                  print the results as JSON instead of the table
   -h, --help              this text
@@ -64,6 +66,7 @@ function parseOptions(): YcsbOptions {
       'warmup-seconds': { type: 'string', default: '2' },
       distribution: { type: 'string', default: 'zipfian' },
       partitions: { type: 'string', default: '16' },
+      'cpu-prof': { type: 'string' },
       'no-write': { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -104,17 +107,22 @@ function parseOptions(): YcsbOptions {
     warmupSeconds: num('warmup-seconds', values['warmup-seconds'], 0, 600),
     distribution,
     partitions: int('partitions', values.partitions, 1, 4096),
+    cpuProfileDir: values['cpu-prof'],
     write: !values['no-write'],
     json: values.json,
   };
 }
 
+/** Node flags that make the kv processes write CPU profiles, when --cpu-prof asked for them. */
+const profileArgs = (options: YcsbOptions): string[] =>
+  options.cpuProfileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${resolve(options.cpuProfileDir)}`];
+
 function createSystem(name: string, options: YcsbOptions): System {
   switch (name) {
     case 'kv':
-      return new KvSystem('kv', 0, options.partitions);
+      return new KvSystem('kv', 0, options.partitions, profileArgs(options));
     case 'kv-tolerate1':
-      return new KvSystem('kv-tolerate1', 1, options.partitions);
+      return new KvSystem('kv-tolerate1', 1, options.partitions, profileArgs(options));
     case 'redis':
       return new RedisSystem();
     case 'etcd':

@@ -17,7 +17,8 @@ interface Child {
 const kvScript = process.argv[1]!;
 
 function start(name: string, args: string[]): Child {
-  const child = spawn(process.execPath, [kvScript, ...args], { stdio: ['ignore', 'inherit', 'inherit'] });
+  // The children run with kv up's own node flags: `node --cpu-prof dist/cli/kv.js up` profiles every process.
+  const child = spawn(process.execPath, [...process.execArgv, kvScript, ...args], { stdio: ['ignore', 'inherit', 'inherit'] });
   const exited = new Promise<number | null>((done) => child.once('exit', (code) => done(code)));
   return { name, process: child, exited };
 }

@@ -21,6 +21,8 @@ export class KvSystem implements System {
     readonly name: string,
     private readonly tolerate: number,
     private readonly partitions: number,
+    /** Node flags for kv up and its children (e.g. --cpu-prof). */
+    private readonly nodeArgs: string[] = [],
   ) {
     this.label = `kv (${daemons} daemons, tolerate ${tolerate})`;
   }
@@ -33,7 +35,7 @@ export class KvSystem implements System {
     this.dir = mkdtempSync(join(os.tmpdir(), `kv-bench-ycsb-${this.name}-`));
     const ports = await freePorts(daemons);
     progress(`${this.name}: kv up in ${this.dir} (coordinator :${ports.coordinator}, daemons :${ports.daemonBase}..${ports.daemonBase + daemons - 1})`);
-    this.cluster = startCluster(join(this.dir, 'cluster'), ports.coordinator, ports.daemonBase, daemons);
+    this.cluster = startCluster(join(this.dir, 'cluster'), ports.coordinator, ports.daemonBase, daemons, this.nodeArgs);
     await waitUntilUp(this.cluster);
     this.client = await Client.connect(this.cluster.coordinator);
     const config = await this.client.addSpace(spaceName, { partitions: this.partitions, tolerate: this.tolerate });
