@@ -5,8 +5,6 @@ import { pack, unpack } from '../shared/codec.js';
 import { levelError, openLevel, type Level, type LevelOptions } from '../shared/level.js';
 import type { Attrs } from '../shared/protocol.js';
 import { dataTag, identityKey, levelDir } from '../shared/data-dir.js';
-import { rowCacheBytesDefault } from '../shared/limits.js';
-import { RowCache, own, rowId } from './row-cache.js';
 
 export interface Identity {
   serverId: string;
@@ -54,7 +52,6 @@ class CommitGroup {
 
 export class Storage {
   private nextGroup: CommitGroup | undefined;
-  private readonly rows = new RowCache(rowCacheBytesDefault);
   /** The loop committing groups, while there are any. */
   private committing: Promise<void> | undefined;
 
@@ -79,25 +76,19 @@ export class Storage {
   }
 
   /**
-   * Reads through the row cache, then on the event loop. LevelDB answers from its memtable, its block cache or the
-   * OS page cache in a few µs;
+   * Reads on the event loop. LevelDB answers from its memtable, its block cache or the OS page cache in a few µs;
    * an async get costs a thread-pool round trip, about 12 µs of CPU on our 2-core machines, four times the read
    * itself (bench/RESULTS.md, "Where the time went"). A read that must go to a cold disk blocks the loop for
    * that long: the price of not paying the round trip on every other read.
    */
   get(key: Buffer): Attrs | undefined {
-    const id = rowId(key);
-    let bytes = this.rows.get(id);
-    if (bytes === undefined) {
-      try {
-        bytes = this.db.getSync(key);
-      } catch (error) {
-        throw levelError(error, this.location);
-      }
-      if (bytes === undefined) return undefined;
-      this.rows.set(id, own(bytes));
+    let bytes: Buffer | undefined;
+    try {
+      bytes = this.db.getSync(key);
+    } catch (error) {
+      throw levelError(error, this.location);
     }
-    return unpack(bytes) as Attrs;
+    return bytes === undefined ? undefined : (unpack(bytes) as Attrs);
   }
 
   /**
@@ -122,10 +113,6 @@ export class Storage {
       this.nextGroup = undefined;
       try {
         await this.db.batch(group.operations);
-        for (const op of group.operations) {
-          if (op.type === 'put') this.rows.set(rowId(op.key), own(op.value));
-          else this.rows.delete(rowId(op.key));
-        }
         group.resolve();
       } catch (error) {
         group.reject(levelError(error, this.location));
@@ -208,21 +195,12 @@ export class Storage {
 
   /** Deletes a partition's data (before receiving it afresh, or after it moved away). */
   clearPartition(spaceId: number, partition: number): Promise<void> {
-    return this.clear(range(spaceId, partition));
+    return this.db.clear(range(spaceId, partition));
   }
 
   /** Deletes everything stored for a space (after the space was removed). */
   dropSpace(spaceId: number): Promise<void> {
-    return this.clear(range(spaceId));
-  }
-
-  /** Emptied after the range is gone: a read while LevelDB deletes may have cached what it was deleting. */
-  private async clear(bounds: { gte: Buffer; lt: Buffer }): Promise<void> {
-    try {
-      await this.db.clear(bounds);
-    } finally {
-      this.rows.clear();
-    }
+    return this.db.clear(range(spaceId));
   }
 
   /** The ids of every space with data here. */

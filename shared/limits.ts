@@ -31,8 +31,6 @@ export const shutdownGraceMs = 10_000;
 
 /** Most writes the daemon applies to LevelDB in one batch. */
 export const writeBatchOpsMax = 1_000;
-/** A daemon's row cache (daemon/row-cache.ts), in bytes of keys and values plus overhead. */
-export const rowCacheBytesDefault = 16 * 1024 * 1024;
 /** Most entries and bytes in one page of a scan. */
 export const scanPageEntriesMax = 1_000;
 export const scanPageBytesMax = 4 * 1024 * 1024;
