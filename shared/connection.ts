@@ -32,8 +32,8 @@ interface Pending {
 
 /**
  * How often a connection with requests outstanding looks for ones past their deadline. One timer per connection
- * instead of one per request: a timer per request was a tenth of a pipelining client's CPU (bench/RESULTS.md).
- * A request times out up to this much late.
+ * instead of a timer object per request, for requests that nearly all end within a millisecond. A request times
+ * out up to this much late.
  */
 const deadlineSweepMs = 20;
 const holdMsMax = 2;

@@ -105,17 +105,29 @@ function sharing(dir: string, previousDir: string | undefined) {
   return out;
 }
 
+/**
+ * Backups are named after the second they start in. A run that starts in the same second as the one before it
+ * (they can take less than a second) waits for the next second rather than fail.
+ */
+async function freshName(root: string): Promise<{ started: Date; name: string }> {
+  for (let attempt = 0; ; attempt++) {
+    const started = new Date();
+    const name = layout.backupName(started);
+    if (!existsSync(layout.partialDir(root, name)) && !existsSync(layout.completeDir(root, name))) return { started, name };
+    if (attempt === 1) {
+      throw new KvError('BAD_REQUEST', `a backup named ${name} exists already in ${root} (is the clock going backwards?)`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1000 - (started.getTime() % 1000) + 5));
+  }
+}
+
 export async function runManager(client: Client, options: ManagerOptions): Promise<BackupSummary> {
   const { log, progress, signal } = options;
   const root = resolve(options.root);
   const rsync = preflight(root);
-  const started = new Date();
-  const name = layout.backupName(started);
+  const { started, name } = await freshName(root);
   const partial = layout.partialDir(root, name);
   const complete = layout.completeDir(root, name);
-  if (existsSync(partial) || existsSync(complete)) {
-    throw new KvError('BAD_REQUEST', `a backup named ${name} exists already in ${root}; try again in a second`);
-  }
   for (const stale of readdirSync(root).filter((n) => n.endsWith('.partial'))) {
     log.warn({ dir: join(root, stale) }, 'removing a partial backup left by an earlier run');
     rmSync(join(root, stale), { recursive: true, force: true });
