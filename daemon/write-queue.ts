@@ -1,6 +1,7 @@
 // Every write on a daemon goes through a queue, one queue per partition. A queue applies its writes in arrival
 // order, in batches: one batch reads the current values it needs, computes each write's result in
-// order (later writes in the batch see earlier ones), commits with one LevelDB batch, and waits for `afterCommit`
+// order (later writes in the batch see earlier ones), commits them atomically (Storage puts the batches that
+// partitions commit at the same moment into one LevelDB write), and waits for `afterCommit`
 // (replication down the partition's chain) before answering. While a batch is out, new writes wait for the
 // next one. One batch at a time per partition makes every key's writes linearizable, including cond_put and
 // atomic_add; separate partitions never wait for each other, so chains that cross daemons cannot deadlock.
