@@ -176,12 +176,24 @@ export class Daemon {
     }
   }
 
+  /** Answers what can be answered at once (most reads) in this turn; the rest when its promise settles. */
   private handle(message: Message, connection: Connection): void {
     if (!('id' in message) || typeof message.id !== 'number') return;
     const id = message.id;
+    let result: unknown;
+    try {
+      result = this.serve(message);
+    } catch (error) {
+      connection.fail(id, asKvError(error));
+      return;
+    }
+    if (!(result instanceof Promise)) {
+      connection.reply(id, result);
+      return;
+    }
     this.inflight++;
-    this.serve(message).then(
-      (result) => connection.reply(id, result),
+    result.then(
+      (value) => connection.reply(id, value),
       (error) => connection.fail(id, asKvError(error)),
     ).finally(() => this.inflight--);
   }
@@ -212,7 +224,8 @@ export class Daemon {
     );
   }
 
-  private async serve(message: Message): Promise<unknown> {
+  /** A request's answer, or a promise of it; throws a KvError when it is refused. */
+  private serve(message: Message): unknown {
     // Refused, not dropped: the client knows it was not applied and may retry elsewhere.
     if (this.stopping) throw new KvError('UNAVAILABLE', 'this daemon is shutting down');
     const serverId = this.link?.serverId;
@@ -235,12 +248,11 @@ export class Daemon {
       case 'replicate': {
         routeReplica(this.config, serverId, message);
         const partition = partitionId(message.spaceId, message.partition);
-        await Promise.all(
+        return Promise.all(
           message.changes.map(([key, value]) =>
             this.writes.submit(partition, { key: Buffer.from(key), apply: () => ({ value: value ?? undefined, result: null }), holdable: false }),
           ),
-        );
-        return null;
+        ).then(() => null);
       }
       case 'transfer':
         return this.transfers.receive(message);
@@ -259,15 +271,18 @@ export class Daemon {
    * A read at the tail. If the config changed while it read, the route is checked again: the partition may have
    * moved away and be being deleted here, and a read that raced that must not be answered.
    */
-  private async read<T>(request: Addressed, work: (routed: Routed) => T | Promise<T>): Promise<T> {
+  private read<T>(request: Addressed, work: (routed: Routed) => T | Promise<T>): T | Promise<T> {
     const config = this.config;
     const routed = route(config, this.link?.serverId, request, false);
     // While a daemon joins after this tail, a batch on its way to it is committed here but not yet there. Reading
     // after it (in the partition's queue) means nothing is returned that the joining daemon, the next tail, lacks.
     const joining = routed.space.partitions[routed.partition]?.joining;
-    const result = await (joining ? this.writes.exclusive(partitionId(routed.space.id, routed.partition), async () => work(routed)) : work(routed));
-    if (this.config !== config) route(this.config, this.link?.serverId, { ...request, v: this.config!.version }, false);
-    return result;
+    const result = joining ? this.writes.exclusive(partitionId(routed.space.id, routed.partition), async () => work(routed)) : work(routed);
+    if (!(result instanceof Promise)) return result; // read within this turn: the config cannot have changed
+    return result.then((value) => {
+      if (this.config !== config) route(this.config, this.link?.serverId, { ...request, v: this.config!.version }, false);
+      return value;
+    });
   }
 
   /** Stops accepting, lets in-flight requests finish (bounded), leaves the cluster, closes LevelDB. */

