@@ -104,7 +104,7 @@ export function withoutServer(p: PartitionInfo, serverId: string, version: numbe
   if (p.chain.length > 1 && p.chain.includes(serverId)) next = { ...next, chain: p.chain.filter((id) => id !== serverId), since: version };
   if (p.joining?.server === serverId) {
     const { joining: _, ...rest } = next;
-    next = rest;
+    next = { ...rest, since: version };
   } else if (p.joining?.replaces === serverId) next = { ...next, joining: { server: p.joining.server } };
   return next;
 }

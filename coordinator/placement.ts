@@ -70,7 +70,7 @@ export function place(input: ClusterConfig, options: PlaceOptions): ClusterConfi
       if (p.chain.length < space.tolerate + 1) {
         load.set(idlest!, load.get(idlest!)! + 1);
         changed = true;
-        return { ...p, joining: { server: idlest! } };
+        return { ...p, joining: { server: idlest! }, since: options.version };
       }
       // Then balance: move from the busiest member of this chain if that evens things out by at least one.
       const busiest = byLoad(p.chain.filter((id) => isAvailable.has(id))).at(-1)!;
@@ -79,7 +79,7 @@ export function place(input: ClusterConfig, options: PlaceOptions): ClusterConfi
         load.set(idlest!, load.get(idlest!)! + 1);
         load.set(busiest, load.get(busiest)! - 1);
         changed = true;
-        return { ...p, joining: { server: idlest!, replaces: busiest } };
+        return { ...p, joining: { server: idlest!, replaces: busiest }, since: options.version };
       }
       return p;
     });

@@ -242,15 +242,15 @@ export class Daemon {
         return this.writes.submit(partitionId(space.id, partition), {
           key: dataKey(space.id, partition, message.key),
           apply: writeOf(message),
-          holdable: true,
+          origin: 'client',
         });
       }
       case 'replicate': {
-        routeReplica(this.config, serverId, message);
+        const origin = routeReplica(this.config, serverId, message);
         const partition = partitionId(message.spaceId, message.partition);
         return Promise.all(
           message.changes.map(([key, value]) =>
-            this.writes.submit(partition, { key: Buffer.from(key), apply: () => ({ value: value ?? undefined, result: null }), holdable: false }),
+            this.writes.submit(partition, { key: Buffer.from(key), apply: () => ({ value: value ?? undefined, result: null }), origin }),
           ),
         ).then(() => null);
       }

@@ -28,18 +28,23 @@ export const partitionId = (spaceId: number, partition: number) => `${spaceId}/$
 
 /**
  * Where a batch committed here goes next: the following daemon of the partition's chain (the joining daemon
- * after the tail), null at the end of it, or 'left' when this daemon is no longer in the chain at all.
+ * after the tail), null at the end of it, or 'left' when this daemon's copy of the batch no longer counts: it is
+ * out of the chain, or it is the joining member now but took the batch in another role (as the head, say, before
+ * one config both moved the partition away from it and made it join again). A joining member's data is replaced
+ * by the transfer from the tail, and the tail only has the writes it forwarded to it as the joining member.
  */
-export function successorOf(config: ClusterConfig, spaceId: number, partition: number, serverId: string): string | null | 'left' {
+export function successorOf(config: ClusterConfig, spaceId: number, partition: number, serverId: string, asJoining: boolean): string | null | 'left' {
   const info = config.spaces.find((s) => s.id === spaceId)?.partitions[partition];
   const chain = info ? extendedChain(info) : [];
   const at = chain.indexOf(serverId);
-  return at < 0 ? 'left' : (chain[at + 1] ?? null);
+  if (at < 0 || (info!.joining?.server === serverId && !asJoining)) return 'left';
+  return chain[at + 1] ?? null;
 }
 
 interface Sending {
   spaceId: number;
   partition: number;
+  asJoining: boolean;
   successor: string;
   abandon: (error: KvError) => void;
 }
@@ -54,7 +59,7 @@ export class Replicator {
     const me = this.host.serverId();
     if (!me) return;
     for (const s of this.sending) {
-      if (successorOf(config, s.spaceId, s.partition, me) !== s.successor) {
+      if (successorOf(config, s.spaceId, s.partition, me, s.asJoining) !== s.successor) {
         s.abandon(new KvError('STALE_CONFIG', `the successor of partition ${s.partition} changed`));
       }
     }
@@ -62,25 +67,25 @@ export class Replicator {
 
   constructor(private readonly host: ReplicaHost) {}
 
-  readonly afterCommit = async (partition: string, changes: Committed): Promise<void> => {
+  readonly afterCommit = async (partition: string, changes: Committed, asJoining: boolean): Promise<void> => {
     const [spaceId, index] = partition.split('/').map(Number) as [number, number];
     let wait = reconnectDelayMsMin;
     for (let attempt = 1; ; attempt++) {
       const config = this.host.config();
       const me = this.host.serverId();
       if (!config || !me) return;
-      const next = successorOf(config, spaceId, index, me);
+      const next = successorOf(config, spaceId, index, me, asJoining);
       if (next === null) return; // the end of the chain: nothing further to replicate to
       if (next === 'left') {
         // Moved out of the chain with this batch unsent: it must not be acknowledged. The sender (a client, or the
         // predecessor, which sends it again to its new successor) learns the route is stale.
-        throw new KvError('STALE_CONFIG', 'this daemon left the partition\'s chain before the write was replicated', config.version);
+        throw new KvError('STALE_CONFIG', 'this daemon left the partition\'s chain (or its role in it) before the write was replicated', config.version);
       }
       const server = findServer(config, next);
       try {
         if (!server || server.state !== 'available') throw new KvError('UNAVAILABLE', `successor ${next} is not available`);
         const connection = await this.peers.get(server.address, daemonPath(server.id, config.incarnation), requestTimeoutMsDefault);
-        await this.redirectable(spaceId, index, next, connection.request(
+        await this.redirectable({ spaceId, partition: index, asJoining, successor: next }, connection.request(
           {
             t: 'replicate',
             v: config.version,
@@ -102,10 +107,10 @@ export class Replicator {
     }
   };
 
-  private redirectable<T>(spaceId: number, partition: number, successor: string, request: Promise<T>): Promise<T> {
+  private redirectable<T>(target: Omit<Sending, 'abandon'>, request: Promise<T>): Promise<T> {
     let entry: Sending | undefined;
     const abandoned = new Promise<never>((_, reject) => {
-      entry = { spaceId, partition, successor, abandon: reject };
+      entry = { ...target, abandon: reject };
       this.sending.add(entry);
     });
     return Promise.race([request, abandoned]).finally(() => this.sending.delete(entry!));

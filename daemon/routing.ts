@@ -6,6 +6,7 @@ import { KvError, badRequest } from '../shared/errors.js';
 import { keyBytesMax } from '../shared/limits.js';
 import { partitionOf } from '../shared/partition.js';
 import { dataKey } from './storage.js';
+import type { Origin } from './write-queue.js';
 
 export interface Routed {
   space: SpaceInfo;
@@ -22,13 +23,16 @@ export interface Addressed {
 
 /**
  * Whether this daemon takes a replicated batch: it must be a member of the partition's chain other than its
- * head (the head takes writes from clients), and every key must lie in the partition.
+ * head (the head takes writes from clients), the sender must have forwarded it by a config no older than the
+ * partition's replica set (a batch from a former member, or one its sender gave up on when the chain changed,
+ * could otherwise land after newer writes to the same keys), and every key must lie in the partition. Returns
+ * the role in which this daemon takes it: a chain member, or the joining member after the tail.
  */
 export function routeReplica(
   config: ClusterConfig | undefined,
   serverId: string | undefined,
   request: { v: number; spaceId: number; partition: number; changes: Array<[Uint8Array, unknown]> },
-): void {
+): Exclude<Origin, 'client'> {
   if (config === undefined || serverId === undefined || request.v > config.version) {
     throw new KvError('STALE_CONFIG', 'this daemon has not received that config yet', config?.version ?? 0);
   }
@@ -36,12 +40,16 @@ export function routeReplica(
   if (!info || extendedChain(info).indexOf(serverId) < 1) {
     throw new KvError('WRONG_SERVER', `this daemon does not replicate partition ${request.partition} of space ${request.spaceId}`, config.version);
   }
+  if (request.v < info.since) {
+    throw new KvError('STALE_CONFIG', `partition ${request.partition} of space ${request.spaceId} changed its chain in config ${info.since}`, config.version);
+  }
   const prefix = dataKey(request.spaceId, request.partition, '');
   for (const [key] of request.changes) {
     if (key.length < prefix.length || Buffer.compare(Buffer.from(key.buffer, key.byteOffset, prefix.length), prefix) !== 0) {
       throw badRequest('a replicated key lies outside its partition');
     }
   }
+  return info.joining?.server === serverId ? 'joining' : 'chain';
 }
 
 export function route(

@@ -99,6 +99,10 @@ export class Transfers {
     if (!p || p.joining?.server !== me || p.chain[p.chain.length - 1] !== message.source) {
       throw new KvError('WRONG_SERVER', `this daemon is not receiving partition ${message.partition} from ${message.source}`, config.version);
     }
+    if (message.v < p.since) {
+      // A page of a transfer begun for an earlier joining of this daemon: its data may be older than what is here.
+      throw new KvError('STALE_CONFIG', `partition ${message.partition}'s replica set changed in config ${p.since}`, config.version);
+    }
     await this.writes.exclusive(partitionId(message.spaceId, message.partition), async () => {
       if (message.first) await this.storage.clearPartition(message.spaceId, message.partition);
       await this.storage.write(message.entries.map(([key, value]) => ({ key: Buffer.from(key), encoded: Buffer.from(value) })));

@@ -20,13 +20,21 @@ import type { Storage } from './storage.js';
 export interface Write {
   key: Buffer;
   apply: (current: Attrs | undefined) => { value: Attrs | undefined; result: unknown };
-  /** False for writes replicated from a predecessor: a freeze does not hold them. */
-  holdable: boolean;
+  origin: Origin;
 }
 
+/**
+ * Where a write reached this daemon from: a client (at the head; the only writes a freeze holds), the predecessor
+ * in the partition's chain, or the tail, forwarding to this daemon as the partition's joining member.
+ */
+export type Origin = 'client' | 'chain' | 'joining';
+
 export type Committed = Array<{ key: Buffer; value: Attrs | undefined }>;
-/** Runs after a batch is committed locally and before its writes are answered (replication waits here). */
-export type AfterCommit = (partition: string, changes: Committed) => Promise<void>;
+/**
+ * Runs after a batch is committed locally and before its writes are answered (replication waits here).
+ * `asJoining`: every write of the batch reached this daemon as the partition's joining member.
+ */
+export type AfterCommit = (partition: string, changes: Committed, asJoining: boolean) => Promise<void>;
 
 interface Queued extends Write {
   resolve: (result: unknown) => void;
@@ -117,7 +125,8 @@ class PartitionQueue {
     try {
       if (changed.size > 0) {
         await this.storage.write([...changed.values()]);
-        await this.afterCommit(this.partition, [...changed.values()].map(({ key, value }) => ({ key, value })));
+        const asJoining = batch.every((w) => w.origin === 'joining');
+        await this.afterCommit(this.partition, [...changed.values()].map(({ key, value }) => ({ key, value })), asJoining);
       }
     } catch (error) {
       for (const write of batch) write.reject(asKvError(error));
@@ -145,8 +154,8 @@ export class WriteQueues {
   /** `partition` names one partition of one space; writes to different partitions never wait for each other. */
   submit(partition: string, write: Write): Promise<unknown> {
     return new Promise((resolve, reject) => {
-      const queued: Queued & { partition: string } = { key: write.key, apply: write.apply, holdable: write.holdable, partition, resolve, reject };
-      if (!this.holding || !write.holdable) this.queueOf(partition).admit(queued);
+      const queued: Queued & { partition: string } = { key: write.key, apply: write.apply, origin: write.origin, partition, resolve, reject };
+      if (!this.holding || write.origin !== 'client') this.queueOf(partition).admit(queued);
       else if (this.held.length < heldWritesMax) this.held.push(queued);
       else reject(new KvError('UNAVAILABLE', `a backup freeze is holding ${heldWritesMax} writes already`));
     });

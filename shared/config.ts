@@ -21,7 +21,11 @@ export type ServerInfo = Static<typeof ServerInfo>;
 export const PartitionInfo = Type.Object({
   /** The daemons holding this partition, head first. Empty while no daemon could take it. */
   chain: Type.Array(Type.String()),
-  /** The config version at which `chain` last changed: requests routed by an older config are refused. */
+  /**
+   * The config version at which `chain` or `joining` last changed. Whatever was routed or forwarded by an older
+   * config (a client's request, a predecessor's replicated batch, a transfer page) is refused with STALE_CONFIG:
+   * a sender that has not seen the partition's current replica set cannot put an old value behind a newer one.
+   */
   since: Type.Integer({ minimum: 0 }),
   /**
    * A daemon receiving this partition by state transfer from the tail (and every write after the tail); it

@@ -22,6 +22,10 @@ t.test('a down daemon leaves chains that have another live member, once settled'
   t.ok(parts.filter((p, i) => config.spaces[0]!.partitions[i]!.chain.includes(victim)).every((p) => p.since === config.version + 1), 'changed chains get the new since');
   t.ok(parts.every((p) => p.chain.length === 2 || p.joining), 'partitions short of a replica get a joining daemon');
   t.ok(parts.every((p) => !p.joining || p.joining.server !== victim), 'never the down one');
+  const joiner = parts.find((p) => p.joining)!.joining!.server;
+  const joinerDown = setServerState(placed, joiner, 'not_available');
+  const cancelled = settled(joinerDown).spaces[0]!.partitions.filter((_, i) => parts[i]!.joining?.server === joiner);
+  t.ok(cancelled.length > 0 && cancelled.every((p) => p.joining?.server !== joiner && p.since === joinerDown.version + 1), 'a cancelled joining changes since too');
 });
 
 t.test('a partition whose members are all down keeps them', async (t) => {
@@ -39,6 +43,7 @@ t.test('a new daemon takes partitions over by moves, and promotion completes the
   const moves = placed.spaces[0]!.partitions.map((p, i) => ({ p, i })).filter(({ p }) => p.joining?.server === newcomer);
   t.ok(moves.length > 0 && moves.length <= 4, `some partitions move to the newcomer, a bounded number at once (${moves.length})`);
   t.ok(moves.every(({ p }) => p.joining!.replaces && p.chain.includes(p.joining!.replaces)), 'each move replaces a current member');
+  t.ok(moves.every(({ p }) => p.since === config.version + 1), 'a partition that starts a move gets the new since (its replica set changed)');
   const { p, i } = moves[0]!;
   const promoted = promote(placed, placed.spaces[0]!.id, i, newcomer, p.chain.at(-1)!);
   t.same(promoted.spaces[0]!.partitions[i]!.chain, [newcomer], 'promotion makes the newcomer the chain, the replaced member gone');

@@ -1,6 +1,7 @@
 // daemon/routing.ts: whether a daemon may serve a request under its current config. Pure; no servers.
 import t from 'tap';
-import { route, type Addressed } from '../daemon/routing.js';
+import { route, routeReplica, type Addressed } from '../daemon/routing.js';
+import { dataKey } from '../daemon/storage.js';
 import type { ClusterConfig } from '../shared/config.js';
 import { keyBytesMax } from '../shared/limits.js';
 import { partitionOf } from '../shared/partition.js';
@@ -176,4 +177,23 @@ t.test('happy path: the right partition, head for writes, tail for reads', async
 
   // Empty keys are keys like any other.
   t.equal(route(cfg, tails[partitionOf('', partitionCount)], keyed(''), false).partition, partitionOf('', partitionCount));
+});
+
+t.test('replicated batches: only the members after the head, only by a config as new as the chain, only keys of the partition', async (t) => {
+  const cfg = config();
+  const batch = (partition: number, v: number, key = dataKey(1, partition, 'k')) => ({ v, spaceId: 1, partition, changes: [[key, null]] as Array<[Uint8Array, unknown]> });
+  t.doesNotThrow(() => routeReplica(cfg, B, batch(0, 7)), 'the tail takes a batch forwarded by config 7');
+  t.doesNotThrow(() => routeReplica(cfg, B, batch(0, 3)), 'or by the config the chain was set up in');
+  t.throws(() => routeReplica(cfg, A, batch(0, 7)), { code: 'WRONG_SERVER' }, 'not the head: clients write there');
+  t.throws(() => routeReplica(cfg, C, batch(0, 7)), { code: 'WRONG_SERVER' }, 'not a daemon outside the chain');
+  t.throws(() => routeReplica(cfg, B, batch(0, 8)), { code: 'STALE_CONFIG', version: 7 }, 'not by a config this daemon has not seen');
+  // Partition 2's chain changed at version 6: a batch its former predecessor forwarded by version 5 may hold
+  // values older than ones the new head has sent since; it must not land after them.
+  t.throws(() => routeReplica(cfg, A, batch(2, 5)), { code: 'STALE_CONFIG', version: 7 }, 'not by a config older than the chain');
+  t.doesNotThrow(() => routeReplica(cfg, A, batch(2, 6)));
+  t.throws(() => routeReplica(cfg, B, batch(0, 7, dataKey(1, 1, 'k'))), { code: 'BAD_REQUEST' }, 'not a key of another partition');
+  // A joining daemon is the member after the tail: it takes batches too, by a config at least as new as its joining.
+  const joining = config({ spaces: [{ id: 1, name: 'users', tolerate: 1, partitions: [{ chain: [A, B], since: 7, joining: { server: C } }] }] });
+  t.doesNotThrow(() => routeReplica(joining, C, batch(0, 7)));
+  t.throws(() => routeReplica(joining, C, batch(0, 6)), { code: 'STALE_CONFIG' }, 'not one forwarded before it started joining');
 });

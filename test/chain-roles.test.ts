@@ -1,0 +1,121 @@
+// A daemon's role in a partition's chain can change while it holds a committed, unreplicated write: one config can
+// move a partition away from its head and, in the same change, make that daemon the partition's joining member
+// again. The write then must not be acknowledged: the chain never got it, and the transfer will replace the
+// joining daemon's copy. Likewise a transfer page sent for an earlier joining must not land on a later one. Real LevelDB, the real write queue and replicator; the configs are plain data, and the
+// successor is a port nobody listens on, so the write waits in the replicator while the config changes.
+import t from 'tap';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { Replicator } from '../daemon/replication.js';
+import { Storage, dataKey } from '../daemon/storage.js';
+import { Transfers } from '../daemon/transfer.js';
+import { WriteQueues, type Origin } from '../daemon/write-queue.js';
+import type { ClusterConfig, PartitionInfo } from '../shared/config.js';
+import { createLogger } from '../shared/log.js';
+import { tempDir, waitFor, type TestLike } from './helpers/cluster.js';
+
+/** A loopback port that was free a moment ago: connecting to it is refused. */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+async function node(t: TestLike, me: string) {
+  const port = await closedPort();
+  const servers = ['A', 'B', 'D'].map((id) => ({ id, address: `127.0.0.1:${port}`, state: 'available' as const }));
+  let config: ClusterConfig | undefined;
+  let waiters: Array<() => void> = [];
+  const setPartition = (version: number, partition: PartitionInfo) => {
+    config = { clusterId: 'c', incarnation: 'i', version, readOnly: false, servers, nextSpaceId: 2, spaces: [{ id: 1, name: 'r', tolerate: 1, partitions: [partition] }] };
+    replicator.onConfig(config);
+    for (const wake of waiters.splice(0)) wake();
+  };
+  const replicator = new Replicator({
+    config: () => config,
+    serverId: () => me,
+    stopping: () => false,
+    log: createLogger('test', 'silent'),
+    configAfter: (version, timeoutMs) =>
+      (config?.version ?? 0) > version ? Promise.resolve() : new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, timeoutMs);
+        waiters.push(() => { clearTimeout(timer); resolve(); });
+      }),
+  });
+  const storage = await Storage.open(join(tempDir(t), 'daemon'));
+  const writes = new WriteQueues(storage, 1 << 20, replicator.afterCommit);
+  t.teardown(async () => {
+    await replicator.close();
+    await storage.close();
+  });
+  /** Submits a put and records how it ended. */
+  const put = (key: string, n: number, origin: Origin) => {
+    const outcome: { settled?: string } = {};
+    writes.submit('1/0', { key: dataKey(1, 0, key), apply: () => ({ value: { n }, result: null }), origin }).then(
+      () => (outcome.settled = 'acknowledged'),
+      (error: { code?: string }) => (outcome.settled = String(error.code)),
+    );
+    return outcome;
+  };
+  const transfers = new Transfers(
+    { config: () => config, serverId: () => me, stopping: () => false, reportDone: async () => null, log: createLogger('test', 'silent') },
+    storage,
+    writes,
+  );
+  t.teardown(() => transfers.close());
+  return { setPartition, put, storage, transfers };
+}
+
+const settled = (outcomes: Array<{ settled?: string }>) =>
+  waitFor('the writes to end', () => (outcomes.every((o) => o.settled) ? outcomes.map((o) => o.settled) : undefined));
+
+t.test('a head that one config moves out of the chain and back in as the joining member acknowledges none of its writes', async (t) => {
+  const a = await node(t, 'A');
+  a.setPartition(10, { chain: ['A', 'B'], since: 3, joining: { server: 'D', replaces: 'A' } });
+  const first = a.put('k1', 127, 'client'); // committed, waiting for B
+  const queued = a.put('k2', 277, 'client'); // behind it in the partition's queue
+  await waitFor('the first write to be committed here', () => a.storage.get(dataKey(1, 0, 'k1')));
+  // Promotion of D and, in the same change, placement sending the partition back to A.
+  a.setPartition(11, { chain: ['B', 'D'], since: 11, joining: { server: 'A', replaces: 'B' } });
+  t.same(await settled([first, queued]), ['STALE_CONFIG', 'STALE_CONFIG'], 'both refused: the client sends them again to the new head');
+});
+
+t.test('a tail that becomes the joining member does not acknowledge what its predecessor sent it as the tail', async (t) => {
+  const a = await node(t, 'A');
+  a.setPartition(10, { chain: ['B', 'A'], since: 10, joining: { server: 'D' } });
+  const forwarded = a.put('k1', 5, 'chain'); // the tail forwards it to D, which does not answer
+  await waitFor('the write to be committed here', () => a.storage.get(dataKey(1, 0, 'k1')));
+  a.setPartition(11, { chain: ['B', 'D'], since: 11, joining: { server: 'A', replaces: 'B' } });
+  t.same(await settled([forwarded]), ['STALE_CONFIG'], 'refused: B sends it again, to D');
+});
+
+t.test('what the joining member is sent as the joining member, it acknowledges', async (t) => {
+  const a = await node(t, 'A');
+  a.setPartition(11, { chain: ['B', 'D'], since: 11, joining: { server: 'A' } });
+  t.same(await settled([a.put('k1', 1, 'joining')]), ['acknowledged']);
+});
+
+t.test('a member that stays in the chain while it shrinks acknowledges its write at the new end', async (t) => {
+  const a = await node(t, 'A');
+  a.setPartition(10, { chain: ['A', 'B'], since: 3 });
+  const write = a.put('k1', 1, 'client');
+  await waitFor('the write to be committed here', () => a.storage.get(dataKey(1, 0, 'k1')));
+  a.setPartition(11, { chain: ['A'], since: 11 }); // B went down: A alone holds the partition, and the write
+  t.same(await settled([write]), ['acknowledged']);
+});
+
+t.test('a transfer page sent by a config older than the joining is refused; a current one is applied', async (t) => {
+  const a = await node(t, 'A');
+  a.setPartition(12, { chain: ['B', 'D'], since: 12, joining: { server: 'A' } });
+  const page = (v: number, n: number) => ({
+    t: 'transfer' as const, id: 1, v, spaceId: 1, partition: 0, source: 'D', first: true, done: false,
+    entries: [[dataKey(1, 0, 'k1'), Buffer.from([0x81, 0xa1, 0x6e, n])]] as Array<[Uint8Array, Uint8Array]>,
+  });
+  // Say A joined at 9, fell out at 11, and joined again at 12: a page of the first transfer must not land now.
+  await t.rejects(a.transfers.receive(page(10, 1)), { code: 'STALE_CONFIG' });
+  t.equal(a.storage.get(dataKey(1, 0, 'k1')), undefined, 'nothing applied');
+  await a.transfers.receive(page(12, 2));
+  t.same(a.storage.get(dataKey(1, 0, 'k1')), { n: 2 }, 'the current transfer\'s page is applied');
+});
