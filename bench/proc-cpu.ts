@@ -48,7 +48,9 @@ export function childrenOf(parent: number): number[] {
 export function kvProcessName(pid: number): string {
   try {
     const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-    const command = args[2] ?? '?';
+    // node [node flags, e.g. --cpu-prof-dir] …/kv.js <command> …
+    const script = args.findIndex((arg, i) => i > 0 && !arg.startsWith('-'));
+    const command = args[script + 1] ?? '?';
     if (command === 'daemon') return `daemon :${args[args.indexOf('--listen-port') + 1] ?? '?'}`;
     return command === 'up' ? 'kv up' : command;
   } catch {
