@@ -1,6 +1,6 @@
 // Runs one benchmark by name, so that `npm run bench -- NAME [args...]` works:
 //
-//   node dist/bench/run.js [ycsb|throughput|backup|replication] [args...]     (default: ycsb)
+//   node dist/bench/run.js [ycsb|throughput|backup|replication|level-round-trip] [args...]     (default: ycsb)
 //
 // The benchmark runs in this process, with its own arguments in process.argv as if it had been started directly.
 const benchmarks: Record<string, string> = {
@@ -8,6 +8,7 @@ const benchmarks: Record<string, string> = {
   throughput: './throughput.js',
   backup: './backup.js',
   replication: './replication.js',
+  'level-round-trip': './level-round-trip.js',
 };
 
 const [first, ...rest] = process.argv.slice(2);
