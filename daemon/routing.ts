@@ -41,7 +41,7 @@ export function routeReplica(
     throw new KvError('WRONG_SERVER', `this daemon does not replicate partition ${request.partition} of space ${request.spaceId}`, config.version);
   }
   if (request.v < info.since) {
-    throw new KvError('STALE_CONFIG', `partition ${request.partition} of space ${request.spaceId} changed its chain in config ${info.since}`, config.version);
+    throw new KvError('STALE_CONFIG', `partition ${request.partition} of space ${request.spaceId} changed its replica set in config ${info.since}`, config.version);
   }
   const prefix = dataKey(request.spaceId, request.partition, '');
   for (const [key] of request.changes) {
