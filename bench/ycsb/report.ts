@@ -71,6 +71,8 @@ export interface YcsbOptions {
   warmupSeconds: number;
   distribution: Distribution;
   partitions: number;
+  /** How many times the whole sequence of systems ran (--rounds). */
+  rounds: number;
   /** --cpu-prof: where the kv processes write their CPU profiles. */
   cpuProfileDir: string | undefined;
   write: boolean;
@@ -84,7 +86,13 @@ export interface YcsbResults {
   machine: ReturnType<typeof machine>;
   machineAtEnd: ReturnType<typeof machine>;
   options: YcsbOptions;
+  /**
+   * One entry per system. With more than one round, each workload's phase is the round's with the median ops/s
+   * (a phase that was measured, with its own latencies and CPU), and memory and disk are the first round's.
+   */
   systems: SystemResult[];
+  /** Every round's systems, in the order they ran; present when --rounds > 1. */
+  rounds?: SystemResult[][];
   targets: TargetResult[];
   totalSeconds: number;
 }
@@ -121,18 +129,63 @@ export function cdfOf(sorted: Float64Array): Array<{ fraction: number; ms: numbe
 
 const mixed: WorkloadName[] = ['a', 'b', 'c'];
 
-function phaseOf(results: YcsbResults, system: string, workload: WorkloadName): PhaseResult | undefined {
-  return results.systems.find((s) => s.name === system)?.phases.find((p) => p.workload === workload);
+type Systems = Pick<YcsbResults, 'systems' | 'rounds'>;
+
+function phaseIn(systems: SystemResult[], system: string, workload: WorkloadName): PhaseResult | undefined {
+  return systems.find((s) => s.name === system)?.phases.find((p) => p.workload === workload);
+}
+
+const phaseOf = (results: Systems, system: string, workload: WorkloadName) => phaseIn(results.systems, system, workload);
+
+/** kv's ops/s over a peer's, both measured in the same round: one ratio per round (one in all without --rounds). */
+function roundRatios(results: Systems, peer: string, workload: WorkloadName): number[] {
+  return (results.rounds ?? [results.systems]).flatMap((systems) => {
+    const kv = phaseIn(systems, reference, workload);
+    const other = phaseIn(systems, peer, workload);
+    return kv && other && other.opsPerSecond > 0 ? [kv.opsPerSecond / other.opsPerSecond] : [];
+  });
+}
+
+/** kv's ratio to a peer: the median of the rounds' side-by-side ratios. */
+function ratioOf(results: Systems, peer: string, workload: WorkloadName): number | undefined {
+  const ratios = roundRatios(results, peer, workload);
+  return ratios.length === 0 ? undefined : median(ratios);
+}
+
+/**
+ * The systems of several rounds as one: per workload the phase with the median ops/s (the lower middle one for an
+ * even count), memory and disk of the first round; failed when any round failed.
+ */
+export function medianSystems(rounds: SystemResult[][]): SystemResult[] {
+  return rounds[0]!.map((first) => {
+    const all = rounds.map((systems) => systems.find((s) => s.name === first.name)!);
+    const failed = all.find((s) => s.status === 'failed');
+    const workloadsRun = [...new Set(all.flatMap((s) => s.phases.map((p) => p.workload)))];
+    const phases = workloadsRun.map((w) => {
+      const runs = all.flatMap((s) => s.phases.filter((p) => p.workload === w)).sort((a, b) => a.opsPerSecond - b.opsPerSecond);
+      return runs[Math.floor((runs.length - 1) / 2)]!;
+    });
+    return {
+      ...first,
+      ...(failed ? { status: 'failed' as const, reason: failed.reason } : {}),
+      phases,
+      seconds: round(all.reduce((sum, s) => sum + s.seconds, 0), 1),
+    };
+  });
 }
 
 /** The issue's targets, judged on workloads A, B and C (the load phase is shown, not judged). */
 export function evaluateTargets(results: Omit<YcsbResults, 'targets'>): TargetResult[] {
   const r = results as YcsbResults;
   const judged = mixed.filter((w) => results.options.workloads.includes(w));
-  const ratio = (peer: string, w: WorkloadName) => {
-    const kv = phaseOf(r, reference, w);
-    const other = phaseOf(r, peer, w);
-    return kv && other && other.opsPerSecond > 0 ? kv.opsPerSecond / other.opsPerSecond : undefined;
+  const ratio = (peer: string, w: WorkloadName) => ratioOf(r, peer, w);
+  // With rounds, each verdict is on the median of the rounds' side-by-side ratios; the detail says how many rounds
+  // met the bar on their own.
+  const rounds = results.rounds?.length ?? 1;
+  const perRound = (peer: string, w: WorkloadName, ok: (v: number) => boolean) => {
+    if (rounds === 1) return '';
+    const ratios = roundRatios(r, peer, w);
+    return ratios.length === 0 ? '' : ` (${ratios.filter(ok).length} of ${ratios.length} rounds)`;
   };
   const label = (w: WorkloadName) => w.toUpperCase();
   const verdict = (values: Array<number | undefined>, ok: (v: number) => boolean): TargetResult['verdict'] =>
@@ -149,12 +202,15 @@ export function evaluateTargets(results: Omit<YcsbResults, 'targets'>): TargetRe
     {
       target: 'kv (3 daemons, tolerate 0) ≥ 10× etcd on every workload',
       verdict: verdict(etcd, (v) => v >= 10),
-      detail: judged.length ? judged.map((w, i) => `${label(w)} ${fmtRatio(etcd[i])}`).join(', ') : 'no workload A, B or C run',
+      detail: judged.length
+        ? judged.map((w, i) => `${label(w)} ${fmtRatio(etcd[i])}${perRound('etcd', w, (v) => v >= 10)}`).join(', ') +
+          (rounds > 1 ? `; medians of ${rounds} rounds` : '')
+        : 'no workload A, B or C run',
     },
     {
       target: 'kv ≥ ½ Redis on workload C',
       verdict: verdict(redisC, (v) => v >= 0.5),
-      detail: redisC.length ? `C ${fmtRatio(redisC[0])}` : 'workload C not run',
+      detail: redisC.length ? `C ${fmtRatio(redisC[0])}${perRound('redis', 'c', (v) => v >= 0.5)}` : 'workload C not run',
     },
     {
       target: `kv p99 < 10 ms at ${results.options.concurrency} concurrent`,
@@ -242,6 +298,32 @@ export function memoryTable(results: YcsbResults): string {
 
 // ---- the table ----
 
+/** With --rounds: every round's kv ops/s and its ratio to each peer in that round, per workload. */
+export function roundsTable(results: Systems & Pick<YcsbResults, 'options'>): string {
+  if (!results.rounds) return '';
+  const peers = results.systems.map((s) => s.name).filter((n) => n !== reference && results.rounds!.some((r) => r.some((s) => s.name === n && s.phases.length > 0)));
+  const lines: string[] = [];
+  lines.push(
+    `Each round ran every system in turn; ratios are kv's ops/s over the peer's in the same round. The table above shows, ` +
+      `per system and workload, the round with the median ops/s, and kv's median ratio over the rounds.`,
+  );
+  lines.push('');
+  lines.push(`| round | workload | kv ops/s | ${peers.map((p) => `kv ÷ ${displayName(p)}`).join(' | ')} |`);
+  lines.push(`|--:|---|--:|${peers.map(() => '--:').join('|')}|`);
+  results.rounds.forEach((systems, i) => {
+    for (const w of results.options.workloads) {
+      const kv = phaseIn(systems, reference, w);
+      if (!kv) continue;
+      const ratios = peers.map((peer) => {
+        const other = phaseIn(systems, peer, w);
+        return fmtRatio(other && other.opsPerSecond > 0 ? kv.opsPerSecond / other.opsPerSecond : undefined);
+      });
+      lines.push(`| ${i + 1} | ${kv.label} | ${fmtOps(kv.opsPerSecond)} | ${ratios.join(' | ')} |`);
+    }
+  });
+  return lines.join('\n') + '\n';
+}
+
 const fmtRatio = (v: number | undefined) => (v === undefined || !Number.isFinite(v) ? 'n/a' : `${v >= 10 ? v.toFixed(1) : v.toFixed(2)}×`);
 const fmtMs = (v: number) => (!Number.isFinite(v) ? 'n/a' : v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
 const fmtOps = (v: number) => Math.round(v).toLocaleString('en-US');
@@ -254,15 +336,19 @@ export function table(results: YcsbResults): string {
   lines.push('|---|---|--:|--:|--:|--:|--:|--:|--:|');
   const ran = results.systems.filter((s) => s.phases.length > 0);
   for (const w of o.workloads) {
-    const kv = phaseOf(results, reference, w);
     for (const s of ran) {
       const p = s.phases.find((x) => x.workload === w);
       if (!p) continue;
       const cpu = `${p.cpu.benchProcessMicrosPerOp} / ${p.cpu.serversMicrosPerOp ?? '–'}`;
       const errors = p.errors === 0 ? '0' : `${p.errors} (${Object.entries(p.errorsByCode).map(([k, v]) => `${k} ${v}`).join(', ')})`;
-      const vs = s.name === reference ? '–' : fmtRatio(kv && p.opsPerSecond > 0 ? kv.opsPerSecond / p.opsPerSecond : undefined);
+      const vs = s.name === reference ? '–' : fmtRatio(ratioOf(results, s.name, w));
       lines.push(`| ${p.label} | ${displayName(s.name)} | ${fmtOps(p.opsPerSecond)} | ${fmtMs(p.latencyMs.p50)} | ${fmtMs(p.latencyMs.p99)} | ${fmtMs(p.latencyMs.p999)} | ${cpu} | ${errors} | ${vs} |`);
     }
+  }
+  const rounds = roundsTable(results);
+  if (rounds) {
+    lines.push('');
+    lines.push(rounds.trimEnd());
   }
   const memory = memoryTable(results);
   if (memory) {
@@ -292,6 +378,7 @@ export function describeRun(results: YcsbResults): string {
     `${o.keys.toLocaleString('en-US')} keys of ${o.valueBytes}-byte values (random bytes, different for each key), ${o.distribution === 'zipfian' ? 'scrambled zipfian (0.99)' : 'uniform'} key choice,`,
     `${o.concurrency} concurrent requests (closed loop, one client instance per system), ${o.seconds} s per workload after a`,
     `${o.warmupSeconds} s warm-up that is not measured; the load phase puts every key once. kv: ${o.partitions} partitions.`,
+    o.rounds > 1 ? `${o.rounds} rounds, each starting every system afresh, in turn.` : '',
     `Machine: ${describeMachine(m)}; load average ${m.loadAverage.join(' ')} before, ${results.machineAtEnd.loadAverage.join(' ')} after.`,
     otherLoad(results),
     `Code: ${results.build}. ${results.date}, ${Math.round(results.totalSeconds)} s in all.`,

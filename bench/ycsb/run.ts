@@ -3,10 +3,11 @@
 //
 //   npm run bench [-- ycsb] [--systems kv,kv-tolerate1,redis,etcd,level] [--workloads load,a,b,c] [--keys 100000]
 //                 [--value-bytes 100] [--concurrency 64] [--seconds 10] [--warmup-seconds 2]
-//                 [--distribution zipfian|uniform] [--partitions 16] [--no-write] [--json]
+//                 [--distribution zipfian|uniform] [--partitions 16] [--rounds 1] [--no-write] [--json]
 //
 // For each system in turn: start it, load every key (the load phase, measured), then workloads A, B and C, each
-// a warm-up that is not measured and then --seconds measured, then stop it. A system that is not installed is
+// a warm-up that is not measured and then --seconds measured, then stop it. --rounds N repeats the whole sequence
+// N times (on these noisy machines one run's ratio can be off by a fifth) and reports medians. A system that is not installed is
 // skipped with a line saying so; one that fails is reported as failed with the reason and the others still run.
 // Prints a Markdown table (system × workload: ops/s, p50/p99/p999, CPU per op, kv's ratio to each system), the
 // servers' memory (RSS and its peak, from /proc) after the load and at the end with the data's size on disk
@@ -24,7 +25,7 @@ import { killAllKvProcesses, progress, withTimeout } from '../cluster.js';
 import { cpuDuring, machineBusyPercent, machineJiffies, sampleMemory, sampleProcesses, selfCpuSeconds } from '../proc-cpu.js';
 import { build, machine, repoRoot, round, summary } from '../stats.js';
 import { loadPhase, mixPhase, type PhaseRun } from './driver.js';
-import { cdfOf, evaluateTargets, memoryLine, table, writeCharts, writeJson, writeResultsMd, type PhaseResult, type SystemResult, type YcsbOptions, type YcsbResults } from './report.js';
+import { cdfOf, evaluateTargets, medianSystems, memoryLine, table, writeCharts, writeJson, writeResultsMd, type PhaseResult, type SystemResult, type YcsbOptions, type YcsbResults } from './report.js';
 import { killAllServerProcesses } from './server-process.js';
 import { diskUsage, type System } from './system.js';
 import { EtcdSystem } from './systems/etcd.js';
@@ -47,6 +48,8 @@ const usage = `usage: npm run bench [-- ycsb] [options]   (node dist/bench/ycsb/
   --warmup-seconds W      unmeasured seconds before each of them (default 2)
   --distribution D        zipfian (YCSB's scrambled zipfian, 0.99) or uniform (default zipfian)
   --partitions P          partitions of kv's space (default 16)
+  --rounds N              run every system N times, in turn, each afresh; report per workload the round with the
+                          median ops/s and kv's median ratio to each peer over the rounds (default 1)
   --cpu-prof DIR          profile every kv process (node --cpu-prof): a .cpuprofile per process in DIR, a flame
                           graph in Chrome DevTools or speedscope (the client side: node --cpu-prof dist/bench/run.js)
   --no-write              print only: leave bench/RESULTS.md, bench/results/ and bench/charts/ alone
@@ -66,6 +69,7 @@ function parseOptions(): YcsbOptions {
       'warmup-seconds': { type: 'string', default: '2' },
       distribution: { type: 'string', default: 'zipfian' },
       partitions: { type: 'string', default: '16' },
+      rounds: { type: 'string', default: '1' },
       'cpu-prof': { type: 'string' },
       'no-write': { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
@@ -107,6 +111,7 @@ function parseOptions(): YcsbOptions {
     warmupSeconds: num('warmup-seconds', values['warmup-seconds'], 0, 600),
     distribution,
     partitions: int('partitions', values.partitions, 1, 4096),
+    rounds: int('rounds', values.rounds, 1, 100),
     cpuProfileDir: values['cpu-prof'],
     write: !values['no-write'],
     json: values.json,
@@ -276,7 +281,7 @@ async function main(): Promise<number> {
   process.on('SIGTERM', onSignal);
   const perSystemMs =
     180_000 + loadTimeoutMs(options.keys, options.valueBytes) + options.workloads.length * ((options.warmupSeconds + options.seconds) * 1000 + 60_000) + stopTimeoutMs;
-  const watchdogMs = perSystemMs * options.systems.length;
+  const watchdogMs = perSystemMs * options.systems.length * options.rounds;
   const watchdog = setTimeout(() => {
     progress(`the run exceeded ${Math.round(watchdogMs / 1000)} s; stopping`);
     void withTimeout(cleanup(), 30_000).finally(() => process.exit(2));
@@ -290,12 +295,18 @@ async function main(): Promise<number> {
   const keys = makeKeys(options.keys);
   const values = new Values(options.valueBytes);
   const pick = chooser(options.distribution, options.keys);
-  const systems: SystemResult[] = [];
+  const rounds: SystemResult[][] = [];
   try {
-    for (const name of options.systems) systems.push(await benchSystem(createSystem(name, options), options, keys, values, pick));
+    for (let round = 1; round <= options.rounds; round++) {
+      if (options.rounds > 1) progress(`round ${round} of ${options.rounds}`);
+      const systems: SystemResult[] = [];
+      for (const name of options.systems) systems.push(await benchSystem(createSystem(name, options), options, keys, values, pick));
+      rounds.push(systems);
+    }
   } finally {
     clearTimeout(watchdog);
   }
+  const systems = rounds.length === 1 ? rounds[0]! : medianSystems(rounds);
 
   const partial = {
     command: `npm run bench -- ycsb ${process.argv.slice(2).join(' ')}`.trim(),
@@ -305,6 +316,7 @@ async function main(): Promise<number> {
     machineAtEnd: machine(),
     options,
     systems,
+    ...(rounds.length > 1 ? { rounds } : {}),
     totalSeconds: round((performance.now() - started) / 1000, 1),
   };
   const results: YcsbResults = { ...partial, targets: evaluateTargets(partial) };
@@ -324,7 +336,7 @@ async function main(): Promise<number> {
     progress('wrote bench/RESULTS.md (the ycsb block), bench/results/ycsb.json, bench/charts/ycsb-throughput.svg, bench/charts/ycsb-latency-cdf.svg');
   }
   progress(`done in ${Math.round(results.totalSeconds)} s`);
-  const ok = systems.every((s) => s.status !== 'failed' && s.phases.every((p) => p.errors === 0));
+  const ok = rounds.flat().every((s) => s.status !== 'failed' && s.phases.every((p) => p.errors === 0));
   if (!ok) progress('FAILED: a system failed or some operations failed (see above)');
   return ok ? 0 : 1;
 }
