@@ -435,7 +435,8 @@ export function writeResultsMd(path: string, results: YcsbResults): void {
 
 export function writeJson(path: string, results: YcsbResults): void {
   mkdirSync(dirname(path), { recursive: true });
-  writeFileSync(path, JSON.stringify(results, null, 2) + '\n');
+  // Compact: indented, a run of several rounds is a megabyte, most of it one CDF number per line.
+  writeFileSync(path, JSON.stringify(results) + '\n');
 }
 
 // ---- charts ----
