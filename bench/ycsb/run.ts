@@ -7,8 +7,8 @@
 //
 // For each system in turn: start it, load every key (the load phase, measured), then workloads A, B and C, each
 // a warm-up that is not measured and then --seconds measured, then stop it. --rounds N repeats the whole sequence
-// N times (on these noisy machines one run's ratio can be off by a fifth) and reports medians. A system that is not installed is
-// skipped with a line saying so; one that fails is reported as failed with the reason and the others still run.
+// N times (on these noisy machines one run's ratio can be off by a fifth) and reports medians. A system that is
+// not installed is skipped with a line saying so; one that fails is reported as failed with the reason and the others still run.
 // Prints a Markdown table (system × workload: ops/s, p50/p99/p999, CPU per op, kv's ratio to each system), the
 // servers' memory (RSS and its peak, from /proc) after the load and at the end with the data's size on disk
 // after the load, and the issue's targets; unless --no-write, writes the block between <!-- ycsb:begin --> and
@@ -297,8 +297,8 @@ async function main(): Promise<number> {
   const pick = chooser(options.distribution, options.keys);
   const rounds: SystemResult[][] = [];
   try {
-    for (let round = 1; round <= options.rounds; round++) {
-      if (options.rounds > 1) progress(`round ${round} of ${options.rounds}`);
+    for (let n = 1; n <= options.rounds; n++) {
+      if (options.rounds > 1) progress(`round ${n} of ${options.rounds}`);
       const systems: SystemResult[] = [];
       for (const name of options.systems) systems.push(await benchSystem(createSystem(name, options), options, keys, values, pick));
       rounds.push(systems);
