@@ -137,13 +137,16 @@ function phaseIn(systems: SystemResult[], system: string, workload: WorkloadName
 
 const phaseOf = (results: Systems, system: string, workload: WorkloadName) => phaseIn(results.systems, system, workload);
 
-/** kv's ops/s over a peer's, both measured in the same round: one ratio per round (one in all without --rounds). */
+/** kv's ops/s over a peer's within one round's systems; undefined when either did not run the workload. */
+function ratioIn(systems: SystemResult[], peer: string, workload: WorkloadName): number | undefined {
+  const kv = phaseIn(systems, reference, workload);
+  const other = phaseIn(systems, peer, workload);
+  return kv && other && other.opsPerSecond > 0 ? kv.opsPerSecond / other.opsPerSecond : undefined;
+}
+
+/** One side-by-side ratio per round (one in all without --rounds). */
 function roundRatios(results: Systems, peer: string, workload: WorkloadName): number[] {
-  return (results.rounds ?? [results.systems]).flatMap((systems) => {
-    const kv = phaseIn(systems, reference, workload);
-    const other = phaseIn(systems, peer, workload);
-    return kv && other && other.opsPerSecond > 0 ? [kv.opsPerSecond / other.opsPerSecond] : [];
-  });
+  return (results.rounds ?? [results.systems]).map((systems) => ratioIn(systems, peer, workload)).filter((v): v is number => v !== undefined);
 }
 
 /** kv's ratio to a peer: the median of the rounds' side-by-side ratios. */
@@ -314,10 +317,7 @@ export function roundsTable(results: Systems & Pick<YcsbResults, 'options'>): st
     for (const w of results.options.workloads) {
       const kv = phaseIn(systems, reference, w);
       if (!kv) continue;
-      const ratios = peers.map((peer) => {
-        const other = phaseIn(systems, peer, w);
-        return fmtRatio(other && other.opsPerSecond > 0 ? kv.opsPerSecond / other.opsPerSecond : undefined);
-      });
+      const ratios = peers.map((peer) => fmtRatio(ratioIn(systems, peer, w)));
       lines.push(`| ${i + 1} | ${kv.label} | ${fmtOps(kv.opsPerSecond)} | ${ratios.join(' | ')} |`);
     }
   });
