@@ -1,9 +1,9 @@
 // The coordinator's state transitions: pure functions from one cluster config to the next. Each one either
 // throws a KvError (and nothing changes) or returns a config whose version is one higher.
-import { findServer, findSpace, type ClusterConfig, type Freeze, type PartitionInfo, type ServerInfo, type ServerState } from '../shared/config.js';
+import { findServer, findSpace, valueBytesMaxOf, type ClusterConfig, type Freeze, type PartitionInfo, type ServerInfo, type ServerState } from '../shared/config.js';
 import { KvError, badRequest } from '../shared/errors.js';
 import { newId64 } from '../shared/ids.js';
-import { partitionsMax, spaceNameLengthMax } from '../shared/limits.js';
+import { frameBytesMax, partitionsMax, spaceNameLengthMax } from '../shared/limits.js';
 
 export const newCluster = (clusterId = newId64()): ClusterConfig => ({
   clusterId,
@@ -92,6 +92,14 @@ export function addSpace(config: ClusterConfig, name: string, partitions: number
 export function rmSpace(config: ClusterConfig, name: string): ClusterConfig {
   if (!findSpace(config, name)) throw new KvError('NO_SUCH_SPACE', `space "${name}" does not exist`);
   return bump(config, { spaces: config.spaces.filter((s) => s.name !== name) });
+}
+
+/** Sets the largest stored value every daemon accepts (undefined: the default). */
+export function setValueBytesMax(config: ClusterConfig, valueBytesMax: number): ClusterConfig {
+  if (!Number.isSafeInteger(valueBytesMax) || valueBytesMax < 1 || valueBytesMax > frameBytesMax) {
+    throw badRequest(`--value-bytes-max is 1 to ${frameBytesMax} bytes (the largest message), not ${valueBytesMax}`);
+  }
+  return valueBytesMaxOf(config) === valueBytesMax ? config : bump(config, { valueBytesMax });
 }
 
 export function setReadOnly(config: ClusterConfig, readOnly: boolean): ClusterConfig {

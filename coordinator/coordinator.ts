@@ -10,6 +10,7 @@ import type { Logger } from '../shared/log.js';
 import { listen } from '../shared/listen.js';
 import type { Message, MessageOf, RequestOf, RequestType, Results } from '../shared/protocol.js';
 import { randomUUID } from 'node:crypto';
+import { newSessionId } from '../shared/ids.js';
 import { backupLockMsDefault } from '../shared/limits.js';
 import { runBackup, type BackupHost } from './backup.js';
 import { BackupLockKeeper } from './backup-lock.js';
@@ -27,6 +28,8 @@ export interface CoordinatorOptions {
   restoreFrom?: string;
   heartbeatIntervalMs: number;
   heartbeatTimeoutMs: number;
+  /** The largest stored value, for the whole cluster; undefined: keep the config's. */
+  valueBytesMax?: number;
   log: Logger;
   /** Testing only: how long a backup stalls after freezing (to kill things mid-freeze). */
   faultStallAfterFreezeMs?: number;
@@ -114,6 +117,7 @@ export class Coordinator {
       this.config = cluster.newCluster();
       log.info({ clusterId: this.config.clusterId }, 'created cluster');
     }
+    if (this.options.valueBytesMax !== undefined) this.config = cluster.setValueBytesMax(this.config, this.options.valueBytesMax);
   }
 
   private async listen(): Promise<void> {
@@ -197,6 +201,9 @@ export class Coordinator {
         if (session) session.ackedVersion = Math.max(session.ackedVersion, message.version);
         return;
       }
+      case 'open_session':
+        // 64 random bits: unique without any state to keep here, across restarts and coordinators alike.
+        return void answer(message.id, Promise.resolve({ session: newSessionId() }));
       case 'get_config':
         return void answer(message.id, Promise.resolve(this.config));
       case 'subscribe':

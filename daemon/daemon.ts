@@ -2,7 +2,7 @@
 // Reads go straight to LevelDB; every write goes through the write queue.
 import type WebSocket from 'ws';
 import type { WebSocketServer } from 'ws';
-import { extendedChain, type ClusterConfig } from '../shared/config.js';
+import { extendedChain, valueBytesMaxOf, type ClusterConfig } from '../shared/config.js';
 import { Connection } from '../shared/connection.js';
 import { KvError, asKvError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
@@ -12,10 +12,11 @@ import { daemonPathMismatch, writeTypes, type Message } from '../shared/protocol
 import * as attributes from './attributes.js';
 import { CoordinatorLink } from './coordinator-link.js';
 import { route, routeReplica, type Addressed, type Routed } from './routing.js';
-import { Replicator, partitionId } from './replication.js';
+import { Replicator } from './replication.js';
 import { Transfers } from './transfer.js';
-import { Storage, dataKey } from './storage.js';
-import { WriteQueues, type Write } from './write-queue.js';
+import { Storage } from './storage.js';
+import { dataKey } from '../shared/key-layout.js';
+import { WriteQueues, type RequestId, type Write } from './write-queue.js';
 import { FreezeKeeper } from './freeze.js';
 import { SnapshotKeeper } from './snapshots.js';
 
@@ -24,7 +25,6 @@ export interface DaemonOptions {
   port: number;
   coordinator: string;
   dataDir: string;
-  valueBytesMax: number;
   /** LevelDB's write buffer; undefined: LevelDB's default (4 MiB). */
   writeBufferBytes?: number;
   log: Logger;
@@ -58,7 +58,7 @@ export class Daemon {
       stopping: () => this.stopping,
       log: options.log,
     });
-    this.writes = new WriteQueues(storage, options.valueBytesMax, this.replicator.afterCommit);
+    this.writes = new WriteQueues(storage, { valueBytesMax: () => valueBytesMaxOf(this.config), nowMs: Date.now }, this.replicator.afterCommit);
     this.transfers = new Transfers(
       {
         config: () => this.config,
@@ -139,18 +139,25 @@ export class Daemon {
   private dropMovedPartitions(previous: ClusterConfig, config: ClusterConfig): void {
     const me = this.link?.serverId;
     if (!me) return;
-    const held = (c: ClusterConfig) =>
-      new Set(c.spaces.flatMap((s) => s.partitions.flatMap((p, i) => (extendedChain(p).includes(me) ? [partitionId(s.id, i)] : []))));
-    const now = held(config);
+    const holds = (c: ClusterConfig, spaceId: number, partition: number) => {
+      const p = c.spaces.find((s) => s.id === spaceId)?.partitions[partition];
+      return p !== undefined && extendedChain(p).includes(me);
+    };
     const live = new Set(config.spaces.map((s) => s.id));
-    for (const id of held(previous)) {
-      const [spaceId, partition] = id.split('/').map(Number) as [number, number];
-      if (now.has(id) || !live.has(spaceId)) continue;
-      this.writes
-        .exclusive(id, () => this.storage.clearPartition(spaceId, partition))
+    for (const space of previous.spaces) {
+      if (!live.has(space.id)) continue;
+      space.partitions.forEach((_, partition) => {
+        if (!holds(previous, space.id, partition) || holds(config, space.id, partition)) return;
+        this.dropPartition(space.id, partition);
+      });
+    }
+  }
+
+  private dropPartition(spaceId: number, partition: number): void {
+    this.writes
+        .exclusive(spaceId, partition, () => this.storage.clearPartition(spaceId, partition), { writes: true, held: true })
         .then(() => this.options.log.info({ spaceId, partition }, 'dropped a partition that moved away'))
         .catch((error) => this.options.log.error({ err: error, spaceId, partition }, 'cannot drop a partition that moved away'));
-    }
   }
 
   /** Resolves when a config newer than `version` runs here, or after `timeoutMs`. */
@@ -170,7 +177,7 @@ export class Daemon {
     const live = new Set(config.spaces.map((s) => s.id));
     for (const id of await this.storage.spaceIds()) {
       if (id < config.nextSpaceId && !live.has(id)) {
-        await this.storage.dropSpace(id);
+        await this.writes.whenNotFrozen(() => this.storage.dropSpace(id));
         this.options.log.info({ spaceId: id }, 'dropped the data of a removed space');
       }
     }
@@ -239,20 +246,16 @@ export class Daemon {
       case 'cond_put':
       case 'atomic_add': {
         const { space, partition } = route(this.config, serverId, message, write);
-        return this.writes.submit(partitionId(space.id, partition), {
+        return this.writes.submit(space.id, partition, {
           key: dataKey(space.id, partition, message.key),
           apply: writeOf(message),
-          origin: 'client',
+          rid: requestId(message),
         });
       }
       case 'replicate': {
         const origin = routeReplica(this.config, serverId, message);
-        const partition = partitionId(message.spaceId, message.partition);
-        return Promise.all(
-          message.changes.map(([key, value]) =>
-            this.writes.submit(partition, { key: Buffer.from(key), apply: () => ({ value: value ?? undefined, result: null }), origin }),
-          ),
-        ).then(() => null);
+        const changes = message.changes.map(([key, value]) => [asBuffer(key), value === null ? undefined : asBuffer(value)] as [Buffer, Buffer | undefined]);
+        return this.writes.replicated(message.spaceId, message.partition, changes, origin).then(() => null);
       }
       case 'transfer':
         return this.transfers.receive(message);
@@ -277,7 +280,9 @@ export class Daemon {
     // While a daemon joins after this tail, a batch on its way to it is committed here but not yet there. Reading
     // after it (in the partition's queue) means nothing is returned that the joining daemon, the next tail, lacks.
     const joining = routed.space.partitions[routed.partition]?.joining;
-    const result = joining ? this.writes.exclusive(partitionId(routed.space.id, routed.partition), async () => work(routed)) : work(routed);
+    const result = joining
+      ? this.writes.exclusive(routed.space.id, routed.partition, async () => work(routed), { writes: false, held: false })
+      : work(routed);
     if (!(result instanceof Promise)) return result; // read within this turn: the config cannot have changed
     return result.then((value) => {
       if (this.config !== config) route(this.config, this.link?.serverId, { ...request, v: this.config!.version }, false);
@@ -302,6 +307,14 @@ export class Daemon {
 }
 
 type WriteMessage = Extract<Message, { t: 'put' | 'del' | 'put_if_not_exist' | 'cond_put' | 'atomic_add' }>;
+
+const asBuffer = (bytes: Uint8Array): Buffer => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+
+function requestId(message: WriteMessage): RequestId {
+  const session = Buffer.from(message.session, 'hex');
+  if (session.length !== 8) throw new KvError('BAD_REQUEST', `session "${message.session}" is not 16 hex digits`);
+  return { session, sessionHex: message.session, seq: message.seq, awaiting: message.awaiting };
+}
 
 /** Each write request as a transformation of the current value (see attributes.ts for the semantics). */
 function writeOf(message: WriteMessage): Write['apply'] {

@@ -2,18 +2,20 @@
 // successor in the partition's chain, and the batch's writes are answered only when the successor has committed
 // it (and, through its own replicator, everything after it): an acknowledged write is on every replica.
 //
-// What is sent is each key's new value, not the operation, so sending a batch again is harmless. One batch per
-// partition is out at a time, so order is kept. If the successor cannot be reached, the batch is sent again, to
-// whatever successor the newest config names, until it succeeds or this daemon stops: a chain is never left
-// with a write its head has and its tail lacks.
+// What is sent is what the batch committed (each key's new encoded value, completion records included), not the
+// operations, so sending a batch again is harmless. One batch per partition is out at a time, so order is kept.
+// If the successor cannot be reached, the batch is sent again, to whatever successor the newest config names,
+// until it succeeds or this daemon stops: a chain is never left with a write its head has and its tail lacks.
+// A refusal that sending again cannot cure (BAD_REQUEST: a bug, or a successor whose storage fails) is logged and
+// fails the batch's writes instead of stalling the partition's queue for good.
 import type { ClusterConfig } from '../shared/config.js';
 import { extendedChain, findServer } from '../shared/config.js';
 import { ConnectionPool } from '../shared/connection-pool.js';
 import { asKvError, KvError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import { reconnectDelayMsMax, reconnectDelayMsMin, requestTimeoutMsDefault } from '../shared/limits.js';
-import { daemonPath, type Attrs } from '../shared/protocol.js';
-import type { Committed } from './write-queue.js';
+import { daemonPath } from '../shared/protocol.js';
+import type { Change } from './write-queue.js';
 
 export interface ReplicaHost {
   config(): ClusterConfig | undefined;
@@ -24,7 +26,8 @@ export interface ReplicaHost {
   log: Logger;
 }
 
-export const partitionId = (spaceId: number, partition: number) => `${spaceId}/${partition}`;
+/** Answers from a successor after which the same batch may succeed: to the same daemon later, or to another. */
+const retryableCodes = new Set(['STALE_CONFIG', 'WRONG_SERVER', 'UNAVAILABLE', 'TIMEOUT', 'CONNECTION_LOST']);
 
 /**
  * Where a batch committed here goes next: the following daemon of the partition's chain (the joining daemon
@@ -67,8 +70,8 @@ export class Replicator {
 
   constructor(private readonly host: ReplicaHost) {}
 
-  readonly afterCommit = async (partition: string, changes: Committed, asJoining: boolean): Promise<void> => {
-    const [spaceId, index] = partition.split('/').map(Number) as [number, number];
+  readonly afterCommit = async (spaceId: number, index: number, changes: Change[], asJoining: boolean): Promise<void> => {
+    const partition = `${spaceId}/${index}`;
     let wait = reconnectDelayMsMin;
     for (let attempt = 1; ; attempt++) {
       const config = this.host.config();
@@ -91,13 +94,18 @@ export class Replicator {
             v: config.version,
             spaceId,
             partition: index,
-            changes: changes.map((c): [Uint8Array, Attrs | null] => [c.key, c.value ?? null]),
+            changes: changes.map(([key, encoded]): [Uint8Array, Uint8Array | null] => [key, encoded ?? null]),
           },
           requestTimeoutMsDefault,
         ));
         return;
       } catch (error) {
         if (this.host.stopping()) throw new KvError('UNAVAILABLE', 'this daemon is shutting down');
+        const refusal = asKvError(error);
+        if (!retryableCodes.has(refusal.code)) {
+          this.host.log.error({ partition, successor: next, code: refusal.code, err: refusal.message }, 'the successor refused a replicated batch; failing its writes');
+          throw new KvError('INTERNAL', `successor ${next} refused the replicated write (${refusal.code}: ${refusal.message})`);
+        }
         if (attempt === 1 || wait >= reconnectDelayMsMax) {
           this.host.log.warn({ partition, successor: next, err: asKvError(error).message, attempt }, 'replication to the successor failed; retrying');
         }

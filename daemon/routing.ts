@@ -5,7 +5,7 @@ import { extendedChain, findSpace, type ClusterConfig, type SpaceInfo } from '..
 import { KvError, badRequest } from '../shared/errors.js';
 import { keyBytesMax } from '../shared/limits.js';
 import { partitionOf } from '../shared/partition.js';
-import { dataKey } from './storage.js';
+import { inPartition } from '../shared/key-layout.js';
 import type { Origin } from './write-queue.js';
 
 export interface Routed {
@@ -43,11 +43,8 @@ export function routeReplica(
   if (request.v < info.since) {
     throw new KvError('STALE_CONFIG', `partition ${request.partition} of space ${request.spaceId} changed its replica set in config ${info.since}`, config.version);
   }
-  const prefix = dataKey(request.spaceId, request.partition, '');
   for (const [key] of request.changes) {
-    if (key.length < prefix.length || Buffer.compare(Buffer.from(key.buffer, key.byteOffset, prefix.length), prefix) !== 0) {
-      throw badRequest('a replicated key lies outside its partition');
-    }
+    if (!inPartition(key, request.spaceId, request.partition)) throw badRequest('a replicated key lies outside its partition');
   }
   return info.joining?.server === serverId ? 'joining' : 'chain';
 }

@@ -1,41 +1,16 @@
-// The daemon's LevelDB, with the key layout of shared/data-dir.ts: one space's partition is one contiguous range
-// (counted, scanned, or dropped as a unit).
+// The daemon's LevelDB, with the key layout of shared/key-layout.ts: one space's partition is two contiguous ranges,
+// its values and its completion records (moved, dropped and captured as a unit; counted and scanned: values only).
 import { mkdirSync } from 'node:fs';
 import { pack, unpack } from '../shared/codec.js';
 import { levelError, openLevel, type Level, type LevelOptions } from '../shared/level.js';
 import type { Attrs } from '../shared/protocol.js';
-import { dataTag, identityKey, levelDir } from '../shared/data-dir.js';
+import { levelDir } from '../shared/data-dir.js';
+import { dataKey, dataRange, identityKey, partitionRanges, recordRange, recordTag, dataTag, userKeyOf, type KeyRange } from '../shared/key-layout.js';
 
 export interface Identity {
   serverId: string;
   clusterId: string;
 }
-
-
-export const dataKey = (spaceId: number, partition: number, key: string): Buffer => {
-  const bytes = Buffer.allocUnsafe(7 + Buffer.byteLength(key));
-  bytes[0] = dataTag;
-  bytes.writeUInt32BE(spaceId, 1);
-  bytes.writeUInt16BE(partition, 5);
-  bytes.write(key, 7, 'utf8');
-  return bytes;
-};
-
-const prefix = (spaceId: number, partition?: number): Buffer => {
-  const bytes = Buffer.alloc(partition === undefined ? 5 : 7);
-  bytes[0] = dataTag;
-  bytes.writeUInt32BE(spaceId, 1);
-  if (partition !== undefined) bytes.writeUInt16BE(partition, 5);
-  return bytes;
-};
-
-/** The range [gte, lt) of one partition (or a whole space). */
-const range = (spaceId: number, partition?: number) => {
-  const gte = prefix(spaceId, partition);
-  // partitionsMax keeps partition + 1 within the u16.
-  const lt = partition === undefined ? prefix(spaceId + 1) : prefix(spaceId, partition + 1);
-  return { gte, lt };
-};
 
 type Operation = { type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buffer };
 
@@ -91,15 +66,25 @@ export class Storage {
     return bytes === undefined ? undefined : (unpack(bytes) as Attrs);
   }
 
+  /** A key's stored bytes, read on the event loop like `get`. */
+  getRaw(key: Buffer): Buffer | undefined {
+    try {
+      return this.db.getSync(key);
+    } catch (error) {
+      throw levelError(error, this.location);
+    }
+  }
+
   /**
    * Applies changes atomically. Changes written while a LevelDB batch is out are committed together in the next
    * one (group commit): under load one batch serves many partitions' writes, at the cost of one thread-pool round
-   * trip instead of one each. `encoded` holds each value's packed bytes, computed once by the caller.
+   * trip instead of one each. Each change is a key and its packed value (computed once by the caller), or
+   * undefined to delete it.
    */
-  write(changes: Array<{ key: Buffer; encoded: Buffer | undefined }>): Promise<void> {
+  write(changes: ReadonlyArray<readonly [key: Buffer, encoded: Buffer | undefined]>): Promise<void> {
     const group = (this.nextGroup ??= new CommitGroup());
-    for (const c of changes) {
-      group.operations.push(c.encoded === undefined ? { type: 'del', key: c.key } : { type: 'put', key: c.key, value: c.encoded });
+    for (const [key, encoded] of changes) {
+      group.operations.push(encoded === undefined ? { type: 'del', key } : { type: 'put', key, value: encoded });
     }
     // Writes made in the same event-loop turn join this group.
     this.committing ??= new Promise((resolve) => setImmediate(resolve)).then(() => this.commitGroups());
@@ -135,7 +120,7 @@ export class Storage {
 
   async count(spaceId: number, partition: number): Promise<number> {
     let count = 0;
-    const iterator = this.db.keys(range(spaceId, partition));
+    const iterator = this.db.keys(dataRange(spaceId, partition));
     try {
       for (;;) {
         const keys = await iterator.nextv(1000);
@@ -155,7 +140,7 @@ export class Storage {
     entriesMax: number,
     bytesMax: number,
   ): Promise<{ entries: Array<[string, Attrs]>; next: string | null }> {
-    const bounds = range(spaceId, partition);
+    const bounds = dataRange(spaceId, partition);
     const options = after === null ? bounds : { gt: dataKey(spaceId, partition, after), lt: bounds.lt };
     const iterator = this.db.iterator({ ...options, limit: entriesMax });
     const entries: Array<[string, Attrs]> = [];
@@ -164,7 +149,7 @@ export class Storage {
       for (;;) {
         const batch = await iterator.nextv(Math.min(entriesMax - entries.length, 1000));
         for (const [key, value] of batch) {
-          entries.push([key.toString('utf8', 7), unpack(value) as Attrs]);
+          entries.push([userKeyOf(key), unpack(value) as Attrs]);
           bytes += key.length + value.length;
         }
         if (batch.length === 0 || entries.length >= entriesMax || bytes >= bytesMax) break;
@@ -176,7 +161,10 @@ export class Storage {
     return { entries, next: full ? entries[entries.length - 1]![0] : null };
   }
 
-  /** One page of a partition as stored (raw keys and values), starting after the raw key `after`. */
+  /**
+   * One page of a partition as stored (raw keys and values: its values, then its completion records), starting
+   * after the raw key `after`.
+   */
   async scanRaw(
     spaceId: number,
     partition: number,
@@ -184,48 +172,65 @@ export class Storage {
     entriesMax: number,
     bytesMax: number,
   ): Promise<{ entries: Array<[Buffer, Buffer]>; next: Buffer | null }> {
-    const bounds = range(spaceId, partition);
-    const iterator = this.db.iterator(after === null ? bounds : { gt: after, lt: bounds.lt });
     const entries: Array<[Buffer, Buffer]> = [];
     let bytes = 0;
-    try {
-      while (entries.length < entriesMax && bytes < bytesMax) {
-        const batch = (await iterator.nextv(Math.min(100, entriesMax - entries.length))) as Array<[Buffer, Buffer]>;
-        if (batch.length === 0) return { entries, next: null };
-        for (const entry of batch) {
-          entries.push(entry);
-          bytes += entry[0].length + entry[1].length;
+    for (const range of partitionRanges(spaceId, partition)) {
+      if (after !== null && Buffer.compare(after, range.lt) >= 0) continue;
+      const from = after !== null && Buffer.compare(after, range.gte) >= 0 ? { gt: after, lt: range.lt } : range;
+      const iterator = this.db.iterator(from);
+      try {
+        while (entries.length < entriesMax && bytes < bytesMax) {
+          const batch = (await iterator.nextv(Math.min(100, entriesMax - entries.length))) as Array<[Buffer, Buffer]>;
+          if (batch.length === 0) break;
+          for (const entry of batch) {
+            entries.push(entry);
+            bytes += entry[0].length + entry[1].length;
+          }
         }
+      } catch (error) {
+        throw levelError(error, this.location);
+      } finally {
+        await iterator.close();
       }
+      if (entries.length >= entriesMax || bytes >= bytesMax) return { entries, next: entries[entries.length - 1]![0] };
+    }
+    return { entries, next: null };
+  }
+
+  /** Every completion record of a partition, raw. */
+  async records(spaceId: number, partition: number): Promise<Array<[Buffer, Buffer]>> {
+    try {
+      return (await this.db.iterator(recordRange(spaceId, partition)).all()) as Array<[Buffer, Buffer]>;
     } catch (error) {
       throw levelError(error, this.location);
-    } finally {
-      await iterator.close();
     }
-    return { entries, next: entries[entries.length - 1]![0] };
   }
 
   /** Deletes a partition's data (before receiving it afresh, or after it moved away). */
-  clearPartition(spaceId: number, partition: number): Promise<void> {
-    return this.db.clear(range(spaceId, partition));
+  async clearPartition(spaceId: number, partition: number): Promise<void> {
+    for (const range of partitionRanges(spaceId, partition)) await this.db.clear(range);
   }
 
   /** Deletes everything stored for a space (after the space was removed). */
-  dropSpace(spaceId: number): Promise<void> {
-    return this.db.clear(range(spaceId));
+  async dropSpace(spaceId: number): Promise<void> {
+    for (const range of partitionRanges(spaceId)) await this.db.clear(range);
   }
 
-  /** The ids of every space with data here. */
+  /** The ids of every space with values or completion records here. */
   async spaceIds(): Promise<number[]> {
-    const ids: number[] = [];
-    let from = prefix(0);
-    for (;;) {
-      const [key] = await this.db.keys({ gte: from, lt: Buffer.from([dataTag + 1]), limit: 1 }).all();
-      if (!key) return ids;
-      const id = key.readUInt32BE(1);
-      ids.push(id);
-      from = prefix(id + 1);
+    const ids = new Set<number>();
+    for (const tag of [dataTag, recordTag]) {
+      const all: KeyRange = { gte: Buffer.from([tag]), lt: Buffer.from([tag + 1]) };
+      let from = all.gte;
+      for (;;) {
+        const [key] = await this.db.keys({ gte: from, lt: all.lt, limit: 1 }).all();
+        if (!key) break;
+        const id = key.readUInt32BE(1);
+        ids.add(id);
+        from = (tag === dataTag ? dataRange(id + 1) : recordRange(id + 1)).gte;
+      }
     }
+    return [...ids].sort((a, b) => a - b);
   }
 
   async close(): Promise<void> {

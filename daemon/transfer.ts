@@ -11,7 +11,7 @@ import { KvError, asKvError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import { requestTimeoutMsDefault, scanPageBytesMax, scanPageEntriesMax, transferRetryDelayMs } from '../shared/limits.js';
 import { daemonPath, type MessageOf } from '../shared/protocol.js';
-import { partitionId } from './replication.js';
+import { inPartition } from '../shared/key-layout.js';
 import type { Storage } from './storage.js';
 import type { WriteQueues } from './write-queue.js';
 
@@ -44,7 +44,7 @@ export class Transfers {
     for (const space of config.spaces) {
       space.partitions.forEach((p, partition) => {
         if (!p.joining || p.chain[p.chain.length - 1] !== me) return;
-        const key = `${partitionId(space.id, partition)}->${p.joining.server}`;
+        const key = `${space.id}/${partition}->${p.joining.server}`;
         if (this.running.has(key)) return;
         this.running.add(key);
         this.send(space.id, partition, p.joining.server)
@@ -73,7 +73,8 @@ export class Transfers {
       const server = findServer(config, target);
       if (!server) return;
       const connection = await this.peers.get(server.address, daemonPath(server.id, config.incarnation), requestTimeoutMsDefault);
-      const last: boolean = await this.writes.exclusive(partitionId(spaceId, partition), async () => {
+      // Held by a freeze like a client write: the page starts a change to partition data on the joining daemon.
+      const last: boolean = await this.writes.exclusive(spaceId, partition, async () => {
         const page = await this.storage.scanRaw(spaceId, partition, after, scanPageEntriesMax, scanPageBytesMax);
         await connection.request(
           { t: 'transfer', v: config.version, spaceId, partition, source: me, first, done: page.next === null, entries: page.entries },
@@ -82,7 +83,7 @@ export class Transfers {
         entries += page.entries.length;
         after = page.next;
         return page.next === null;
-      });
+      }, { writes: false, held: true });
       if (last) break;
     }
     this.host.log.info({ spaceId, partition, target, entries, ms: Math.round(performance.now() - started) }, 'transfer sent');
@@ -103,10 +104,14 @@ export class Transfers {
       // A page of a transfer begun for an earlier joining of this daemon: its data may be older than what is here.
       throw new KvError('STALE_CONFIG', `partition ${message.partition}'s replica set changed in config ${p.since}`, config.version);
     }
-    await this.writes.exclusive(partitionId(message.spaceId, message.partition), async () => {
+    for (const [key] of message.entries) {
+      if (!inPartition(key, message.spaceId, message.partition)) throw new KvError('BAD_REQUEST', 'a transferred key lies outside its partition');
+    }
+    // Never held by a freeze: the tail sent it before it froze, and the tail's quiesce waits for this answer.
+    await this.writes.exclusive(message.spaceId, message.partition, async () => {
       if (message.first) await this.storage.clearPartition(message.spaceId, message.partition);
-      await this.storage.write(message.entries.map(([key, value]) => ({ key: Buffer.from(key), encoded: Buffer.from(value) })));
-    });
+      await this.storage.write(message.entries.map(([key, value]) => [Buffer.from(key), Buffer.from(value)] as const));
+    }, { writes: true, held: false });
     if (message.done) {
       await this.host.reportDone(message.spaceId, message.partition, message.source);
       this.host.log.info({ spaceId: message.spaceId, partition: message.partition, source: message.source }, 'transfer received; joining the chain');

@@ -1,65 +1,102 @@
 // Every write on a daemon goes through a queue, one queue per partition. A queue applies its writes in arrival
-// order, in batches: one batch reads the current values it needs, computes each write's result in
-// order (later writes in the batch see earlier ones), commits them atomically (Storage puts the batches that
-// partitions commit at the same moment into one LevelDB write), and waits for `afterCommit`
-// (replication down the partition's chain) before answering. While a batch is out, new writes wait for the
-// next one. One batch at a time per partition makes every key's writes linearizable, including cond_put and
-// atomic_add; separate partitions never wait for each other, so chains that cross daemons cannot deadlock.
+// order, in batches: one batch reads the current values it needs, computes each write's result in order (later
+// writes in the batch see earlier ones), commits them atomically (Storage puts the batches that partitions commit
+// at the same moment into one LevelDB write), and waits for `afterCommit` (replication down the partition's chain)
+// before answering. While a batch is out, new writes wait for the next one. One batch at a time per partition
+// makes every key's writes linearizable, including cond_put and atomic_add; separate partitions never wait for
+// each other, so chains that cross daemons cannot deadlock.
 //
-// A backup's freeze holds the queues: client writes submitted after `hold()` wait (in order, bounded) while
-// those already admitted are committed and replicated; `hold()` resolves when they are, which is the daemon's
-// quiesced point. Replicated writes from a predecessor are never held: they belong to writes admitted upstream
-// before the freeze. `release()` admits the held writes in arrival order. Nothing held is dropped or applied twice.
+// Three kinds of work reach a queue: a client's write at the head (an operation, with its request id: see
+// completion-records.ts), the changes a predecessor committed (raw keys and encoded values, applied as they are:
+// every limit was checked at the head), and tasks that must see the partition alone (a transfer page, a drop, a
+// read that must follow the writes before it). A batch holds one kind.
+//
+// A backup's freeze holds what starts a change to partition data here: client writes and writing tasks (transfer
+// pages sent from here, partition and space drops) submitted after `hold()` wait, in order and bounded, while
+// what was admitted before is committed and replicated; `hold()` resolves when it is, which is the daemon's
+// quiesced point. Changes from a predecessor and pages received are never held: they come from work admitted
+// upstream before the freeze, and the upstream daemon's quiesce waits for them. `release()` admits the held
+// work in arrival order. Nothing held is dropped or applied twice.
 import { KvError, asKvError, badRequest } from '../shared/errors.js';
-import { pack } from '../shared/codec.js';
-import { heldWritesMax, writeBatchOpsMax } from '../shared/limits.js';
+import { pack, unpack } from '../shared/codec.js';
+import { heldWritesMax, sessionIdleMsMax, sessionSweepIntervalMs, writeBatchOpsMax, writeWindowMax } from '../shared/limits.js';
 import type { Attrs } from '../shared/protocol.js';
+import { CompletionRecords } from './completion-records.js';
 import type { Storage } from './storage.js';
 
-/** A write, reduced to what it does: the new value from the current one (undefined deletes the key). */
+/** A write's request id: the client's session (8 bytes, and as hex), its sequence number, and the lowest it awaits. */
+export interface RequestId {
+  session: Buffer;
+  sessionHex: string;
+  seq: number;
+  awaiting: number;
+}
+
+/** A client's write, reduced to what it does: the new value from the current one (undefined deletes the key). */
 export interface Write {
   key: Buffer;
   apply: (current: Attrs | undefined) => { value: Attrs | undefined; result: unknown };
-  origin: Origin;
+  rid: RequestId;
 }
 
 /**
- * Where a write reached this daemon from: a client (at the head; the only writes a freeze holds), the predecessor
- * in the partition's chain, or the tail, forwarding to this daemon as the partition's joining member.
+ * Where a write reached this daemon from: a client (at the head), the predecessor in the partition's chain, or the
+ * tail, forwarding to this daemon as the partition's joining member.
  */
 export type Origin = 'client' | 'chain' | 'joining';
 
-export type Committed = Array<{ key: Buffer; value: Attrs | undefined }>;
+/** A key and its new encoded value as committed (undefined: deleted). What replication sends. */
+export type Change = [key: Buffer, encoded: Buffer | undefined];
+
 /**
  * Runs after a batch is committed locally and before its writes are answered (replication waits here).
- * `asJoining`: every write of the batch reached this daemon as the partition's joining member.
+ * `asJoining`: every change of the batch reached this daemon as the partition's joining member.
  */
-export type AfterCommit = (partition: string, changes: Committed, asJoining: boolean) => Promise<void>;
+export type AfterCommit = (spaceId: number, partition: number, changes: Change[], asJoining: boolean) => Promise<void>;
 
-interface Queued extends Write {
+export interface QueueEnv {
+  /** The largest encoded value a write may leave. */
+  valueBytesMax(): number;
+  /** Wall-clock ms, for the age of completion records (they outlive the process and move between hosts). */
+  nowMs(): number;
+}
+
+interface Settle {
   resolve: (result: unknown) => void;
   reject: (error: KvError) => void;
 }
-
-/** Work that must see the partition still: it runs alone, between batches, in arrival order with the writes. */
-interface Task {
+interface QueuedWrite extends Write, Settle {
+  kind: 'write';
+}
+interface QueuedChanges extends Settle {
+  kind: 'changes';
+  changes: Change[];
+  origin: Exclude<Origin, 'client'>;
+}
+interface QueuedTask extends Settle {
+  kind: 'task';
   task: () => Promise<unknown>;
-  resolve: (result: unknown) => void;
-  reject: (error: KvError) => void;
+  /** It writes partition data: held by a freeze, and the completion-record index no longer holds. */
+  writes: boolean;
 }
+type Item = QueuedWrite | QueuedChanges | QueuedTask;
 
-type Item = Queued | Task;
-const isTask = (item: Item): item is Task => 'task' in item;
+const sameBatch = (a: Item, b: Item): boolean =>
+  a.kind === b.kind && a.kind !== 'task' && (a.kind === 'write' || a.origin === (b as QueuedChanges).origin);
 
 class PartitionQueue {
   private queue: Item[] = [];
   private running = false;
   private idleWaiters: Array<() => void> = [];
+  /** The partition's completion records, while only this daemon's client writes change them (see completion-records.ts). */
+  private records: CompletionRecords | undefined;
+  private lastSweepMs = 0;
 
   constructor(
-    private readonly partition: string,
+    private readonly spaceId: number,
+    private readonly partition: number,
     private readonly storage: Storage,
-    private readonly valueBytesMax: number,
+    private readonly env: QueueEnv,
     private readonly afterCommit: AfterCommit,
   ) {}
 
@@ -81,56 +118,116 @@ class PartitionQueue {
     await Promise.resolve();
     while (this.queue.length > 0) {
       const first = this.queue[0]!;
-      if (isTask(first)) {
+      if (first.kind === 'task') {
         this.queue.shift();
+        if (first.writes) this.records = undefined;
         await first.task().then(first.resolve, (error) => first.reject(asKvError(error)));
         continue;
       }
-      const end = this.queue.findIndex((item, i) => i >= writeBatchOpsMax || isTask(item));
-      const batch = this.queue.splice(0, end < 0 ? writeBatchOpsMax : end) as Queued[];
-      await this.commit(batch);
+      let end = 1;
+      let ops = first.kind === 'write' ? 1 : first.changes.length;
+      while (end < this.queue.length && ops < writeBatchOpsMax && sameBatch(first, this.queue[end]!)) {
+        const next = this.queue[end++]!;
+        ops += next.kind === 'write' ? 1 : (next as QueuedChanges).changes.length;
+      }
+      const batch = this.queue.splice(0, end);
+      if (first.kind === 'write') await this.commitWrites(batch as QueuedWrite[]);
+      else await this.commitChanges(batch as QueuedChanges[]);
     }
     this.running = false;
     for (const resolve of this.idleWaiters.splice(0)) resolve();
   }
 
-  private async commit(batch: Queued[]): Promise<void> {
-    const ids = batch.map((w) => w.key.toString('latin1'));
-    const values = new Map<string, Attrs | undefined>();
+  /** Changes a predecessor committed: applied as they are, in order, then sent on. */
+  private async commitChanges(batch: QueuedChanges[]): Promise<void> {
+    this.records = undefined;
+    const changed = new Map<string, Change>();
+    for (const item of batch) for (const change of item.changes) changed.set(change[0].toString('latin1'), change);
     try {
-      batch.forEach((write, i) => {
-        if (!values.has(ids[i]!)) values.set(ids[i]!, this.storage.get(write.key));
-      });
+      const changes = [...changed.values()];
+      await this.storage.write(changes);
+      await this.afterCommit(this.spaceId, this.partition, changes, batch[0]!.origin === 'joining');
+    } catch (error) {
+      for (const item of batch) item.reject(asKvError(error));
+      return;
+    }
+    for (const item of batch) item.resolve(null);
+  }
+
+  private async commitWrites(batch: QueuedWrite[]): Promise<void> {
+    let records: CompletionRecords;
+    try {
+      records = this.records ??= CompletionRecords.from(this.spaceId, this.partition, await this.storage.records(this.spaceId, this.partition));
     } catch (error) {
       for (const write of batch) write.reject(asKvError(error));
       return;
     }
-    const changed = new Map<string, { key: Buffer; value: Attrs | undefined; encoded: Buffer | undefined }>();
+    const nowMs = this.env.nowMs();
+    const values = new Map<string, Attrs | undefined>();
+    const changed = new Map<string, Change>();
+    /** Records made by this batch, by key: a retry in the same batch finds its first attempt here. */
+    const made = new Map<string, Buffer>();
+    const dropped: Buffer[] = [];
     const outcomes: Array<{ ok: true; result: unknown } | { ok: false; error: KvError }> = [];
-    batch.forEach((write, i) => {
-      const id = ids[i]!;
+    for (const write of batch) {
+      const { rid } = write;
       try {
-        const { value, result } = write.apply(values.get(id));
-        const encoded = value === undefined ? undefined : pack(value);
-        if (encoded && encoded.length > this.valueBytesMax) {
-          throw badRequest(`the value would be ${encoded.length} bytes; the limit is ${this.valueBytesMax}`);
+        if (rid.awaiting > rid.seq || rid.seq - rid.awaiting >= writeWindowMax) {
+          throw badRequest(`write ${rid.seq} of session ${rid.sessionHex} is outside its window (lowest awaited ${rid.awaiting}, at most ${writeWindowMax} apart)`);
         }
-        values.set(id, value);
-        changed.set(id, { key: write.key, value, encoded });
-        outcomes.push({ ok: true, result });
+        const recordKey = records.key(rid.session, rid.seq);
+        const recordId = recordKey.toString('latin1');
+        const recorded = made.get(recordId) ?? (records.has(rid.sessionHex, rid.seq) ? this.storage.getRaw(recordKey) : undefined);
+        if (recorded !== undefined) {
+          // Applied before (an answer lost on its way, or a head change): change nothing, answer what it answered.
+          // The record is committed again so that the answer waits until this batch is down the chain, which in
+          // a chain's order means the first attempt is too.
+          changed.set(recordId, [recordKey, recorded]);
+          outcomes.push({ ok: true, result: (unpack(recorded) as [number, unknown])[1] });
+        } else {
+          const id = write.key.toString('latin1');
+          const { value, result } = write.apply(values.has(id) ? values.get(id) : this.storage.get(write.key));
+          const encoded = value === undefined ? undefined : pack(value);
+          const valueBytesMax = this.env.valueBytesMax();
+          if (encoded && encoded.length > valueBytesMax) {
+            throw badRequest(`the value would be ${encoded.length} bytes; the limit is ${valueBytesMax}`);
+          }
+          values.set(id, value);
+          changed.set(id, [write.key, encoded]);
+          const record = pack([nowMs, result]);
+          made.set(recordId, record);
+          changed.set(recordId, [recordKey, record]);
+          records.add(rid.sessionHex, rid.session, rid.seq, nowMs);
+          outcomes.push({ ok: true, result });
+        }
       } catch (error) {
         outcomes.push({ ok: false, error: asKvError(error) });
       }
-    });
-    try {
-      if (changed.size > 0) {
-        await this.storage.write([...changed.values()]);
-        const asJoining = batch.every((w) => w.origin === 'joining');
-        await this.afterCommit(this.partition, [...changed.values()].map(({ key, value }) => ({ key, value })), asJoining);
+      records.collect(rid.sessionHex, rid.awaiting, nowMs, dropped);
+    }
+    if (nowMs - this.lastSweepMs >= sessionSweepIntervalMs) {
+      this.lastSweepMs = nowMs;
+      records.expire(nowMs - sessionIdleMsMax, dropped);
+    }
+    for (const key of dropped) {
+      const id = key.toString('latin1');
+      if (!made.has(id)) changed.set(id, [key, undefined]);
+    }
+    if (changed.size > 0) {
+      const changes = [...changed.values()];
+      try {
+        await this.storage.write(changes);
+      } catch (error) {
+        this.records = undefined; // it counts records that were not committed
+        for (const write of batch) write.reject(asKvError(error));
+        return;
       }
-    } catch (error) {
-      for (const write of batch) write.reject(asKvError(error));
-      return;
+      try {
+        await this.afterCommit(this.spaceId, this.partition, changes, false);
+      } catch (error) {
+        for (const write of batch) write.reject(asKvError(error));
+        return;
+      }
     }
     batch.forEach((write, i) => {
       const outcome = outcomes[i]!;
@@ -141,45 +238,63 @@ class PartitionQueue {
 }
 
 export class WriteQueues {
-  private readonly queues = new Map<string, PartitionQueue>();
-  private held: Queued[] = [];
+  private readonly queues = new Map<number, PartitionQueue>();
+  /** Work a freeze holds, in arrival order; each admits its item when called. */
+  private held: Array<() => void> = [];
   private holding = false;
 
   constructor(
     private readonly storage: Storage,
-    private readonly valueBytesMax: number,
+    private readonly env: QueueEnv,
     private readonly afterCommit: AfterCommit = async () => {},
   ) {}
 
-  /** `partition` names one partition of one space; writes to different partitions never wait for each other. */
-  submit(partition: string, write: Write): Promise<unknown> {
+  /** A client's write at the head; writes to different partitions never wait for each other. */
+  submit(spaceId: number, partition: number, write: Write): Promise<unknown> {
     return new Promise((resolve, reject) => {
-      const queued: Queued & { partition: string } = { key: write.key, apply: write.apply, origin: write.origin, partition, resolve, reject };
-      if (!this.holding || write.origin !== 'client') this.queueOf(partition).admit(queued);
-      else if (this.held.length < heldWritesMax) this.held.push(queued);
-      else reject(new KvError('UNAVAILABLE', `a backup freeze is holding ${heldWritesMax} writes already`));
+      const item: QueuedWrite = { kind: 'write', key: write.key, apply: write.apply, rid: write.rid, resolve, reject };
+      this.admitOrHold(spaceId, partition, item);
     });
   }
 
-  /** Runs `task` in the partition's queue: after every write admitted before it, before any admitted after. */
-  exclusive<T>(partition: string, task: () => Promise<T>): Promise<T> {
+  /** Changes committed by the predecessor (or, for the joining member, by the tail): applied as they are. */
+  replicated(spaceId: number, partition: number, changes: Change[], origin: Exclude<Origin, 'client'>): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.queueOf(spaceId, partition).admit({ kind: 'changes', changes, origin, resolve: resolve as () => void, reject });
+    });
+  }
+
+  /**
+   * Runs `task` in the partition's queue: after everything admitted before it, before anything admitted after.
+   * `writes`: it changes the partition's data here (a page received, a drop). `held`: it starts a change to
+   * partition data (a drop, a page sent from here), so a freeze holds it.
+   */
+  exclusive<T>(spaceId: number, partition: number, task: () => Promise<T>, options: { writes: boolean; held: boolean }): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      this.queueOf(partition).admit({ task, resolve: resolve as (result: unknown) => void, reject });
+      const item: QueuedTask = { kind: 'task', task, writes: options.writes, resolve: resolve as (result: unknown) => void, reject };
+      if (options.held) this.admitOrHold(spaceId, partition, item);
+      else this.queueOf(spaceId, partition).admit(item);
     });
   }
 
-  /** Holds client writes submitted from now on; resolves once every write admitted before is committed and replicated. */
+  /** Runs `task` now, or after the freeze when one holds writes (work on no single partition: dropping a space). */
+  whenNotFrozen<T>(task: () => Promise<T>): Promise<T> {
+    if (!this.holding) return task();
+    return new Promise<T>((resolve, reject) => this.hold1(() => void task().then(resolve, reject), reject));
+  }
+
+  /** Holds client writes and writing tasks submitted from now on; resolves once everything admitted before is committed and replicated. */
   hold(): Promise<void> {
     this.holding = true;
     return this.idle();
   }
 
-  /** Admits the held writes, in order. Returns how many there were. */
+  /** Admits the held work, in order. Returns how much there was. */
   release(): number {
     this.holding = false;
-    const held = this.held as Array<Queued & { partition: string }>;
+    const held = this.held;
     this.held = [];
-    for (const write of held) this.queueOf(write.partition).admit(write);
+    for (const admit of held) admit();
     return held.length;
   }
 
@@ -188,11 +303,23 @@ export class WriteQueues {
     await Promise.all([...this.queues.values()].map((q) => q.idle()));
   }
 
-  private queueOf(partition: string): PartitionQueue {
-    let queue = this.queues.get(partition);
+  private admitOrHold(spaceId: number, partition: number, item: Item): void {
+    if (!this.holding) this.queueOf(spaceId, partition).admit(item);
+    else this.hold1(() => this.queueOf(spaceId, partition).admit(item), item.reject);
+  }
+
+  private hold1(admit: () => void, reject: (error: KvError) => void): void {
+    if (this.held.length < heldWritesMax) this.held.push(admit);
+    else reject(new KvError('UNAVAILABLE', `a backup freeze is holding ${heldWritesMax} writes already`));
+  }
+
+  private queueOf(spaceId: number, partition: number): PartitionQueue {
+    // partitionsMax keeps the partition within 16 bits, and space ids are far below 2^36: one exact number.
+    const id = spaceId * 65_536 + partition;
+    let queue = this.queues.get(id);
     if (!queue) {
-      queue = new PartitionQueue(partition, this.storage, this.valueBytesMax, this.afterCommit);
-      this.queues.set(partition, queue);
+      queue = new PartitionQueue(spaceId, partition, this.storage, this.env, this.afterCommit);
+      this.queues.set(id, queue);
     }
     return queue;
   }

@@ -1,7 +1,8 @@
 // The kv client: follows the cluster config (subscribed to the coordinator's pushes), routes every operation
 // straight to the daemon that serves its partition, and keeps one pipelined connection per daemon. Stale routes
-// are refreshed and retried within the operation's deadline; an operation that may not safely run twice is
-// never sent twice.
+// are refreshed and retried within the operation's deadline, writes included: every write carries a request id
+// (this client's session, issued by the coordinator, and a sequence number), so a daemon that already applied a
+// write answers a second attempt with the first one's result instead of applying it again.
 //
 //   const c = await Client.connect('127.0.0.1:1982');
 //   await c.put('users', 'ada', { name: 'Ada' });
@@ -10,9 +11,9 @@ import { findServer, findSpace, type ClusterConfig, type ServerInfo } from './co
 import { Connection } from './connection.js';
 import { ConnectionPool } from './connection-pool.js';
 import { KvError, asKvError, badRequest } from './errors.js';
-import { keyBytesMax, partitionsDefault, snapshotSealMsMax, reconnectDelayMsMax, reconnectDelayMsMin, requestTimeoutMsDefault, scanPageEntriesMax } from './limits.js';
+import { keyBytesMax, partitionsDefault, snapshotSealMsMax, reconnectDelayMsMax, reconnectDelayMsMin, requestTimeoutMsDefault, requestTimeoutMsMax, scanPageEntriesMax, writeWindowMax } from './limits.js';
 import { partitionOf } from './partition.js';
-import { daemonPath, idempotentTypes, writeTypes, type Attrs, type BackupLock, type BackupResult, type ClusterStatus, type RequestOf, type RequestType, type Results } from './protocol.js';
+import { daemonPath, retryableTypes, writeTypes, type Attrs, type BackupLock, type BackupResult, type ClusterStatus, type RequestOf, type RequestType, type Results } from './protocol.js';
 
 
 export type { Attrs, AttrValue } from './protocol.js';
@@ -28,8 +29,11 @@ export interface ClientOptions {
 
 type DataRequest = 'get' | 'put' | 'del' | 'put_if_not_exist' | 'cond_put' | 'atomic_add' | 'count' | 'scan';
 type KeyedRequest = 'get' | 'put' | 'del' | 'put_if_not_exist' | 'cond_put' | 'atomic_add';
+type WriteRequest = 'put' | 'del' | 'put_if_not_exist' | 'cond_put' | 'atomic_add';
 /** A request's frame, built afresh for each attempt (the connection sets its id) with the config version routed by. */
 type FrameOf<T extends RequestType> = (version: number) => { t: T } & RequestOf<T>;
+/** A write's frame, from the version routed by, its sequence number and the lowest one the session awaits. */
+type WriteFrameOf<T extends WriteRequest> = (version: number, seq: number, awaiting: number) => { t: T } & RequestOf<T>;
 
 /** Where one daemon's requests go: its address, and the connection's name in the pool. */
 interface Route {
@@ -59,12 +63,21 @@ export class Client {
   private routesConfig: ClusterConfig | undefined;
   private closed = false;
   readonly timeoutMs: number;
+  /** The sequence number of this session's next write. */
+  private nextSeq = 1;
+  /** Writes sent and not yet answered (or given up on), by sequence number. */
+  private readonly awaited = new Set<number>();
+  /** The lowest sequence number this client still awaits (nextSeq when none): daemons forget the records below it. */
+  private lowestAwaited = 1;
+  private windowWaiters: Array<() => void> = [];
 
   private constructor(
     readonly coordinatorAddress: string,
     private readonly options: ClientOptions,
     coordinator: Connection,
     config: ClusterConfig,
+    /** This client's session: the first half of every write's request id. */
+    private readonly session: string,
   ) {
     this.timeoutMs = options.timeoutMs ?? requestTimeoutMsDefault;
     this.config = config;
@@ -73,12 +86,18 @@ export class Client {
 
   static async connect(coordinator: string, options: ClientOptions = {}): Promise<Client> {
     const timeoutMs = options.timeoutMs ?? requestTimeoutMsDefault;
+    if (!(timeoutMs > 0 && timeoutMs <= requestTimeoutMsMax)) {
+      throw badRequest(`an operation's timeout is 1 to ${requestTimeoutMsMax} ms, not ${timeoutMs}`);
+    }
     let client: Client | undefined;
     const connection = await Connection.open(coordinator, (m) => client?.onPush(m), timeoutMs);
     try {
       const type = options.subscribe === false ? 'get_config' : 'subscribe';
-      const config = await connection.request({ t: type }, timeoutMs);
-      client = new Client(coordinator, options, connection, config);
+      const [config, { session }] = await Promise.all([
+        connection.request({ t: type }, timeoutMs),
+        connection.request({ t: 'open_session' }, timeoutMs),
+      ]);
+      client = new Client(coordinator, options, connection, config, session);
       return client;
     } catch (error) {
       connection.close();
@@ -101,27 +120,32 @@ export class Client {
   }
 
   async put(space: string, key: string, attrs: Attrs): Promise<void> {
-    await this.keyed(space, key, (v) => ({ t: 'put', v, space, key, attrs }));
+    const session = this.session;
+    await this.write(space, key, (v, seq, awaiting) => ({ t: 'put', v, space, key, session, seq, awaiting, attrs }));
   }
 
   /** Resolves true when the key existed. */
   del(space: string, key: string): Promise<boolean> {
-    return this.keyed(space, key, (v) => ({ t: 'del', v, space, key }));
+    const session = this.session;
+    return this.write(space, key, (v, seq, awaiting) => ({ t: 'del', v, space, key, session, seq, awaiting }));
   }
 
   /** Stores attrs only if the key is absent; otherwise fails with CONDITION_FAILED. */
   async putIfNotExist(space: string, key: string, attrs: Attrs): Promise<void> {
-    await this.keyed(space, key, (v) => ({ t: 'put_if_not_exist', v, space, key, attrs }));
+    const session = this.session;
+    await this.write(space, key, (v, seq, awaiting) => ({ t: 'put_if_not_exist', v, space, key, session, seq, awaiting, attrs }));
   }
 
   /** Sets attrs only if every attribute in `expect` has that value now; otherwise fails with CONDITION_FAILED. */
   async condPut(space: string, key: string, expect: Attrs, attrs: Attrs): Promise<void> {
-    await this.keyed(space, key, (v) => ({ t: 'cond_put', v, space, key, expect, attrs }));
+    const session = this.session;
+    await this.write(space, key, (v, seq, awaiting) => ({ t: 'cond_put', v, space, key, session, seq, awaiting, expect, attrs }));
   }
 
   /** Adds to numeric attributes (absent ones count as 0) and resolves to the new value. */
   atomicAdd(space: string, key: string, deltas: Record<string, number>): Promise<Attrs> {
-    return this.keyed(space, key, (v) => ({ t: 'atomic_add', v, space, key, deltas }));
+    const session = this.session;
+    return this.write(space, key, (v, seq, awaiting) => ({ t: 'atomic_add', v, space, key, session, seq, awaiting, deltas }));
   }
 
   async count(space: string): Promise<number> {
@@ -212,6 +236,24 @@ export class Client {
   }
 
   // ---- routing ----
+
+  /**
+   * Gives the write its sequence number (once: every attempt carries the same one) and sends it. A write that would
+   * put more than writeWindowMax numbers between the lowest awaited and the newest waits for the window first.
+   */
+  private async write<T extends WriteRequest>(space: string, key: string, frame: WriteFrameOf<T>): Promise<Results[T]> {
+    while (this.nextSeq - this.lowestAwaited >= writeWindowMax) await new Promise<void>((resolve) => this.windowWaiters.push(resolve));
+    const seq = this.nextSeq++;
+    this.awaited.add(seq);
+    try {
+      return await this.keyed(space, key, (v) => frame(v, seq, this.lowestAwaited));
+    } finally {
+      // Answered or given up on (its outcome unknown, the caller told so): never sent again, so its record may go.
+      this.awaited.delete(seq);
+      while (this.lowestAwaited < this.nextSeq && !this.awaited.has(this.lowestAwaited)) this.lowestAwaited++;
+      for (const wake of this.windowWaiters.splice(0)) wake();
+    }
+  }
 
   private keyed<T extends KeyedRequest>(space: string, key: string, frame: FrameOf<T>): Promise<Results[T]> {
     if (typeof key !== 'string') return Promise.reject(badRequest('a key is a string'));
@@ -310,7 +352,7 @@ export class Client {
             backoff = Math.min(backoff * 2, reconnectDelayMsMax / 4);
             continue;
           case 'CONNECTION_LOST':
-            if (!idempotentTypes.has(type)) {
+            if (!retryableTypes.has(type)) {
               throw new KvError('UNAVAILABLE', `the connection to ${server.address} dropped; the ${type} may or may not have happened`);
             }
             await Promise.all([this.refresh(), pause(backoff)]);

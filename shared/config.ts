@@ -1,6 +1,7 @@
 // The cluster configuration: what the coordinator owns and pushes to every daemon and client. Every change makes
 // a new config with a higher version; nobody mutates one in place.
 import { Type, type Static } from '@sinclair/typebox';
+import { valueBytesMaxDefault } from './limits.js';
 
 export const ServerState = Type.Union([
   Type.Literal('available'),
@@ -67,6 +68,12 @@ export const ClusterConfig = Type.Object({
   spaces: Type.Array(SpaceInfo),
   nextSpaceId: Type.Integer({ minimum: 1 }),
   freeze: Type.Optional(Freeze),
+  /**
+   * The largest stored value (an encoded attribute map), in bytes; absent: `valueBytesMaxDefault`. In the config so
+   * that every member of a chain holds writes to one limit: the head checks it, and a successor never refuses what
+   * its predecessor committed.
+   */
+  valueBytesMax: Type.Optional(Type.Integer({ minimum: 1 })),
 });
 export type ClusterConfig = Static<typeof ClusterConfig>;
 
@@ -75,6 +82,8 @@ export const findSpace = (config: ClusterConfig, name: string): SpaceInfo | unde
 
 /** The chain as writes flow: its members, then the daemon catching up, which receives every write too. */
 export const extendedChain = (p: PartitionInfo): string[] => (p.joining ? [...p.chain, p.joining.server] : p.chain);
+
+export const valueBytesMaxOf = (config: ClusterConfig | undefined): number => config?.valueBytesMax ?? valueBytesMaxDefault;
 
 export const findServer = (config: ClusterConfig, id: string): ServerInfo | undefined =>
   config.servers.find((server) => server.id === id);

@@ -19,6 +19,23 @@ export const partitionsDefault = 16;
 
 /** Default time a client operation may take, retries included. */
 export const requestTimeoutMsDefault = 10_000;
+/**
+ * Longest a client operation may take, retries included: a write is never sent again later than this after it was
+ * first sent, which is what lets daemons forget its completion record (`sessionIdleMsMax`).
+ */
+export const requestTimeoutMsMax = 5 * 60_000;
+/**
+ * A client session's completion records in a partition are dropped once the session has not written there for
+ * this long. Twice `requestTimeoutMsMax`: a margin for the wall clocks of the daemons a record moves between.
+ */
+export const sessionIdleMsMax = 2 * requestTimeoutMsMax;
+/** How often a partition's head looks for sessions idle past `sessionIdleMsMax` (while it takes writes). */
+export const sessionSweepIntervalMs = 10_000;
+/**
+ * Most sequence numbers a client session may have between the lowest write it still awaits and its newest; a
+ * write outside waits in the client. Bounds the completion records one session keeps in any partition.
+ */
+export const writeWindowMax = 100_000;
 /** Interval between the coordinator's pings to each daemon. */
 export const heartbeatIntervalMsDefault = 1_000;
 /** A daemon that has not answered a ping for this long is marked not available. */

@@ -20,15 +20,23 @@ const request = <T extends string, P extends Record<string, import('@sinclair/ty
   Type.Object({ t: Type.Literal(t), id: Id, ...props }, { additionalProperties: false });
 const keyed = <T extends string, P extends Record<string, import('@sinclair/typebox').TSchema>>(t: T, props: P) =>
   request(t, { v: Version, space: Name, key: Type.String(), ...props });
+/** A client session id, issued by the coordinator: 16 hex digits (8 bytes). */
+export const SessionId = Type.String({ minLength: 16, maxLength: 16 });
+/**
+ * A write carries its request id (see daemon/completion-records.ts): the client's `session`, the write's `seq`
+ * (the same in every attempt), and `awaiting`, the lowest seq the session still awaits an answer for.
+ */
+const written = <T extends string, P extends Record<string, import('@sinclair/typebox').TSchema>>(t: T, props: P) =>
+  keyed(t, { session: SessionId, seq: Type.Integer({ minimum: 1 }), awaiting: Type.Integer({ minimum: 1 }), ...props });
 
 export const messageSchemas = {
   // client → daemon: operations on one key
   get: keyed('get', {}),
-  put: keyed('put', { attrs: Attrs }),
-  del: keyed('del', {}),
-  put_if_not_exist: keyed('put_if_not_exist', { attrs: Attrs }),
-  cond_put: keyed('cond_put', { expect: Attrs, attrs: Attrs }),
-  atomic_add: keyed('atomic_add', { deltas: Type.Record(Type.String(), Type.Number()) }),
+  put: written('put', { attrs: Attrs }),
+  del: written('del', {}),
+  put_if_not_exist: written('put_if_not_exist', { attrs: Attrs }),
+  cond_put: written('cond_put', { expect: Attrs, attrs: Attrs }),
+  atomic_add: written('atomic_add', { deltas: Type.Record(Type.String(), Type.Number()) }),
   // client → daemon: operations on one partition of a space
   count: request('count', { v: Version, space: Name, partition: Type.Integer({ minimum: 0 }) }),
   scan: request('scan', {
@@ -38,12 +46,13 @@ export const messageSchemas = {
     after: Type.Union([Type.String(), Type.Null()]),
     limit: Type.Integer({ minimum: 1 }),
   }),
-  // daemon → its successor in a chain: new values of keys of one partition, in commit order
+  // daemon → its successor in a chain: what one batch committed in one partition (raw LevelDB keys and encoded
+  // values, null for a deletion: values and completion records alike), in commit order
   replicate: request('replicate', {
     v: Version,
     spaceId: Type.Integer({ minimum: 1 }),
     partition: Type.Integer({ minimum: 0 }),
-    changes: Type.Array(Type.Tuple([Type.Uint8Array(), Type.Union([Attrs, Type.Null()])])),
+    changes: Type.Array(Type.Tuple([Type.Uint8Array(), Type.Union([Type.Uint8Array(), Type.Null()])])),
   }),
   // the tail → a daemon joining a chain: one page of the partition (raw LevelDB keys and values), in key order
   transfer: request('transfer', {
@@ -69,6 +78,8 @@ export const messageSchemas = {
   }),
   config_ack: Type.Object({ t: Type.Literal('config_ack'), version: Version }, { additionalProperties: false }),
   // clients and tools → coordinator
+  /** A new client session id, for the request ids of the client's writes. */
+  open_session: request('open_session', {}),
   get_config: request('get_config', {}),
   subscribe: request('subscribe', {}),
   add_space: request('add_space', {
@@ -135,6 +146,7 @@ export interface Results {
   scan: { entries: [string, Attrs][]; next: string | null };
   register: { serverId: string; clusterId: string };
   leave: null;
+  open_session: { session: string };
   get_config: ClusterConfig;
   subscribe: ClusterConfig;
   add_space: ClusterConfig;
@@ -215,5 +227,8 @@ export function daemonPathMismatch(path: string, serverId: string | undefined, i
 }
 
 export const writeTypes = new Set<MessageType>(['put', 'del', 'put_if_not_exist', 'cond_put', 'atomic_add']);
-/** Requests that may be sent again after a connection dropped with the answer unknown. */
-export const idempotentTypes = new Set<MessageType>(['get', 'put', 'del', 'count', 'scan', 'get_config', 'subscribe']);
+/**
+ * Requests that may be sent again after a connection dropped with the answer unknown: reads, and every write (a
+ * write's request id makes a second attempt answer the first one's result).
+ */
+export const retryableTypes = new Set<MessageType>([...writeTypes, 'get', 'count', 'scan', 'get_config', 'subscribe']);

@@ -6,6 +6,9 @@ import { pack, Packr, Unpackr } from 'msgpackr';
 import { startCluster, waitFor, type Cluster, type TestLike } from './helpers/cluster.js';
 import { attributeNameBytesMax, attributesMax, frameBytesMax, keyBytesMax } from '../shared/limits.js';
 
+/** A write's request id, as the client library sets it (one session; each write its own sequence number). */
+const rid = (seq: number) => ({ session: 'fedcba9876543210', seq, awaiting: seq });
+
 /** The test object tap passes to a subtest. */
 type TapTest = Parameters<Parameters<typeof t.test>[0]>[0];
 
@@ -80,8 +83,8 @@ class RawSocket {
 }
 
 /** A cluster of one daemon (so it serves every partition) with one space holding one key. */
-async function smallCluster(t: TapTest, daemonArgs: string[] = []) {
-  const cluster = await startCluster(t, { daemons: 1, daemonArgs });
+async function smallCluster(t: TapTest, coordinatorArgs: string[] = []) {
+  const cluster = await startCluster(t, { daemons: 1, coordinatorArgs });
   const client = await cluster.client();
   await client.addSpace('s', { partitions: 4 });
   // Goes through the client's retries, so the daemon surely runs the config with the space afterwards.
@@ -120,22 +123,22 @@ async function sendBadMessages(t: TapTest, raw: RawSocket, v: number) {
     { name: 'a get whose v is negative', bytes: pack([{ ...get(17), v: -1 }]), id: 17 },
     {
       name: 'a put whose attrs hold a nested object',
-      bytes: pack([{ t: 'put', id: 18, v, space: 's', key: 'keep', attrs: { name: { nested: 'object' } } }]),
+      bytes: pack([{ t: 'put', id: 18, v, ...rid(18), space: 's', key: 'keep', attrs: { name: { nested: 'object' } } }]),
       id: 18,
     },
     {
       name: 'a put whose attrs hold an array',
-      bytes: pack([{ t: 'put', id: 19, v, space: 's', key: 'keep', attrs: { name: ['a', 'b'] } }]),
+      bytes: pack([{ t: 'put', id: 19, v, ...rid(19), space: 's', key: 'keep', attrs: { name: ['a', 'b'] } }]),
       id: 19,
     },
     {
       name: 'a put whose attrs hold NaN',
-      bytes: pack([{ t: 'put', id: 20, v, space: 's', key: 'keep', attrs: { n: NaN } }]),
+      bytes: pack([{ t: 'put', id: 20, v, ...rid(20), space: 's', key: 'keep', attrs: { n: NaN } }]),
       id: 20,
     },
     {
       name: 'an atomic_add whose delta is a string',
-      bytes: pack([{ t: 'atomic_add', id: 21, v, space: 's', key: 'keep', deltas: { n: '1' } }]),
+      bytes: pack([{ t: 'atomic_add', id: 21, v, ...rid(21), space: 's', key: 'keep', deltas: { n: '1' } }]),
       id: 21,
     },
   ];
@@ -160,13 +163,13 @@ t.test('a daemon answers every malformed message with BAD_REQUEST and keeps serv
 
   raw.sendFrames([{ t: 'get', id: 100, v, space: 's', key: 'keep' }]);
   t.match(await raw.answer(100), { t: 'reply', id: 100, result: { name: 'kept', n: 1 } }, 'the same connection still serves a get');
-  raw.sendFrames([{ t: 'put', id: 101, v, space: 's', key: 'raw', attrs: { by: 'raw socket' } }]);
+  raw.sendFrames([{ t: 'put', id: 101, v, ...rid(101), space: 's', key: 'raw', attrs: { by: 'raw socket' } }]);
   t.match(await raw.answer(101), { t: 'reply', id: 101, result: null }, 'and a put');
 
   // One batch mixing good and bad frames: each frame is answered on its own.
   raw.sendFrames([
     { t: 'get', id: 110, v, space: 's', key: 'raw' },
-    { t: 'put', id: 111, v, space: 's', key: 'raw', attrs: { by: { bad: true } } },
+    { t: 'put', id: 111, v, ...rid(111), space: 's', key: 'raw', attrs: { by: { bad: true } } },
     'not a frame',
     { t: 'get', id: 112, v, space: 's', key: 'keep' },
   ]);
@@ -188,9 +191,9 @@ t.test('a daemon answers every malformed message with BAD_REQUEST and keeps serv
   // msgpackr's record extension (structures defined inside the message) must not change how later messages,
   // on any connection, decode: 0x40..0x7f are plain integers again in the next message.
   const records = new Packr({ useRecords: true });
-  raw.send(records.pack([{ t: 'put', id: 140, v, space: 's', key: 'rec', attrs: { n: 64 } }]));
+  raw.send(records.pack([{ t: 'put', id: 140, v, ...rid(140), space: 's', key: 'rec', attrs: { n: 64 } }]));
   t.match(await raw.answer(140), { t: 'reply', result: null }, 'a message using records is decoded');
-  raw.sendFrames([{ t: 'put', id: 141, v, space: 's', key: 'rec', attrs: { n: 64, m: 65 } }]);
+  raw.sendFrames([{ t: 'put', id: 141, v, ...rid(141), space: 's', key: 'rec', attrs: { n: 64, m: 65 } }]);
   t.match(await raw.answer(141), { t: 'reply', result: null });
   raw.sendFrames([{ t: 'get', id: 142, v, space: 's', key: 'rec' }]);
   t.same((await raw.answer(142)).result, { n: 64, m: 65 }, 'small integers after a record message are still integers');
@@ -253,23 +256,23 @@ t.test('keys over 64 KiB and values over the configured maximum are refused, and
   // Straight to the daemon, past the client's own check.
   raw.sendFrames([
     { t: 'get', id: 1, v, space: 's', key: hugeKey },
-    { t: 'put', id: 2, v, space: 's', key: hugeKey, attrs: { a: 1 } },
-    { t: 'atomic_add', id: 3, v, space: 's', key: hugeKey, deltas: { a: 1 } },
+    { t: 'put', id: 2, v, ...rid(2), space: 's', key: hugeKey, attrs: { a: 1 } },
+    { t: 'atomic_add', id: 3, v, ...rid(3), space: 's', key: hugeKey, deltas: { a: 1 } },
     // multi-byte characters: under the limit in characters, over it in UTF-8 bytes
-    { t: 'put', id: 4, v, space: 's', key: 'é'.repeat(keyBytesMax / 2 + 1), attrs: { a: 1 } },
+    { t: 'put', id: 4, v, ...rid(4), space: 's', key: 'é'.repeat(keyBytesMax / 2 + 1), attrs: { a: 1 } },
   ]);
   for (const id of [1, 2, 3, 4]) {
     t.match(await raw.answer(id), { t: 'error', code: 'BAD_REQUEST', message: /64|65536|key/i }, `request ${id} with a huge key: BAD_REQUEST`);
   }
   const edgeKey = 'k'.repeat(keyBytesMax);
-  raw.sendFrames([{ t: 'put', id: 5, v, space: 's', key: edgeKey, attrs: { a: 1 } }]);
+  raw.sendFrames([{ t: 'put', id: 5, v, ...rid(5), space: 's', key: edgeKey, attrs: { a: 1 } }]);
   t.match(await raw.answer(5), { t: 'reply', result: null }, 'a key of exactly 64 KiB is accepted');
   await t.rejects(client.get('s', hugeKey), { code: 'BAD_REQUEST' }, 'the client refuses a huge key too');
   await t.rejects(client.put('s', hugeKey, { a: 1 }), { code: 'BAD_REQUEST' });
   t.same(await client.get('s', edgeKey), { a: 1 }, 'the 64 KiB key was stored');
   t.equal(await client.count('s'), 2, 'no huge key was stored');
 
-  // Values: the daemon runs with --value-bytes-max 1024.
+  // Values: the cluster runs with --value-bytes-max 1024.
   await client.put('s', 'v', { small: 'x'.repeat(100) });
   await t.rejects(client.put('s', 'v', { big: 'y'.repeat(2_000) }), { code: 'BAD_REQUEST', message: /1024/ },
     'a value over the maximum is refused');
@@ -326,7 +329,7 @@ t.test('an unknown space is NO_SUCH_SPACE, from the daemon, the coordinator and 
   const raw = await RawSocket.open(t, daemon.address);
   raw.sendFrames([
     { t: 'get', id: 1, v, space: 'nope', key: 'k' },
-    { t: 'put', id: 2, v, space: 'nope', key: 'k', attrs: { a: 1 } },
+    { t: 'put', id: 2, v, ...rid(2), space: 'nope', key: 'k', attrs: { a: 1 } },
     { t: 'count', id: 3, v, space: 'nope', partition: 0 },
     { t: 'scan', id: 4, v, space: 'nope', partition: 0, after: null, limit: 10 },
   ]);

@@ -7,7 +7,9 @@ import t from 'tap';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { Replicator } from '../daemon/replication.js';
-import { Storage, dataKey } from '../daemon/storage.js';
+import { Storage } from '../daemon/storage.js';
+import { dataKey } from '../shared/key-layout.js';
+import { pack } from '../shared/codec.js';
 import { Transfers } from '../daemon/transfer.js';
 import { WriteQueues, type Origin } from '../daemon/write-queue.js';
 import type { ClusterConfig, PartitionInfo } from '../shared/config.js';
@@ -45,15 +47,21 @@ async function node(t: TestLike, me: string) {
       }),
   });
   const storage = await Storage.open(join(tempDir(t), 'daemon'));
-  const writes = new WriteQueues(storage, 1 << 20, replicator.afterCommit);
+  const writes = new WriteQueues(storage, { valueBytesMax: () => 1 << 20, nowMs: Date.now }, replicator.afterCommit);
   t.teardown(async () => {
     await replicator.close();
     await storage.close();
   });
-  /** Submits a put and records how it ended. */
+  let seq = 0;
+  /** Submits a put (a client's, or one a predecessor committed) and records how it ended. */
   const put = (key: string, n: number, origin: Origin) => {
     const outcome: { settled?: string } = {};
-    writes.submit('1/0', { key: dataKey(1, 0, key), apply: () => ({ value: { n }, result: null }), origin }).then(
+    const session = Buffer.alloc(8, 1);
+    const rid = { session, sessionHex: session.toString('hex'), seq: ++seq, awaiting: 1 };
+    const done = origin === 'client'
+      ? writes.submit(1, 0, { key: dataKey(1, 0, key), apply: () => ({ value: { n }, result: null }), rid })
+      : writes.replicated(1, 0, [[dataKey(1, 0, key), pack({ n })]], origin);
+    done.then(
       () => (outcome.settled = 'acknowledged'),
       (error: { code?: string }) => (outcome.settled = String(error.code)),
     );

@@ -16,7 +16,7 @@ const one = (frame: unknown) => {
 t.test('decodeBatch of a valid batch', async (t) => {
   const frames: Message[] = [
     get,
-    { t: 'put', id: 6, v: 3, space: 'users', key: 'k', attrs: { a: 1, b: 'x', c: true, d: null } },
+    { t: 'put', id: 6, v: 3, space: 'users', key: 'k', session: '0123456789abcdef', seq: 2, awaiting: 1, attrs: { a: 1, b: 'x', c: true, d: null } },
     { t: 'scan', id: 7, v: 3, space: 'users', partition: 2, after: null, limit: 100 },
     { t: 'config_ack', version: 9 },
     { t: 'config', config: newCluster('12') },
@@ -52,17 +52,19 @@ t.test('frames that fail validation give {ok:false}, the id when readable, and a
   t.match(one({ ...get, v: 1.5 }), { ok: false, id: 5, reason: /\/v/ }, 'a version must be an integer');
   t.match(one({ ...get, v: -1 }), { ok: false, id: 5, reason: /\/v/ }, 'and not negative');
   t.match(one({ ...get, space: '' }), { ok: false, id: 5, reason: /\/space/ }, 'space names are not empty');
-  t.match(one({ t: 'put', id: 6, v: 3, space: 'users', key: 'k', attrs: { a: [1] } }), {
+  t.match(one({ t: 'put', id: 6, v: 3, space: 'users', key: 'k', session: '0123456789abcdef', seq: 1, awaiting: 1, attrs: { a: [1] } }), {
     ok: false,
     id: 6,
     reason: /put.*\/attrs/,
   }, 'an array is not an attribute value');
-  t.match(one({ t: 'atomic_add', id: 6, v: 3, space: 'users', key: 'k', deltas: { a: 'one' } }), {
+  t.match(one({ t: 'atomic_add', id: 6, v: 3, space: 'users', key: 'k', session: '0123456789abcdef', seq: 1, awaiting: 1, deltas: { a: 'one' } }), {
     ok: false,
     id: 6,
     reason: /atomic_add.*\/deltas/,
   });
 
+  t.match(one({ t: 'put', id: 7, v: 3, space: 'users', key: 'k', attrs: { a: 1 } }), { ok: false, id: 7, reason: /put/ },
+    'a write without its request id is malformed');
   t.match(one({ ...get, extra: true }), { ok: false, id: 5, reason: /get.*\/extra/ }, 'an extra field is named');
   t.match(one({ t: 'config_ack', version: 1, id: 2 }), { ok: false, id: 2, reason: /config_ack.*\/id/ },
     'pushes carry no id');
@@ -94,6 +96,9 @@ t.test('bytes in attrs survive encode/decode', async (t) => {
     v: 1,
     space: 's',
     key: 'k',
+    session: '0123456789abcdef',
+    seq: 1,
+    awaiting: 1,
     expect: { bin: new Uint8Array([7]) },
     attrs: { bin, empty: Buffer.alloc(0), text: 'ü' },
   };

@@ -1,7 +1,7 @@
 // daemon/routing.ts: whether a daemon may serve a request under its current config. Pure; no servers.
 import t from 'tap';
 import { route, routeReplica, type Addressed } from '../daemon/routing.js';
-import { dataKey } from '../daemon/storage.js';
+import { dataKey } from '../shared/key-layout.js';
 import type { ClusterConfig } from '../shared/config.js';
 import { keyBytesMax } from '../shared/limits.js';
 import { partitionOf } from '../shared/partition.js';

@@ -5,7 +5,8 @@
 import { copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import { sha256File } from '../../shared/checksum.js';
-import { dataKeysFrom, dataKeysTo, identityKey, levelDir } from '../../shared/data-dir.js';
+import { levelDir } from '../../shared/data-dir.js';
+import { dataKeysFrom, dataKeysTo, identityKey } from '../../shared/key-layout.js';
 import { KvError } from '../../shared/errors.js';
 import { openLevel } from '../../shared/level.js';
 import { unpack } from '../../shared/codec.js';

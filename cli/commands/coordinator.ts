@@ -1,12 +1,12 @@
 import type { CommandModule } from 'yargs';
 import { Coordinator } from '../../coordinator/coordinator.js';
 import { createLogger } from '../../shared/log.js';
-import { heartbeatIntervalMsDefault, heartbeatTimeoutMsDefault } from '../../shared/limits.js';
+import { heartbeatIntervalMsDefault, heartbeatTimeoutMsDefault, valueBytesMaxDefault } from '../../shared/limits.js';
 import { serve } from '../run.js';
 
 export const coordinatorCommand: CommandModule<object, {
   listen: string; port: number; data: string; restore?: string; 'heartbeat-interval-ms': number; 'heartbeat-timeout-ms': number;
-  'fault-stall-after-freeze-ms': number;
+  'fault-stall-after-freeze-ms': number; 'value-bytes-max'?: number;
 }> = {
   command: 'coordinator',
   describe: 'run the coordinator, which holds the cluster config',
@@ -18,6 +18,7 @@ export const coordinatorCommand: CommandModule<object, {
       .option('restore', { type: 'string', describe: "start from a backup's coordinator.bin (read-only; --data must be new)" })
       .option('heartbeat-interval-ms', { type: 'number', default: heartbeatIntervalMsDefault, describe: 'how often daemons are pinged' })
       .option('heartbeat-timeout-ms', { type: 'number', default: heartbeatTimeoutMsDefault, describe: 'silence after which a daemon is not available' })
+      .option('value-bytes-max', { type: 'number', describe: `largest stored value, in bytes, on every daemon (default ${valueBytesMaxDefault}; kept in the cluster config)` })
       .option('fault-stall-after-freeze-ms', { type: 'number', default: 0, hidden: true, describe: 'testing only: stall backups after freezing' })
       .example('kv coordinator --port 1982 --data ./coord', '')
       .example('kv coordinator --restore /backups/2026-11-21T10:00:00/coordinator.bin --port 1983 --data ./coord2', ''),
@@ -31,6 +32,7 @@ export const coordinatorCommand: CommandModule<object, {
         ...(argv.restore === undefined ? {} : { restoreFrom: argv.restore }),
         heartbeatIntervalMs: argv['heartbeat-interval-ms'],
         heartbeatTimeoutMs: argv['heartbeat-timeout-ms'],
+        ...(argv['value-bytes-max'] === undefined ? {} : { valueBytesMax: argv['value-bytes-max'] }),
         faultStallAfterFreezeMs: argv['fault-stall-after-freeze-ms'],
         log,
       }),

@@ -2,12 +2,11 @@ import type { CommandModule } from 'yargs';
 import { Daemon } from '../../daemon/daemon.js';
 import { createLogger } from '../../shared/log.js';
 import { formatAddress, parseAddress } from '../../shared/address.js';
-import { valueBytesMaxDefault } from '../../shared/limits.js';
 import { fail, serve } from '../run.js';
 import { defaultCoordinator } from '../options.js';
 
 export const daemonCommand: CommandModule<object, {
-  listen: string; 'listen-port': number; coordinator: string; 'coordinator-port'?: number; data: string; 'value-bytes-max': number; 'write-buffer-bytes'?: number;
+  listen: string; 'listen-port': number; coordinator: string; 'coordinator-port'?: number; data: string; 'write-buffer-bytes'?: number;
 }> = {
   command: 'daemon',
   describe: 'run a storage daemon',
@@ -18,7 +17,6 @@ export const daemonCommand: CommandModule<object, {
       .option('coordinator', { alias: 'c', type: 'string', default: defaultCoordinator(), describe: 'the coordinator, HOST:PORT (or HOST with --coordinator-port)' })
       .option('coordinator-port', { alias: 'P', type: 'number', describe: "the coordinator's port (HyperDex spelling)" })
       .option('data', { alias: 'D', type: 'string', demandOption: true, describe: 'data directory (LevelDB and snapshots)' })
-      .option('value-bytes-max', { type: 'number', default: valueBytesMaxDefault, describe: 'largest stored value, in bytes' })
       .option('write-buffer-bytes', { type: 'number', describe: "LevelDB's write buffer (memtable) size; default 4 MiB" })
       .example('kv daemon --listen 127.0.0.1 --listen-port 2012 --coordinator 127.0.0.1:1982 --data ./d1', ''),
   handler: (argv) => {
@@ -37,7 +35,6 @@ export const daemonCommand: CommandModule<object, {
         port: argv['listen-port'],
         coordinator,
         dataDir: argv.data,
-        valueBytesMax: argv['value-bytes-max'],
         ...(argv['write-buffer-bytes'] ? { writeBufferBytes: argv['write-buffer-bytes'] } : {}),
         log,
         onFatal: (error) => {

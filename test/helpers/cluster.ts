@@ -176,8 +176,11 @@ export interface Cluster {
   waitForAvailable(count: number): Promise<void>;
 }
 
-export async function startCluster(t: TestLike, options: { daemons?: number; daemonArgs?: string[] } = {}): Promise<Cluster> {
-  const coordinator = await startCoordinator(t);
+export async function startCluster(
+  t: TestLike,
+  options: { daemons?: number; daemonArgs?: string[]; coordinatorArgs?: string[] } = {},
+): Promise<Cluster> {
+  const coordinator = await startCoordinator(t, options.coordinatorArgs ? { args: options.coordinatorArgs } : {});
   const daemons = await Promise.all(
     Array.from({ length: options.daemons ?? 3 }, () =>
       startDaemon(t, coordinator.address, options.daemonArgs ? { args: options.daemonArgs } : {}),

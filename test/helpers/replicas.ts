@@ -1,7 +1,7 @@
 // Reading what each replica stores, straight from a stopped daemon's LevelDB.
 import { levelDir } from '../../shared/data-dir.js';
 import { openLevel } from '../../shared/level.js';
-import { dataKey } from '../../daemon/storage.js';
+import { dataKey } from '../../shared/key-layout.js';
 
 /** Every key and value of one partition in a (stopped) daemon's data dir, hex-encoded. */
 export async function partitionContents(dataDir: string, spaceId: number, partition: number): Promise<Map<string, string>> {

@@ -1,0 +1,109 @@
+// Exactly-once writes at one daemon: the real write queue on a real LevelDB, with the wall clock injected. A write
+// sent again with its request id changes nothing and answers what the first attempt answered, whether the first
+// attempt is in the same batch, an earlier one, or from before a restart; records are dropped below what the
+// session still awaits, and when the session has been idle too long.
+import t from 'tap';
+import { join } from 'node:path';
+import { Storage } from '../daemon/storage.js';
+import { WriteQueues, type RequestId, type Write } from '../daemon/write-queue.js';
+import * as attributes from '../daemon/attributes.js';
+import { dataKey, recordRange } from '../shared/key-layout.js';
+import { sessionIdleMsMax, sessionSweepIntervalMs, writeWindowMax } from '../shared/limits.js';
+import type { Attrs } from '../shared/protocol.js';
+import { tempDir, type TestLike } from './helpers/cluster.js';
+
+const session = Buffer.from('00112233445566aa', 'hex');
+const rid = (seq: number, awaiting = seq): RequestId => ({ session, sessionHex: session.toString('hex'), seq, awaiting });
+const add = (key: string, seq: number, awaiting = seq): Write => ({
+  key: dataKey(1, 0, key),
+  apply: (current: Attrs | undefined) => {
+    const value = attributes.atomicAdd(current, { n: 1 });
+    return { value, result: value };
+  },
+  rid: rid(seq, awaiting),
+});
+
+async function open(t: TestLike, dir: string, clock = { ms: 1_000_000 }) {
+  const storage = await Storage.open(dir);
+  const writes = new WriteQueues(storage, { valueBytesMax: () => 1 << 20, nowMs: () => clock.ms });
+  const records = async () => (await storage.db.keys(recordRange(1, 0)).all()).length;
+  return { storage, writes, records, clock, close: () => storage.close() };
+}
+
+t.test('a write sent again answers the first result and applies once', async (t) => {
+  const d = await open(t, join(tempDir(t), 'd'));
+  t.teardown(d.close);
+  t.same(await d.writes.submit(1, 0, add('k', 1)), { n: 1 });
+  t.same(await d.writes.submit(1, 0, add('k', 1)), { n: 1 }, 'the second attempt answers the first one\'s result');
+  t.same(d.storage.get(dataKey(1, 0, 'k')), { n: 1 }, 'and the counter moved once');
+  t.same(await d.writes.submit(1, 0, add('k', 2)), { n: 2 }, 'the next write applies');
+
+  // Both attempts in one batch (a retry racing its original).
+  const [a, b] = await Promise.all([d.writes.submit(1, 0, add('j', 3)), d.writes.submit(1, 0, add('j', 3))]);
+  t.same([a, b], [{ n: 1 }, { n: 1 }], 'attempts in the same batch: one effect, one result');
+  t.same(d.storage.get(dataKey(1, 0, 'j')), { n: 1 });
+});
+
+t.test('a write that failed is not recorded: its retry runs afresh', async (t) => {
+  const d = await open(t, join(tempDir(t), 'd'));
+  t.teardown(d.close);
+  const condPut = (seq: number, expect: Attrs): Write => ({
+    key: dataKey(1, 0, 'c'),
+    apply: (current) => ({ value: attributes.condPut(current, expect, { v: 2 }), result: null }),
+    rid: rid(seq, 1),
+  });
+  await d.writes.submit(1, 0, { key: dataKey(1, 0, 'c'), apply: () => ({ value: { v: 1 }, result: null }), rid: rid(1) });
+  await t.rejects(d.writes.submit(1, 0, condPut(2, { v: 0 })), { code: 'CONDITION_FAILED' });
+  t.equal(await d.records(), 1, 'only the applied write has a record');
+});
+
+t.test('records survive a restart', async (t) => {
+  const dir = join(tempDir(t), 'd');
+  const first = await open(t, dir);
+  t.same(await first.writes.submit(1, 0, add('k', 7, 1)), { n: 1 });
+  await first.close();
+  const second = await open(t, dir);
+  t.teardown(second.close);
+  t.same(await second.writes.submit(1, 0, add('k', 7, 1)), { n: 1 }, 'the record was on disk');
+  t.same(second.storage.get(dataKey(1, 0, 'k')), { n: 1 });
+});
+
+t.test('records go once the session no longer awaits them, or has been idle too long', async (t) => {
+  const d = await open(t, join(tempDir(t), 'd'));
+  t.teardown(d.close);
+  for (let seq = 1; seq <= 5; seq++) await d.writes.submit(1, 0, add('k', seq, 1));
+  t.equal(await d.records(), 5, 'five writes, none answered yet as far as the daemon knows: five records');
+  await d.writes.submit(1, 0, add('k', 6, 4));
+  t.equal(await d.records(), 3, 'the session awaits 4 and up: the records of 1-3 are gone');
+  t.same(await d.writes.submit(1, 0, add('k', 5, 4)), { n: 5 }, 'a record it still awaits answers as before');
+
+  d.clock.ms += sessionIdleMsMax + sessionSweepIntervalMs;
+  const other = Buffer.from('ffffffffffffffff', 'hex');
+  await d.writes.submit(1, 0, { ...add('x', 1), rid: { session: other, sessionHex: other.toString('hex'), seq: 1, awaiting: 1 } });
+  t.equal(await d.records(), 1, 'a write of another session, past the idle time: the idle session\'s records are gone');
+});
+
+t.test('a write outside its session\'s window is refused', async (t) => {
+  const d = await open(t, join(tempDir(t), 'd'));
+  t.teardown(d.close);
+  await t.rejects(d.writes.submit(1, 0, add('k', writeWindowMax + 1, 1)), { code: 'BAD_REQUEST' });
+  await t.rejects(d.writes.submit(1, 0, add('k', 3, 4)), { code: 'BAD_REQUEST' }, 'awaiting above its own number');
+  t.equal(d.storage.get(dataKey(1, 0, 'k')), undefined, 'neither applied');
+});
+
+t.test('changes from a predecessor carry records: the next head knows what was applied', async (t) => {
+  const head = await open(t, join(tempDir(t), 'head'));
+  t.teardown(head.close);
+  const committed: Array<[Buffer, Buffer | undefined]> = [];
+  const withReplica = new WriteQueues(head.storage, { valueBytesMax: () => 1 << 20, nowMs: () => head.clock.ms }, async (_s, _p, changes) => {
+    committed.push(...changes);
+  });
+  t.same(await withReplica.submit(1, 0, add('k', 1)), { n: 1 });
+  t.equal(committed.length, 2, 'the batch sent on holds the value and its record');
+
+  const next = await open(t, join(tempDir(t), 'next'));
+  t.teardown(next.close);
+  await next.writes.replicated(1, 0, committed, 'chain');
+  t.same(await next.writes.submit(1, 0, add('k', 1)), { n: 1 }, 'the successor, now head, answers the first result');
+  t.same(next.storage.get(dataKey(1, 0, 'k')), { n: 1 }, 'and does not apply it again');
+});
