@@ -15,6 +15,9 @@ import { WriteQueues, type Origin } from '../daemon/write-queue.js';
 import type { ClusterConfig, PartitionInfo } from '../shared/config.js';
 import { createLogger } from '../shared/log.js';
 import { tempDir, waitFor, type TestLike } from './helpers/cluster.js';
+import { listen } from '../shared/listen.js';
+import { Connection } from '../shared/connection.js';
+import { KvError } from '../shared/errors.js';
 
 /** A loopback port that was free a moment ago: connecting to it is refused. */
 async function closedPort(): Promise<number> {
@@ -25,8 +28,8 @@ async function closedPort(): Promise<number> {
   return port;
 }
 
-async function node(t: TestLike, me: string) {
-  const port = await closedPort();
+async function node(t: TestLike, me: string, successorPort?: number) {
+  const port = successorPort ?? (await closedPort());
   const servers = ['A', 'B', 'D'].map((id) => ({ id, address: `127.0.0.1:${port}`, state: 'available' as const }));
   let config: ClusterConfig | undefined;
   let waiters: Array<() => void> = [];
@@ -126,4 +129,24 @@ t.test('a transfer page sent by a config older than the joining is refused; a cu
   t.equal(a.storage.get(dataKey(1, 0, 'k1')), undefined, 'nothing applied');
   await a.transfers.receive(page(12, 2));
   t.same(a.storage.get(dataKey(1, 0, 'k1')), { n: 2 }, 'the current transfer\'s page is applied');
+});
+
+t.test('a successor that refuses a batch for good fails its writes instead of stalling the partition', async (t) => {
+  // A peer that speaks the protocol and refuses every replicated batch as malformed: what a bug, or a successor with
+  // other limits, looks like from the head. Retrying cannot help, so the writes must fail, and the next ones run.
+  const { server, address } = await listen('127.0.0.1', 0);
+  t.teardown(() => server.close());
+  let refused = 0;
+  server.on('connection', (socket) => {
+    new Connection(socket, (message, connection) => {
+      if (message.t !== 'replicate') return;
+      refused++;
+      connection.fail(message.id, new KvError('BAD_REQUEST', 'a replicated key lies outside its partition'));
+    }, 'head');
+  });
+  const a = await node(t, 'A', Number(address.split(':').pop()));
+  a.setPartition(10, { chain: ['A', 'B'], since: 3 });
+  t.same(await settled([a.put('k1', 1, 'client')]), ['INTERNAL'], 'the write fails with a clear error');
+  t.same(await settled([a.put('k2', 2, 'client')]), ['INTERNAL'], 'and the next write is tried, not stuck behind it');
+  t.equal(refused, 2, 'each batch was sent once');
 });
