@@ -34,6 +34,8 @@ export interface JepsenOptions {
   /** And about this long after one that did not succeed (see WorkerArgs). */
   errorBackoffMs?: number;
   heartbeat?: { intervalMs: number; timeoutMs: number };
+  /** The checker's search budget per key (its default if absent); a key that exhausts it is `unknown`. */
+  maxStates?: number;
 }
 
 export type Verdict = 'linearizable' | 'not linearizable' | 'unknown';
@@ -82,7 +84,7 @@ const finalReader = 9_999;
 
 function spawnWorker(t: TestLike, args: WorkerArgs) {
   const debug = process.env.KV_JEPSEN_WORKER_DEBUG === '1';
-  const child = spawn(process.execPath, [workerScript, JSON.stringify(args)], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [workerScript, JSON.stringify(args)], { stdio: ['pipe', 'ignore', 'pipe'], env: process.env });
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
     stderr += chunk;
@@ -101,7 +103,14 @@ function spawnWorker(t: TestLike, args: WorkerArgs) {
       await exited;
     }
   });
-  return { exited, stderr: () => stderr, ready: () => stderr.includes('"msg":"ready"'), exitCode: () => exitCode };
+  child.stdin.on('error', () => {}); // a worker that died early: reported by its exit code
+  return {
+    exited,
+    stderr: () => stderr,
+    ready: () => stderr.includes('"msg":"ready"'),
+    exitCode: () => exitCode,
+    go: () => child.stdin.end('go\n'),
+  };
 }
 
 /** The promise's value, or an error once `ms` have passed. */
@@ -158,6 +167,19 @@ export async function runJepsen(t: TestLike, options: JepsenOptions): Promise<Je
   };
 
   const coordinator = await startCoordinator(t, { heartbeat: o.heartbeat });
+  // Started now, they boot while the daemons do; they connect, then wait for the go.
+  const keys = Array.from({ length: o.keys }, (_, i) => `k${i}`);
+  const outDir = tempDir(t, 'kv-jepsen-');
+  const durationMs = o.seconds * 1000;
+  const workers = Array.from({ length: o.workers }, (_, w) => {
+    const args: WorkerArgs = {
+      coordinator: coordinator.address, space, keys, threads: o.threadsPerWorker,
+      processBase: (w + 1) * 100, durationMs, seed: o.seed * 1_000 + w, timeoutMs: o.timeoutMs,
+      thinkMs: o.thinkMs, errorBackoffMs: o.errorBackoffMs, out: join(outDir, `worker-${w}.jsonl`), waitForGo: true,
+    };
+    return { args, process: spawnWorker(t, args) };
+  });
+
   let proxy: CoordinatorProxy | undefined;
   if (nemesis.needsProxy) {
     proxy = await CoordinatorProxy.start(coordinator.address);
@@ -180,27 +202,15 @@ export async function runJepsen(t: TestLike, options: JepsenOptions): Promise<Je
   await probe.addSpace(space, { partitions: o.partitions, tolerate: cluster.tolerate });
   await waitHealthy(cluster);
 
-  const keys = Array.from({ length: o.keys }, (_, i) => `k${i}`);
-  const outDir = tempDir(t, 'kv-jepsen-');
-  const durationMs = o.seconds * 1000;
-  origin = now();
-  event(`workload starts: ${o.workers} workers × ${o.threadsPerWorker} threads, ${o.keys} keys, nemesis ${nemesis.name}`);
-  const workers = Array.from({ length: o.workers }, (_, w) => {
-    const args: WorkerArgs = {
-      coordinator: coordinator.address, space, keys, threads: o.threadsPerWorker,
-      processBase: (w + 1) * 100, durationMs, seed: o.seed * 1_000 + w, timeoutMs: o.timeoutMs,
-      thinkMs: o.thinkMs, errorBackoffMs: o.errorBackoffMs, out: join(outDir, `worker-${w}.jsonl`),
-    };
-    return { args, process: spawnWorker(t, args) };
-  });
-
   await waitFor('every worker to be connected', () => {
     const gone = workers.findIndex(({ process: p }) => p.exitCode() !== undefined);
     if (gone >= 0) throw new Error(`worker ${gone} exited: ${workers[gone]!.process.stderr().slice(-1_000)}`);
     return workers.every(({ process: p }) => p.ready());
   }, 30_000);
+  for (const { process: p } of workers) p.go();
   const workloadEnds = Date.now() + durationMs;
-  event('workers ready');
+  origin = now();
+  event(`workload starts: ${o.workers} workers × ${o.threadsPerWorker} threads, ${o.keys} keys, nemesis ${nemesis.name}`);
 
   // The nemesis runs while the workload does; a failure in it is reported after the workers are done.
   let nemesisError: unknown;
@@ -237,7 +247,7 @@ export async function runJepsen(t: TestLike, options: JepsenOptions): Promise<Je
     writeFileSync(process.env.KV_JEPSEN_DUMP, history.map((op) => JSON.stringify(op)).join('\n') + '\n');
   }
   const checkStarted = performance.now();
-  const verdict = checkHistory(history);
+  const verdict = checkHistory(history, o.maxStates === undefined ? {} : { maxStates: o.maxStates });
   const checkMs = Math.round(performance.now() - checkStarted);
   const unknown = verdict.failures.length > 0 && verdict.failures.every((f) => f.unknown);
   const errors: Record<string, number> = {};

@@ -44,6 +44,8 @@ export interface WorkerArgs {
    * intractable. A real client backs off too.
    */
   errorBackoffMs?: number;
+  /** Connect, say ready on stderr, then wait for a line on stdin before starting the clock. */
+  waitForGo?: boolean;
 }
 
 export const defaultMix: OpMix = { put: 25, get: 25, cond_put: 25, add: 25 };
@@ -239,6 +241,23 @@ async function connect(coordinator: string, timeoutMs: number, deadline: number)
   }
 }
 
+/** Resolves when a line arrives on stdin (the harness starts every worker at once, once the cluster is up). */
+function goSignal(timeoutMs: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no go signal on stdin within ${timeoutMs} ms`)), timeoutMs);
+    process.stdin.setEncoding('utf8');
+    const onData = (chunk: string) => {
+      if (!chunk.includes('\n')) return;
+      clearTimeout(timer);
+      process.stdin.off('data', onData);
+      process.stdin.pause();
+      resolve();
+    };
+    process.stdin.on('data', onData);
+    process.stdin.once('end', () => reject(new Error('stdin closed before the go signal')));
+  });
+}
+
 function writeAll(stream: NodeJS.WritableStream, text: string): Promise<void> {
   return new Promise((resolve, reject) => stream.write(text, (error) => (error ? reject(error) : resolve())));
 }
@@ -264,6 +283,13 @@ export async function runWorker(args: WorkerArgs): Promise<{ ops: number; ok: nu
   const threads = Array.from({ length: args.threads }, (_, i) =>
     new Thread(args.processBase + i, args, mulberry32((args.seed * 7919 + args.processBase + i) | 0), record),
   );
+
+  const client = await connect(args.coordinator, args.timeoutMs, started + 30_000);
+  process.stderr.write(JSON.stringify({ msg: 'ready', processBase: args.processBase }) + '\n');
+  if (args.waitForGo) await goSignal(30_000);
+  // The duration counts from here, not from the spawn: starting a process takes a second or more on a loaded
+  // machine, and the harness times its nemesis from the moment every worker runs.
+  const deadline = now() + args.durationMs;
   // A last line of defence for "bounded": the client's deadlines should end every operation long before this. An
   // operation still running then is recorded as indeterminate, as Jepsen does for a crashed client.
   const hardDeadlineMs = args.durationMs + 3 * args.timeoutMs + 10_000;
@@ -275,12 +301,6 @@ export async function runWorker(args: WorkerArgs): Promise<{ ops: number; ok: nu
     void flush().finally(() => process.exit(3));
   }, hardDeadlineMs);
   watchdog.unref();
-
-  const client = await connect(args.coordinator, args.timeoutMs, started + 30_000);
-  // The duration counts from here: the harness starts its nemesis once every worker is ready, not once spawned
-  // (starting a process takes a second or more on a loaded machine).
-  const deadline = now() + args.durationMs;
-  process.stderr.write(JSON.stringify({ msg: 'ready', processBase: args.processBase }) + '\n');
   const debug = process.env.KV_JEPSEN_WORKER_DEBUG;
   const debugTimer = debug ? setInterval(() => {
     const c = client.currentConfig;
