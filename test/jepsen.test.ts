@@ -1,6 +1,8 @@
 // Jepsen-style runs: real processes, client processes recording histories, one nemesis per subtest, and the
 // linearizability checker on the history of every key. A run passes only if the history is linearizable; the
 // kv of today is known to fail several of these (see the report each prints), which is what they are for.
+// KV_JEPSEN_SECONDS and KV_JEPSEN_SEED change the runs; KV_JEPSEN_TRACE=1 prints the timeline as it happens,
+// KV_JEPSEN_WORKER_DEBUG=1 each worker's view of the config, KV_JEPSEN_DUMP=file every history before checking.
 import t, { type Test } from 'tap';
 import { describeRun, runJepsen, type JepsenReport } from './jepsen/run.js';
 
