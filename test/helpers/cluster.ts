@@ -128,12 +128,15 @@ export interface CoordinatorHandle {
 
 export async function startCoordinator(
   t: TestLike,
-  options: { dataDir?: string; port?: number; args?: string[] } = {},
+  options: { dataDir?: string; port?: number; args?: string[]; heartbeat?: { intervalMs: number; timeoutMs: number } } = {},
 ): Promise<CoordinatorHandle> {
   const dataDir = options.dataDir ?? join(tempDir(t), 'coordinator');
+  // Given here rather than in `args`: yargs turns a flag given twice into an array.
+  const heartbeat = options.heartbeat ?? { intervalMs: 500, timeoutMs: 5000 };
   const proc = runKvProcess(t, [
     'coordinator', '--port', String(options.port ?? 0), '--data', dataDir,
-    '--heartbeat-interval-ms', '500', '--heartbeat-timeout-ms', '5000', ...(options.args ?? []),
+    '--heartbeat-interval-ms', String(heartbeat.intervalMs), '--heartbeat-timeout-ms', String(heartbeat.timeoutMs),
+    ...(options.args ?? []),
   ]);
   const listening = await proc.waitForLog('listening');
   return { proc, address: String(listening.address), port: Number(listening.port), dataDir };
