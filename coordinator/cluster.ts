@@ -106,12 +106,19 @@ export function withoutServer(p: PartitionInfo, serverId: string, version: numbe
     const { joining: _, ...rest } = next;
     next = { ...rest, since: version };
   } else if (p.joining?.replaces === serverId) next = { ...next, joining: { server: p.joining.server } };
+  // A leaving member that is gone has left; one that is the tail again (its successor went) is a member again.
+  if (next.leaving !== undefined && (!next.chain.includes(next.leaving) || next.chain.at(-1) === next.leaving)) {
+    const { leaving: _, ...rest } = next;
+    next = rest;
+  }
   return next;
 }
 
 /**
  * A daemon caught up with a partition: it becomes the chain's new tail, and the member it replaces (a move)
- * leaves. Refused unless it is the partition's joining daemon and the transfer came from the current tail.
+ * leaves. A replaced tail leaves later (see `leaving`): writes must not be acknowledged without it while it may
+ * still believe it is the tail. Refused unless it is the partition's joining daemon and the transfer came from the
+ * current tail.
  */
 export function promote(config: ClusterConfig, spaceId: number, partition: number, serverId: string, source: string): ClusterConfig {
   const space = config.spaces.find((s) => s.id === spaceId);
@@ -123,8 +130,11 @@ export function promote(config: ClusterConfig, spaceId: number, partition: numbe
     throw new KvError('STALE_CONFIG', `the transfer came from ${source}, which is no longer the tail`, config.version);
   }
   const version = config.version + 1;
-  const chain = [...p.chain.filter((id) => id !== p.joining!.replaces), serverId];
-  const partitions = space.partitions.map((q, i) => (i === partition ? { chain, since: version } : q));
+  const replaces = p.joining.replaces;
+  const leaving = replaces !== undefined && replaces === source ? replaces : undefined;
+  const chain = [...p.chain.filter((id) => id !== replaces || id === leaving), serverId];
+  const promoted: PartitionInfo = leaving === undefined ? { chain, since: version } : { chain, since: version, leaving };
+  const partitions = space.partitions.map((q, i) => (i === partition ? promoted : q));
   return bump(config, { spaces: config.spaces.map((s) => (s.id === spaceId ? { ...space, partitions } : s)) });
 }
 

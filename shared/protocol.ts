@@ -68,6 +68,8 @@ export const messageSchemas = {
     source: Type.String(),
   }),
   config_ack: Type.Object({ t: Type.Literal('config_ack'), version: Version }, { additionalProperties: false }),
+  /** A daemon's heartbeat: the answer grants it a read lease (daemon/read-lease.ts). */
+  lease: request('lease', {}),
   // clients and tools → coordinator
   get_config: request('get_config', {}),
   subscribe: request('subscribe', {}),
@@ -135,6 +137,7 @@ export interface Results {
   scan: { entries: [string, Attrs][]; next: string | null };
   register: { serverId: string; clusterId: string };
   leave: null;
+  lease: LeaseResult;
   get_config: ClusterConfig;
   subscribe: ClusterConfig;
   add_space: ClusterConfig;
@@ -150,6 +153,14 @@ export interface Results {
   capture: CaptureResult;
   seal: SealResult;
   release_snapshot: boolean;
+}
+
+export interface LeaseResult {
+  /** The coordinator's config version when it answered: the lease counts once the daemon runs at least this one. */
+  version: number;
+  /** Silence after which the coordinator declares the daemon dead, and how often it expects a lease request. */
+  timeoutMs: number;
+  intervalMs: number;
 }
 
 export interface BackupLock {

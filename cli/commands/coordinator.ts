@@ -16,8 +16,8 @@ export const coordinatorCommand: CommandModule<object, {
       .option('port', { alias: 'p', type: 'number', default: 1982, describe: 'port to listen on (0: any free port)' })
       .option('data', { alias: 'd', type: 'string', demandOption: true, describe: 'directory for the cluster state' })
       .option('restore', { type: 'string', describe: "start from a backup's coordinator.bin (read-only; --data must be new)" })
-      .option('heartbeat-interval-ms', { type: 'number', default: heartbeatIntervalMsDefault, describe: 'how often daemons are pinged' })
-      .option('heartbeat-timeout-ms', { type: 'number', default: heartbeatTimeoutMsDefault, describe: 'silence after which a daemon is not available' })
+      .option('heartbeat-interval-ms', { type: 'number', default: heartbeatIntervalMsDefault, describe: 'how often daemons renew their read leases (their heartbeats)' })
+      .option('heartbeat-timeout-ms', { type: 'number', default: heartbeatTimeoutMsDefault, describe: 'silence after which a daemon is not available (its read lease ends 5% + 100 ms sooner)' })
       .option('fault-stall-after-freeze-ms', { type: 'number', default: 0, hidden: true, describe: 'testing only: stall backups after freezing' })
       .example('kv coordinator --port 1982 --data ./coord', '')
       .example('kv coordinator --restore /backups/2026-11-21T10:00:00/coordinator.bin --port 1983 --data ./coord2', ''),

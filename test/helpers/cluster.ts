@@ -126,14 +126,18 @@ export interface CoordinatorHandle {
   dataDir: string;
 }
 
+/** Heartbeats of a coordinator for tests that watch failures happen: a daemon is declared dead after 1.5 s. */
+export const fastHeartbeats = { intervalMs: 200, timeoutMs: 1_500 };
+
 export async function startCoordinator(
   t: TestLike,
-  options: { dataDir?: string; port?: number; args?: string[] } = {},
+  options: { dataDir?: string; port?: number; args?: string[]; heartbeats?: { intervalMs: number; timeoutMs: number } } = {},
 ): Promise<CoordinatorHandle> {
   const dataDir = options.dataDir ?? join(tempDir(t), 'coordinator');
+  const heartbeats = options.heartbeats ?? { intervalMs: 500, timeoutMs: 5_000 };
   const proc = runKvProcess(t, [
     'coordinator', '--port', String(options.port ?? 0), '--data', dataDir,
-    '--heartbeat-interval-ms', '500', '--heartbeat-timeout-ms', '5000', ...(options.args ?? []),
+    '--heartbeat-interval-ms', String(heartbeats.intervalMs), '--heartbeat-timeout-ms', String(heartbeats.timeoutMs), ...(options.args ?? []),
   ]);
   const listening = await proc.waitForLog('listening');
   return { proc, address: String(listening.address), port: Number(listening.port), dataDir };
@@ -176,8 +180,11 @@ export interface Cluster {
   waitForAvailable(count: number): Promise<void>;
 }
 
-export async function startCluster(t: TestLike, options: { daemons?: number; daemonArgs?: string[] } = {}): Promise<Cluster> {
-  const coordinator = await startCoordinator(t);
+export async function startCluster(
+  t: TestLike,
+  options: { daemons?: number; daemonArgs?: string[]; heartbeats?: { intervalMs: number; timeoutMs: number } } = {},
+): Promise<Cluster> {
+  const coordinator = await startCoordinator(t, options.heartbeats ? { heartbeats: options.heartbeats } : {});
   const daemons = await Promise.all(
     Array.from({ length: options.daemons ?? 3 }, () =>
       startDaemon(t, coordinator.address, options.daemonArgs ? { args: options.daemonArgs } : {}),
