@@ -282,15 +282,28 @@ export class Coordinator {
           'another process runs with a copy of this data dir, or the old session has not timed out yet',
       );
     }
+    // The session is claimed before the change is persisted, so the closed one it replaces cannot time out
+    // meanwhile (declaring the daemon dead just as it came back). If this connection closes meanwhile, its session
+    // times out like any other: the daemon is marked available, so it must have a session that can lapse.
+    const claim = (serverId: string) => this.sessions.set(serverId, { serverId, connection, lastSeen: performance.now(), ackedVersion: 0 });
+    if (message.serverId !== null) claim(message.serverId);
     let serverId = '';
-    const config = await this.change((c) => {
-      const result = cluster.registerServer(c, message);
-      serverId = result.serverId;
-      return result.config;
-    });
-    // The connection may have closed while the change was persisted.
+    let config: ClusterConfig;
+    try {
+      config = await this.change((c) => {
+        const result = cluster.registerServer(c, message);
+        serverId = result.serverId;
+        return result.config;
+      });
+    } catch (error) {
+      if (message.serverId !== null && this.sessions.get(message.serverId)?.connection === connection) {
+        if (live) this.sessions.set(message.serverId, live);
+        else this.sessions.delete(message.serverId);
+      }
+      throw error;
+    }
+    if (message.serverId === null) claim(serverId);
     if (connection.closed) return { serverId, clusterId: config.clusterId };
-    this.sessions.set(serverId, { serverId, connection, lastSeen: performance.now(), ackedVersion: 0 });
     Object.assign(connection, { peer: `server ${serverId} (${message.address})` });
     this.options.log.info({ serverId, address: message.address, version: config.version }, 'daemon registered');
     this.settleWhenAllBack();

@@ -170,3 +170,23 @@ t.test('a daemon cut off from the coordinator stops answering reads within its l
   t.same(await client.get('s', key), { n: 2 }, 'the client reads the new value at the new tail');
   await t.rejects(read(), { code: 'UNAVAILABLE' }, 'and the cut-off daemon still refuses');
 });
+
+t.test('a daemon whose session closes keeps its place until its lease has run out, then leaves its chains', async (t) => {
+  const cluster = await startCluster(t, { daemons: 2, heartbeats: fastHeartbeats });
+  const client = await cluster.client({ timeoutMs: 20_000 });
+  await client.addSpace('s', { partitions: 2, tolerate: 1 });
+  const victim = cluster.daemons[0]!;
+  victim.proc.child.kill('SIGKILL'); // the coordinator sees the connection close at once
+  const closed = await cluster.coordinator.proc.waitForLog('daemon session closed; it keeps its place until its lease has run out');
+  const ended = await cluster.coordinator.proc.waitForLog('daemon session ended');
+  t.equal(ended.why, 'session closed, lease run out');
+  // Its last lease request reached the coordinator at most one interval (give or take a loaded machine) before the close.
+  const waitedMs = Number(ended.time) - Number(closed.time);
+  t.ok(waitedMs >= fastHeartbeats.timeoutMs - 2 * fastHeartbeats.intervalMs, `the coordinator waited ${waitedMs} ms after the close`);
+  const config = await waitFor('the victim to leave every chain', () =>
+    client.showConfig().then((c) => (c.spaces[0]!.partitions.every((p) => !p.chain.includes(victim.serverId)) ? c : undefined)),
+  );
+  t.ok(config.spaces[0]!.partitions.every((p) => p.chain.length === 1), 'the other daemon carries on alone');
+  await client.put('s', 'k', { n: 1 });
+  t.same(await client.get('s', 'k'), { n: 1 });
+});
