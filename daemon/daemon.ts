@@ -121,7 +121,11 @@ export class Daemon {
 
   private applyConfig(config: ClusterConfig): void {
     const previous = this.config;
-    if (previous && config.version <= previous.version) return;
+    if (previous && config.version <= previous.version) {
+      // A new session has acknowledged nothing yet; a tail leaving its chain waits for this daemon's word.
+      this.link.ack(previous.version);
+      return;
+    }
     this.config = config;
     this.freezes.apply(config.freeze);
     this.link.ack(config.version);
