@@ -1,6 +1,6 @@
 // The coordinator's state transitions: pure functions from one cluster config to the next. Each one either
 // throws a KvError (and nothing changes) or returns a config whose version is one higher.
-import { findServer, findSpace, type ClusterConfig, type Freeze, type PartitionInfo, type ServerInfo, type ServerState } from '../shared/config.js';
+import { extendedChain, findServer, findSpace, type ClusterConfig, type Freeze, type PartitionInfo, type ServerInfo, type ServerState } from '../shared/config.js';
 import { KvError, badRequest } from '../shared/errors.js';
 import { newId64 } from '../shared/ids.js';
 import { partitionsMax, spaceNameLengthMax } from '../shared/limits.js';
@@ -25,6 +25,8 @@ export interface Registration {
   address: string;
   serverId: string | null;
   clusterId: string | null;
+  /** A daemon process registering for the first time (see `restartedServer`). */
+  fresh?: boolean;
 }
 
 /** A daemon (re)joins. A new daemon gets a fresh id; a known one keeps its id and may come from a new address. */
@@ -48,7 +50,27 @@ export function registerServer(config: ClusterConfig, reg: Registration): { conf
   const servers = config.servers.map((s) =>
     s.id === serverId ? { ...s, address: reg.address, state: 'available' as const } : s,
   );
-  return { config: bump(config, { servers }), serverId };
+  const placed = reg.fresh ? restartedServer(config, serverId) : config;
+  return { config: bump(placed, { servers }), serverId };
+}
+
+/**
+ * A known daemon that starts anew may have kept its place in chains (it came back before its death was noticed:
+ * within the heartbeat timeout, or while a restarted coordinator waited). Whatever its previous process had
+ * committed but not yet forwarded down a chain is lost, so its copy may hold a write the rest of the chain never
+ * got: it leaves every chain that has another available member, and rejoins by state transfer. Its previous
+ * process holds no lease (this one holds the data dir's lock).
+ */
+function restartedServer(config: ClusterConfig, serverId: string): ClusterConfig {
+  const available = new Set(config.servers.filter((s) => s.state === 'available' && s.id !== serverId).map((s) => s.id));
+  const version = config.version + 1;
+  const spaces = config.spaces.map((space) => ({
+    ...space,
+    partitions: space.partitions.map((p) =>
+      extendedChain(p).includes(serverId) && p.chain.some((id) => available.has(id)) ? withoutServer(p, serverId, version) : p,
+    ),
+  }));
+  return { ...config, spaces };
 }
 
 /** A server changes state. What that means for chains is placement's business (placement.ts). */

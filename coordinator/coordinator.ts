@@ -289,9 +289,13 @@ export class Coordinator {
     if (message.serverId !== null) claim(message.serverId);
     let serverId = '';
     let config: ClusterConfig;
+    // A new process where this coordinator still keeps the old one's place (its session closed, its lease not yet
+    // run out) must leave its chains. Not after a coordinator restart, when every daemon registers anew: a whole
+    // cluster started again keeps its chains.
+    const registration = { ...message, fresh: message.fresh === true && live !== undefined };
     try {
       config = await this.change((c) => {
-        const result = cluster.registerServer(c, message);
+        const result = cluster.registerServer(c, registration);
         serverId = result.serverId;
         return result.config;
       });

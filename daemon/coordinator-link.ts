@@ -36,6 +36,8 @@ export class CoordinatorLink {
   private connection: Connection | undefined;
   private known: Identity | undefined;
   private stopped = false;
+  /** Registered once in this process: the coordinator is told when a registration is this process's first. */
+  private registered = false;
   private renewTimer: NodeJS.Timeout | undefined;
   /**
    * The coordinator's heartbeat interval, from its lease answers: how often to renew, and the longest wait between
@@ -118,6 +120,7 @@ export class CoordinatorLink {
           address: options.address,
           serverId: this.known?.serverId ?? null,
           clusterId: this.known?.clusterId ?? null,
+          fresh: !this.registered,
         },
         requestTimeoutMsDefault,
       );
@@ -130,6 +133,7 @@ export class CoordinatorLink {
       throw error;
     }
     this.connection = connection;
+    this.registered = true;
     options.log.info({ serverId: this.known.serverId, clusterId: this.known.clusterId }, 'registered with the coordinator');
     this.renew(connection);
     connection.onceClosed(() => {

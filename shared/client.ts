@@ -349,7 +349,7 @@ export class Client {
    * nothing is lost); the coordinator connection dropping may lose pushes, and `resubscribe` fetches then.
    */
   private adopt(config: ClusterConfig): ClusterConfig {
-    if (config.version > this.config.version || config.clusterId !== this.config.clusterId || config.incarnation !== this.config.incarnation) {
+    if (config.version > this.config.version || config.clusterId !== this.config.clusterId) {
       // A daemon the cluster gave up on may be hung with its connections open: stop waiting on them, so what is
       // pending fails now (and is retried along the new chains where that is safe) instead of timing out.
       for (const server of config.servers) {

@@ -60,6 +60,8 @@ export const messageSchemas = {
     address: Type.String(),
     serverId: Type.Union([Type.String(), Type.Null()]),
     clusterId: Type.Union([Type.String(), Type.Null()]),
+    /** The first registration of this daemon process: what an earlier one had in flight is lost. */
+    fresh: Type.Optional(Type.Boolean()),
   }),
   leave: request('leave', {}),
   transfer_done: request('transfer_done', {

@@ -190,3 +190,22 @@ t.test('a daemon whose session closes keeps its place until its lease has run ou
   await client.put('s', 'k', { n: 1 });
   t.same(await client.get('s', 'k'), { n: 1 });
 });
+
+t.test('a daemon killed and started again before the coordinator noticed rejoins its chains by state transfer', async (t) => {
+  // The default test heartbeats (5 s timeout): time enough to start the daemon again before its session lapses.
+  const cluster = await startCluster(t, { daemons: 2 });
+  const client = await cluster.client({ timeoutMs: 20_000 });
+  await client.addSpace('s', { partitions: 2, tolerate: 1 });
+  await Promise.all(Array.from({ length: 20 }, (_, i) => client.put('s', `k${i}`, { i })));
+  const victim = cluster.daemons[0]!;
+  t.equal(await victim.proc.stop('SIGKILL'), null);
+  const back = await startDaemon(t, cluster.coordinator.address, { dataDir: victim.dataDir });
+  t.notOk(cluster.coordinator.proc.logs.some((l) => l.msg === 'daemon session ended' && l.serverId === victim.serverId), 'it was back before its session lapsed');
+  // What its previous process had committed but not yet forwarded is lost: its copy is rebuilt from the chain.
+  await back.proc.waitForLog('transfer received; joining the chain');
+  await waitFor('both partitions to have two members again', () =>
+    client.showConfig().then((c) => c.spaces[0]!.partitions.every((p) => p.chain.length === 2 && !p.joining && !p.leaving)),
+  );
+  const values = await Promise.all(Array.from({ length: 20 }, (_, i) => client.get('s', `k${i}`)));
+  t.ok(values.every((v, i) => v?.i === i), 'every key reads back');
+});
