@@ -14,7 +14,8 @@ export function formatConfig(config: ClusterConfig): string {
     lines.push(`  space ${space.name} (id ${space.id}, ${space.partitions.length} partitions, tolerate ${space.tolerate})`);
     space.partitions.forEach((p, i) => {
       const joining = p.joining ? `  (transfer to ${p.joining.server}${p.joining.replaces ? `, replacing ${p.joining.replaces}` : ''})` : '';
-      lines.push(`    partition ${i}: ${p.chain.length ? p.chain.join(' -> ') : '(none)'}${joining}`);
+      const leaving = p.leaving ? `  (${p.leaving} leaving)` : '';
+      lines.push(`    partition ${i}: ${p.chain.length ? p.chain.join(' -> ') : '(none)'}${joining}${leaving}`);
     });
   }
   const transfers = config.spaces.flatMap((s) => s.partitions).filter((p) => p.joining).length;

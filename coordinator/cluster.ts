@@ -1,6 +1,6 @@
 // The coordinator's state transitions: pure functions from one cluster config to the next. Each one either
 // throws a KvError (and nothing changes) or returns a config whose version is one higher.
-import { findServer, findSpace, valueBytesMaxOf, type ClusterConfig, type Freeze, type PartitionInfo, type ServerInfo, type ServerState } from '../shared/config.js';
+import { extendedChain, findServer, findSpace, valueBytesMaxOf, type ClusterConfig, type Freeze, type PartitionInfo, type ServerInfo, type ServerState } from '../shared/config.js';
 import { KvError, badRequest } from '../shared/errors.js';
 import { newId64 } from '../shared/ids.js';
 import { frameBytesMax, partitionsMax, spaceNameLengthMax } from '../shared/limits.js';
@@ -25,6 +25,8 @@ export interface Registration {
   address: string;
   serverId: string | null;
   clusterId: string | null;
+  /** A daemon process registering for the first time (see `restartedServer`). */
+  fresh?: boolean;
 }
 
 /** A daemon (re)joins. A new daemon gets a fresh id; a known one keeps its id and may come from a new address. */
@@ -48,7 +50,27 @@ export function registerServer(config: ClusterConfig, reg: Registration): { conf
   const servers = config.servers.map((s) =>
     s.id === serverId ? { ...s, address: reg.address, state: 'available' as const } : s,
   );
-  return { config: bump(config, { servers }), serverId };
+  const placed = reg.fresh ? restartedServer(config, serverId) : config;
+  return { config: bump(placed, { servers }), serverId };
+}
+
+/**
+ * A known daemon that starts anew may have kept its place in chains (it came back before its death was noticed:
+ * within the heartbeat timeout, or while a restarted coordinator waited). Whatever its previous process had
+ * committed but not yet forwarded down a chain is lost, so its copy may hold a write the rest of the chain never
+ * got: it leaves every chain that has another available member, and rejoins by state transfer. Its previous
+ * process holds no lease (this one holds the data dir's lock).
+ */
+function restartedServer(config: ClusterConfig, serverId: string): ClusterConfig {
+  const available = new Set(config.servers.filter((s) => s.state === 'available' && s.id !== serverId).map((s) => s.id));
+  const version = config.version + 1;
+  const spaces = config.spaces.map((space) => ({
+    ...space,
+    partitions: space.partitions.map((p) =>
+      extendedChain(p).includes(serverId) && p.chain.some((id) => available.has(id)) ? withoutServer(p, serverId, version) : p,
+    ),
+  }));
+  return { ...config, spaces };
 }
 
 /** A server changes state. What that means for chains is placement's business (placement.ts). */
@@ -114,12 +136,19 @@ export function withoutServer(p: PartitionInfo, serverId: string, version: numbe
     const { joining: _, ...rest } = next;
     next = { ...rest, since: version };
   } else if (p.joining?.replaces === serverId) next = { ...next, joining: { server: p.joining.server } };
+  // A leaving member that is gone has left; one that is the tail again (its successor went) is a member again.
+  if (next.leaving !== undefined && (!next.chain.includes(next.leaving) || next.chain.at(-1) === next.leaving)) {
+    const { leaving: _, ...rest } = next;
+    next = rest;
+  }
   return next;
 }
 
 /**
  * A daemon caught up with a partition: it becomes the chain's new tail, and the member it replaces (a move)
- * leaves. Refused unless it is the partition's joining daemon and the transfer came from the current tail.
+ * leaves. A replaced tail leaves later (see `leaving`): writes must not be acknowledged without it while it may
+ * still believe it is the tail. Refused unless it is the partition's joining daemon and the transfer came from the
+ * current tail.
  */
 export function promote(config: ClusterConfig, spaceId: number, partition: number, serverId: string, source: string): ClusterConfig {
   const space = config.spaces.find((s) => s.id === spaceId);
@@ -131,8 +160,11 @@ export function promote(config: ClusterConfig, spaceId: number, partition: numbe
     throw new KvError('STALE_CONFIG', `the transfer came from ${source}, which is no longer the tail`, config.version);
   }
   const version = config.version + 1;
-  const chain = [...p.chain.filter((id) => id !== p.joining!.replaces), serverId];
-  const partitions = space.partitions.map((q, i) => (i === partition ? { chain, since: version } : q));
+  const replaces = p.joining.replaces;
+  const leaving = replaces !== undefined && replaces === source ? replaces : undefined;
+  const chain = [...p.chain.filter((id) => id !== replaces || id === leaving), serverId];
+  const promoted: PartitionInfo = leaving === undefined ? { chain, since: version } : { chain, since: version, leaving };
+  const partitions = space.partitions.map((q, i) => (i === partition ? promoted : q));
   return bump(config, { spaces: config.spaces.map((s) => (s.id === spaceId ? { ...space, partitions } : s)) });
 }
 

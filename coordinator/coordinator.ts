@@ -11,10 +11,11 @@ import { listen } from '../shared/listen.js';
 import type { Message, MessageOf, RequestOf, RequestType, Results } from '../shared/protocol.js';
 import { randomUUID } from 'node:crypto';
 import { newSessionId } from '../shared/ids.js';
-import { backupLockMsDefault } from '../shared/limits.js';
+import { backupLockMsDefault, readLeaseClockRateMargin, readLeaseMarginMs } from '../shared/limits.js';
 import { runBackup, type BackupHost } from './backup.js';
 import { BackupLockKeeper } from './backup-lock.js';
-import { place } from './placement.js';
+import { place, unblocksLeaving } from './placement.js';
+import { awaitedServers, isSettled } from './settle.js';
 import * as cluster from './cluster.js';
 import { CoordinatorStore } from './store.js';
 import { decodeState } from '../shared/state-file.js';
@@ -38,6 +39,7 @@ export interface CoordinatorOptions {
 interface DaemonSession {
   serverId: string;
   connection: Connection;
+  /** performance.now() when the daemon last registered or asked for a read lease. */
   lastSeen: number;
   ackedVersion: number;
 }
@@ -51,9 +53,14 @@ export class Coordinator {
   private server!: WebSocketServer;
   private heartbeat!: NodeJS.Timeout;
   private stopping = false;
-  /** False for one heartbeat timeout after start: daemons are re-registering and keep their place meanwhile. */
+  /** False after a start until the daemons that were serving are back (settle.ts): they keep their place meanwhile. */
   private settled = false;
   private settle!: NodeJS.Timeout;
+  /** The servers available in the state this coordinator started from. */
+  private awaited: ReadonlySet<string> = new Set();
+  private listeningSince = 0;
+  /** When checkHeartbeats last ran: a check that runs late (this process stalled) declares nobody dead. */
+  private lastCheck = 0;
   private readonly backupLock = new BackupLockKeeper();
   address = '';
 
@@ -63,6 +70,14 @@ export class Coordinator {
   ) {}
 
   static async start(options: CoordinatorOptions): Promise<Coordinator> {
+    const leaseMs = options.heartbeatTimeoutMs * (1 - readLeaseClockRateMargin) - readLeaseMarginMs;
+    if (!(options.heartbeatIntervalMs > 0) || !(leaseMs > options.heartbeatIntervalMs)) {
+      throw new KvError(
+        'BAD_REQUEST',
+        `--heartbeat-timeout-ms ${options.heartbeatTimeoutMs} gives daemons read leases of ${Math.round(leaseMs)} ms, which must outlast ` +
+          `--heartbeat-interval-ms ${options.heartbeatIntervalMs} (the time between renewals); raise the timeout or lower the interval`,
+      );
+    }
     const store = await CoordinatorStore.open(options.dataDir);
     const coordinator = new Coordinator(store, options);
     try {
@@ -103,11 +118,14 @@ export class Coordinator {
       } catch (error) {
         throw new KvError('BAD_REQUEST', `cannot read ${restoreFrom}: ${(error as Error).message}`);
       }
-      this.config = cluster.restoredCluster(decodeState(bytes, restoreFrom));
+      const saved = decodeState(bytes, restoreFrom);
+      this.awaited = awaitedServers(saved);
+      this.config = cluster.restoredCluster(saved);
       log.info({ clusterId: this.config.clusterId, version: this.config.version, from: restoreFrom }, 'restored');
     } else if (stored) {
       // Sessions did not survive the restart: every daemon must register again. A freeze did not either: the
       // backup that set it is gone, and daemons have thawed by their lease.
+      this.awaited = awaitedServers(stored);
       this.config = stored.servers.reduce(
         (config, s) => (s.state === 'available' ? cluster.setServerState(config, s.id, 'not_available') : config),
         cluster.thaw(stored),
@@ -125,6 +143,7 @@ export class Coordinator {
     this.server = server;
     this.address = address;
     server.on('connection', (socket: WebSocket) => this.accept(socket));
+    this.listeningSince = this.lastCheck = performance.now();
     this.heartbeat = setInterval(() => this.checkHeartbeats(), this.options.heartbeatIntervalMs);
     this.settleWhenAllBack();
     this.settle = setTimeout(() => this.settleNow(), this.options.heartbeatTimeoutMs);
@@ -133,23 +152,20 @@ export class Coordinator {
   private accept(socket: WebSocket): void {
     const connection = new Connection(socket, (message, conn) => this.handle(message, conn), 'peer');
     this.connections.add(connection);
-    socket.on('pong', () => {
-      for (const session of this.sessions.values()) {
-        if (session.connection === connection) session.lastSeen = Date.now();
-      }
-    });
     connection.onceClosed(() => {
       this.connections.delete(connection);
       this.subscribers.delete(connection);
-      for (const session of this.sessions.values()) {
-        if (session.connection === connection) this.endSession(session, 'not_available', 'connection closed');
-      }
+      // A daemon whose session closed keeps its place until its read lease has surely run out: the close may be
+      // seen here long before the daemon sees it, and meanwhile it may answer reads as a tail. checkHeartbeats
+      // ends the session then, unless the daemon registers again first.
+      const session = this.sessionOf(connection);
+      if (session && !this.stopping) this.options.log.info({ serverId: session.serverId }, 'daemon session closed; it keeps its place until its lease has run out');
     });
   }
 
-  /** Settled: every daemon the config knows is back (always so for a new cluster), or the grace time is over. */
+  /** Settled: every daemon that was serving is back (always so for a new cluster), or the grace time is over. */
   private settleWhenAllBack(): void {
-    if (!this.settled && this.config.servers.every((s) => s.state !== 'not_available')) this.settleNow();
+    if (!this.settled && isSettled(this.config, this.awaited, performance.now() - this.listeningSince, this.options.heartbeatTimeoutMs)) this.settleNow();
   }
 
   private settleNow(): void {
@@ -165,7 +181,8 @@ export class Coordinator {
     const run = async () => {
       let next = transition(this.config);
       const version = next === this.config ? next.version + 1 : next.version;
-      const placed = place(next, { settled: this.settled, version });
+      const acked = new Map([...this.sessions.values()].map((s) => [s.serverId, s.ackedVersion]));
+      const placed = place(next, { settled: this.settled, version, acked });
       if (placed !== next) next = { ...placed, version };
       if (next === this.config) return next;
       await this.store.save(next);
@@ -198,12 +215,25 @@ export class Coordinator {
         return void answer(message.id, this.leave(connection));
       case 'config_ack': {
         const session = this.sessionOf(connection);
-        if (session) session.ackedVersion = Math.max(session.ackedVersion, message.version);
+        if (!session) return;
+        session.ackedVersion = Math.max(session.ackedVersion, message.version);
+        // A member leaving a chain waits for this: placement lets it go now.
+        if (unblocksLeaving(this.config, session.serverId, session.ackedVersion)) {
+          this.change((c) => c).catch((error) => this.options.log.error({ err: error }, 'cannot place after an acknowledgement'));
+        }
         return;
       }
       case 'open_session':
         // 64 random bits: unique without any state to keep here, across restarts and coordinators alike.
         return void answer(message.id, Promise.resolve({ session: newSessionId() }));
+      case 'lease': {
+        const session = this.sessionOf(connection);
+        if (!session) return connection.fail(message.id, new KvError('UNAVAILABLE', 'only a registered daemon holds a read lease; register first'));
+        // The heartbeat. The config pushes this session is owed went out on this connection before this answer.
+        session.lastSeen = performance.now();
+        const { heartbeatTimeoutMs: timeoutMs, heartbeatIntervalMs: intervalMs } = this.options;
+        return connection.reply(message.id, { version: this.config.version, timeoutMs, intervalMs });
+      }
       case 'get_config':
         return void answer(message.id, Promise.resolve(this.config));
       case 'subscribe':
@@ -224,6 +254,10 @@ export class Coordinator {
         return void answer(message.id, this.change((c) => cluster.promote(c, message.spaceId, message.partition, session.serverId, message.source)));
       }
       case 'server_forget':
+        if (!this.settled) {
+          // Its chains would change before every lease the previous coordinator process granted has run out.
+          return connection.fail(message.id, new KvError('UNAVAILABLE', 'the coordinator started moments ago and waits for daemons to register again; try again in a few seconds'));
+        }
         return void answer(message.id, this.change((c) => cluster.forgetServer(c, message.serverId)));
       case 'status':
         return void answer(message.id, Promise.resolve(this.status()));
@@ -246,22 +280,41 @@ export class Coordinator {
 
   private async register(message: MessageOf<'register'>, connection: Connection) {
     const live = message.serverId === null ? undefined : this.sessions.get(message.serverId);
-    if (live && live.connection !== connection) {
+    // A session whose connection closed is replaced: the daemon reconnected (or one with a copy of its data dir
+    // registers once the original is gone: the same risk as before sessions outlived their connections).
+    if (live && live.connection !== connection && !live.connection.closed) {
       throw new KvError(
         'SERVER_ID_IN_USE',
         `server ${message.serverId} is already connected from ${live.connection.peer}; ` +
           'another process runs with a copy of this data dir, or the old session has not timed out yet',
       );
     }
+    // The session is claimed before the change is persisted, so the closed one it replaces cannot time out
+    // meanwhile (declaring the daemon dead just as it came back). If this connection closes meanwhile, its session
+    // times out like any other: the daemon is marked available, so it must have a session that can lapse.
+    const claim = (serverId: string) => this.sessions.set(serverId, { serverId, connection, lastSeen: performance.now(), ackedVersion: 0 });
+    if (message.serverId !== null) claim(message.serverId);
     let serverId = '';
-    const config = await this.change((c) => {
-      const result = cluster.registerServer(c, message);
-      serverId = result.serverId;
-      return result.config;
-    });
-    // The connection may have closed while the change was persisted.
+    let config: ClusterConfig;
+    // A new process where this coordinator still keeps the old one's place (its session closed, its lease not yet
+    // run out) must leave its chains. Not after a coordinator restart, when every daemon registers anew: a whole
+    // cluster started again keeps its chains.
+    const registration = { ...message, fresh: message.fresh === true && live !== undefined };
+    try {
+      config = await this.change((c) => {
+        const result = cluster.registerServer(c, registration);
+        serverId = result.serverId;
+        return result.config;
+      });
+    } catch (error) {
+      if (message.serverId !== null && this.sessions.get(message.serverId)?.connection === connection) {
+        if (live) this.sessions.set(message.serverId, live);
+        else this.sessions.delete(message.serverId);
+      }
+      throw error;
+    }
+    if (message.serverId === null) claim(serverId);
     if (connection.closed) return { serverId, clusterId: config.clusterId };
-    this.sessions.set(serverId, { serverId, connection, lastSeen: Date.now(), ackedVersion: 0 });
     Object.assign(connection, { peer: `server ${serverId} (${message.address})` });
     this.options.log.info({ serverId, address: message.address, version: config.version }, 'daemon registered');
     this.settleWhenAllBack();
@@ -339,14 +392,23 @@ export class Coordinator {
     return undefined;
   }
 
+  /**
+   * Declares dead the daemons not heard from for the heartbeat timeout: only then may their partitions go to
+   * others, as their read leases (counted from before they asked) have run out.
+   */
   private checkHeartbeats(): void {
-    const now = Date.now();
+    const now = performance.now();
+    const late = now - this.lastCheck > 2 * this.options.heartbeatIntervalMs;
+    this.lastCheck = now;
+    // After a stall here, lease requests that arrived meanwhile are still unread: they get a turn first.
+    if (late) return;
     for (const session of this.sessions.values()) {
       if (now - session.lastSeen > this.options.heartbeatTimeoutMs) {
-        this.options.log.warn({ serverId: session.serverId }, 'daemon missed its heartbeats');
+        const why = session.connection.closed ? 'session closed, lease run out' : 'heartbeat timeout';
+        if (!session.connection.closed) this.options.log.warn({ serverId: session.serverId }, 'daemon missed its heartbeats');
         session.connection.socket.terminate();
-        void this.endSession(session, 'not_available', 'heartbeat timeout');
-      } else session.connection.socket.ping();
+        void this.endSession(session, 'not_available', why);
+      }
     }
   }
 

@@ -1,16 +1,20 @@
 // The daemon's session with the coordinator: register (getting or proving its identity), receive every config,
-// acknowledge it, and reconnect when the session drops. The coordinator notices a dead daemon by the WebSocket
-// pings it sends; the daemon answers them automatically.
+// acknowledge it, and reconnect when the session drops. Every heartbeat interval the daemon asks for a read lease
+// (daemon/read-lease.ts); those requests are its heartbeats, by which the coordinator tells it is alive.
 import { Connection } from '../shared/connection.js';
 import type { ClusterConfig } from '../shared/config.js';
 import { KvError, asKvError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
-import { reconnectDelayMsMax, reconnectDelayMsMin, requestTimeoutMsDefault } from '../shared/limits.js';
+import { heartbeatIntervalMsDefault, reconnectDelayMsMax, reconnectDelayMsMin, requestTimeoutMsDefault } from '../shared/limits.js';
+import { Backoff } from '../shared/backoff.js';
+import type { ReadLease } from './read-lease.js';
 import type { Identity } from './storage.js';
 import type { Message, RequestOf, RequestType, Results } from '../shared/protocol.js';
 
 /** Registration answers after which retrying cannot help. */
 const fatalCodes = new Set(['CLUSTER_MISMATCH', 'UNKNOWN_SERVER', 'BAD_REQUEST']);
+/** Failed registrations between two warnings in the log, after the first. */
+const registerWarnEvery = 20;
 
 export interface LinkOptions {
   coordinator: string;
@@ -23,6 +27,8 @@ export interface LinkOptions {
   onRequest: (message: Message, connection: Connection) => void;
   /** Called when the coordinator refuses this daemon for good after the first registration. */
   onFatal: (error: KvError) => void;
+  /** The lease this session's heartbeats renew. */
+  lease: ReadLease;
   log: Logger;
 }
 
@@ -30,6 +36,15 @@ export class CoordinatorLink {
   private connection: Connection | undefined;
   private known: Identity | undefined;
   private stopped = false;
+  /** Registered once in this process: the coordinator is told when a registration is this process's first. */
+  private registered = false;
+  private renewTimer: NodeJS.Timeout | undefined;
+  /**
+   * The coordinator's heartbeat interval, from its lease answers: how often to renew, and the longest wait between
+   * attempts to register again, so a restarted coordinator sees every daemon back well within its grace.
+   */
+  private intervalMs = heartbeatIntervalMsDefault;
+  private readonly backoff = new Backoff(reconnectDelayMsMin, reconnectDelayMsMax);
 
   constructor(private readonly options: LinkOptions) {
     this.known = options.identity;
@@ -62,6 +77,7 @@ export class CoordinatorLink {
   /** Tells the coordinator this daemon is shutting down on purpose, then closes the session. */
   async leave(): Promise<void> {
     this.stopped = true;
+    clearTimeout(this.renewTimer);
     const connection = this.connection;
     if (!connection || connection.closed) return;
     await connection.request({ t: 'leave' }, 2_000).catch(() => {});
@@ -70,21 +86,19 @@ export class CoordinatorLink {
 
   private async connectUntilRegistered(): Promise<void> {
     const { log } = this.options;
-    let delay = reconnectDelayMsMin;
-    let warned = false;
-    while (!this.stopped) {
+    // The first attempt goes at once: the session dropped, or the coordinator restarted and waits for us.
+    for (let failures = 0; !this.stopped; failures++) {
       try {
         await this.register();
+        this.backoff.reset();
         return;
       } catch (error) {
         const kvError = asKvError(error);
         if (fatalCodes.has(kvError.code)) throw kvError;
-        if (!warned || delay >= reconnectDelayMsMax) {
-          log.warn({ coordinator: this.options.coordinator, code: kvError.code, err: kvError.message }, 'cannot register; retrying');
-          warned = true;
+        if (failures % registerWarnEvery === 0) {
+          log.warn({ coordinator: this.options.coordinator, code: kvError.code, err: kvError.message, failures: failures + 1 }, 'cannot register; retrying');
         }
-        await new Promise((resolve) => setTimeout(resolve, delay));
-        delay = Math.min(delay * 2, reconnectDelayMsMax);
+        await new Promise((resolve) => setTimeout(resolve, this.backoff.next(this.intervalMs)));
       }
     }
   }
@@ -106,6 +120,7 @@ export class CoordinatorLink {
           address: options.address,
           serverId: this.known?.serverId ?? null,
           clusterId: this.known?.clusterId ?? null,
+          fresh: !this.registered,
         },
         requestTimeoutMsDefault,
       );
@@ -118,11 +133,35 @@ export class CoordinatorLink {
       throw error;
     }
     this.connection = connection;
+    this.registered = true;
     options.log.info({ serverId: this.known.serverId, clusterId: this.known.clusterId }, 'registered with the coordinator');
+    this.renew(connection);
     connection.onceClosed(() => {
+      clearTimeout(this.renewTimer);
       if (this.stopped) return;
       options.log.warn('lost the coordinator session; reconnecting');
       this.connectUntilRegistered().catch((error) => options.onFatal(asKvError(error)));
     });
+  }
+
+  /**
+   * Asks for a read lease now and every heartbeat interval while this session lasts. The next request goes out on
+   * its timer, not after the answer, so one slow answer does not delay the heartbeats behind it.
+   */
+  private renew(connection: Connection): void {
+    if (this.stopped || connection.closed) return;
+    const { lease, log } = this.options;
+    const requestedAt = lease.now();
+    connection.request({ t: 'lease' }, requestTimeoutMsDefault).then(
+      (answer) => {
+        lease.grant(requestedAt, answer);
+        if (answer.intervalMs === this.intervalMs) return;
+        this.intervalMs = answer.intervalMs;
+        clearTimeout(this.renewTimer);
+        this.renewTimer = setTimeout(() => this.renew(connection), Math.max(0, requestedAt + this.intervalMs - lease.now()));
+      },
+      (error) => log.debug({ err: asKvError(error).message }, 'lease request failed'),
+    );
+    this.renewTimer = setTimeout(() => this.renew(connection), this.intervalMs);
   }
 }

@@ -1,5 +1,5 @@
 // A storage daemon: serves the partitions the coordinator assigns to it, from one LevelDB in its data dir.
-// Reads go straight to LevelDB; every write goes through the write queue.
+// Reads go straight to LevelDB, while the daemon holds a read lease; every write goes through the write queue.
 import type WebSocket from 'ws';
 import type { WebSocketServer } from 'ws';
 import { extendedChain, valueBytesMaxOf, type ClusterConfig } from '../shared/config.js';
@@ -19,6 +19,7 @@ import { dataKey } from '../shared/key-layout.js';
 import { WriteQueues, type RequestId, type Write } from './write-queue.js';
 import { FreezeKeeper } from './freeze.js';
 import { SnapshotKeeper } from './snapshots.js';
+import { ReadLease } from './read-lease.js';
 
 export interface DaemonOptions {
   host: string;
@@ -45,6 +46,7 @@ export class Daemon {
   private readonly replicator: Replicator;
   private readonly transfers: Transfers;
   private configWaiters: Array<() => void> = [];
+  private readonly lease = new ReadLease();
   address = '';
 
   private constructor(
@@ -111,6 +113,7 @@ export class Daemon {
       onConfig: (config) => this.applyConfig(config),
       onRequest: (message, connection) => this.handleCoordinator(message, connection),
       onFatal: options.onFatal,
+      lease: this.lease,
       log: options.log,
     });
     await this.link.start();
@@ -118,7 +121,11 @@ export class Daemon {
 
   private applyConfig(config: ClusterConfig): void {
     const previous = this.config;
-    if (previous && config.version <= previous.version) return;
+    if (previous && config.version <= previous.version) {
+      // A new session has acknowledged nothing yet; a tail leaving its chain waits for this daemon's word.
+      this.link.ack(previous.version);
+      return;
+    }
     this.config = config;
     this.freezes.apply(config.freeze);
     this.link.ack(config.version);
@@ -273,9 +280,14 @@ export class Daemon {
   /**
    * A read at the tail. If the config changed while it read, the route is checked again: the partition may have
    * moved away and be being deleted here, and a read that raced that must not be answered.
+   *
+   * Only under a read lease: past it, the coordinator may have made another daemon the tail, and writes may be
+   * acknowledged without this one. Checking at the start is enough: everything acknowledged before the read began
+   * is here by then, and a replica only moves forward.
    */
   private read<T>(request: Addressed, work: (routed: Routed) => T | Promise<T>): T | Promise<T> {
     const config = this.config;
+    this.lease.check(config?.version);
     const routed = route(config, this.link?.serverId, request, false);
     // While a daemon joins after this tail, a batch on its way to it is committed here but not yet there. Reading
     // after it (in the partition's queue) means nothing is returned that the joining daemon, the next tail, lacks.

@@ -1,4 +1,5 @@
-// The kv client: follows the cluster config (subscribed to the coordinator's pushes), routes every operation
+// The kv client: follows the cluster config (subscribed to the coordinator's pushes, and subscribing again by
+// itself whenever the coordinator connection drops), routes every operation
 // straight to the daemon that serves its partition, and keeps one pipelined connection per daemon. Stale routes
 // are refreshed and retried within the operation's deadline, writes included: every write carries a request id
 // (this client's session, issued by the coordinator, and a sequence number), so a daemon that already applied a
@@ -14,6 +15,7 @@ import { KvError, asKvError, badRequest } from './errors.js';
 import { keyBytesMax, partitionsDefault, snapshotSealMsMax, reconnectDelayMsMax, reconnectDelayMsMin, requestTimeoutMsDefault, requestTimeoutMsMax, scanPageEntriesMax, writeWindowMax } from './limits.js';
 import { partitionOf } from './partition.js';
 import { daemonPath, retryableTypes, writeTypes, type Attrs, type BackupLock, type BackupResult, type ClusterStatus, type RequestOf, type RequestType, type Results } from './protocol.js';
+import { Backoff } from './backoff.js';
 
 
 export type { Attrs, AttrValue } from './protocol.js';
@@ -23,7 +25,10 @@ export { KvError } from './errors.js';
 export interface ClientOptions {
   /** How long one operation may take, retries included. */
   timeoutMs?: number;
-  /** Follow config pushes (default). Without, the client refreshes only when a daemon says its route is stale. */
+  /**
+   * Follow config pushes (default), reconnecting to the coordinator whenever the connection drops. Without, the
+   * client refreshes only when a daemon says its route is stale.
+   */
   subscribe?: boolean;
 }
 
@@ -61,6 +66,10 @@ export class Client {
   /** Derived from `config` (rebuilt when it changes), so an operation does not search the config for its route. */
   private routes = new Map<string, SpaceRoutes>();
   private routesConfig: ClusterConfig | undefined;
+  /** Set while the client reconnects to the coordinator on its own, to follow the config again. */
+  private resubscribeTimer: NodeJS.Timeout | undefined;
+  private resubscribing = false;
+  private readonly resubscribeBackoff = new Backoff(reconnectDelayMsMin, reconnectDelayMsMax);
   private closed = false;
   readonly timeoutMs: number;
   /** The sequence number of this session's next write. */
@@ -231,6 +240,7 @@ export class Client {
 
   async close(): Promise<void> {
     this.closed = true;
+    clearTimeout(this.resubscribeTimer);
     this.coordinator?.close();
     await this.daemons.closeAll();
   }
@@ -376,6 +386,10 @@ export class Client {
 
   // ---- the config ----
 
+  /**
+   * Takes a config that is newer than the one routed by. A push may skip versions (each is a whole config, so
+   * nothing is lost); the coordinator connection dropping may lose pushes, and `resubscribe` fetches then.
+   */
   private adopt(config: ClusterConfig): ClusterConfig {
     if (config.version > this.config.version || config.clusterId !== this.config.clusterId) {
       // A daemon the cluster gave up on may be hung with its connections open: stop waiting on them, so what is
@@ -409,8 +423,36 @@ export class Client {
   private adoptCoordinator(connection: Connection): void {
     this.coordinator = connection;
     connection.onceClosed(() => {
-      if (this.coordinator === connection) this.coordinator = undefined;
+      if (this.coordinator !== connection) return;
+      this.coordinator = undefined;
+      if (this.options.subscribe !== false) this.resubscribe();
     });
+  }
+
+  /**
+   * Pushes stop when the coordinator connection drops: reconnect and subscribe again (whose answer is the current
+   * config) at once and then with backoff, until it works or the client closes, without waiting for an operation
+   * to fail on a stale route. The timer does not keep the process alive.
+   */
+  private resubscribe(): void {
+    if (this.resubscribing || this.closed) return;
+    this.resubscribing = true;
+    const attempt = () => {
+      if (this.closed) return;
+      this.coordinatorConnection().then(
+        () => {
+          this.resubscribing = false;
+          this.resubscribeBackoff.reset();
+          if (!this.coordinator) this.resubscribe(); // it dropped again before this ran
+        },
+        () => {
+          if (this.closed) return;
+          this.resubscribeTimer = setTimeout(attempt, this.resubscribeBackoff.next());
+          this.resubscribeTimer.unref();
+        },
+      );
+    };
+    attempt();
   }
 
   /** The coordinator session, reconnected (and resubscribed) if it dropped. */
@@ -419,7 +461,16 @@ export class Client {
     if (this.closed) return Promise.reject(new KvError('UNAVAILABLE', 'the client is closed'));
     this.reconnecting ??= (async () => {
       const connection = await Connection.open(this.coordinatorAddress, (m) => this.onPush(m), this.timeoutMs);
-      if (this.options.subscribe !== false) this.adopt(await connection.request({ t: 'subscribe' }, this.timeoutMs));
+      try {
+        if (this.options.subscribe !== false) this.adopt(await connection.request({ t: 'subscribe' }, this.timeoutMs));
+      } catch (error) {
+        connection.close();
+        throw error;
+      }
+      if (this.closed) {
+        connection.close();
+        throw new KvError('UNAVAILABLE', 'the client is closed');
+      }
       this.adoptCoordinator(connection);
       return connection;
     })().finally(() => (this.reconnecting = undefined));

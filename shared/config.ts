@@ -33,6 +33,12 @@ export const PartitionInfo = Type.Object({
    * joins the chain as its new tail when caught up, and then `replaces` (if set) leaves it.
    */
   joining: Type.Optional(Type.Object({ server: Type.String(), replaces: Type.Optional(Type.String()) })),
+  /**
+   * A member that a move replaced as the tail. It stays in the chain, just before the new tail, so writes still
+   * pass it until it has acknowledged a config in which it is not the tail (a live daemon that has not heard yet
+   * must not answer reads by its old config while writes go by it); then it leaves.
+   */
+  leaving: Type.Optional(Type.String()),
 });
 export type PartitionInfo = Static<typeof PartitionInfo>;
 

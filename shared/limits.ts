@@ -36,10 +36,18 @@ export const sessionSweepIntervalMs = 10_000;
  * write outside waits in the client. Bounds the completion records one session keeps in any partition.
  */
 export const writeWindowMax = 100_000;
-/** Interval between the coordinator's pings to each daemon. */
+/** Interval between a daemon's read-lease requests, which are its heartbeats. */
 export const heartbeatIntervalMsDefault = 1_000;
-/** A daemon that has not answered a ping for this long is marked not available. */
+/** A daemon the coordinator has not heard from for this long is marked not available. */
 export const heartbeatTimeoutMsDefault = 3_000;
+/**
+ * A daemon's read lease runs out this fraction of the heartbeat timeout earlier than the timeout itself: the
+ * coordinator's and the daemon's monotonic clocks may run at different rates (NTP keeps them within 0.05%; this
+ * allows 2.5% each way).
+ */
+export const readLeaseClockRateMargin = 0.05;
+/** And this much earlier again: scheduling slack between a lease check and the read it admits. */
+export const readLeaseMarginMs = 100;
 /** First and largest wait between reconnect attempts (daemon → coordinator, client → anything). */
 export const reconnectDelayMsMin = 50;
 export const reconnectDelayMsMax = 2_000;

@@ -69,6 +69,8 @@ export const messageSchemas = {
     address: Type.String(),
     serverId: Type.Union([Type.String(), Type.Null()]),
     clusterId: Type.Union([Type.String(), Type.Null()]),
+    /** The first registration of this daemon process: what an earlier one had in flight is lost. */
+    fresh: Type.Optional(Type.Boolean()),
   }),
   leave: request('leave', {}),
   transfer_done: request('transfer_done', {
@@ -77,6 +79,8 @@ export const messageSchemas = {
     source: Type.String(),
   }),
   config_ack: Type.Object({ t: Type.Literal('config_ack'), version: Version }, { additionalProperties: false }),
+  /** A daemon's heartbeat: the answer grants it a read lease (daemon/read-lease.ts). */
+  lease: request('lease', {}),
   // clients and tools → coordinator
   /** A new client session id, for the request ids of the client's writes. */
   open_session: request('open_session', {}),
@@ -147,6 +151,7 @@ export interface Results {
   register: { serverId: string; clusterId: string };
   leave: null;
   open_session: { session: string };
+  lease: LeaseResult;
   get_config: ClusterConfig;
   subscribe: ClusterConfig;
   add_space: ClusterConfig;
@@ -162,6 +167,14 @@ export interface Results {
   capture: CaptureResult;
   seal: SealResult;
   release_snapshot: boolean;
+}
+
+export interface LeaseResult {
+  /** The coordinator's config version when it answered: the lease counts once the daemon runs at least this one. */
+  version: number;
+  /** Silence after which the coordinator declares the daemon dead, and how often it expects a lease request. */
+  timeoutMs: number;
+  intervalMs: number;
 }
 
 export interface BackupLock {

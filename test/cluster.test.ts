@@ -211,3 +211,17 @@ t.test('restoredCluster', async (t) => {
   t.equal(saved.servers[0]!.state, 'available');
   t.equal(restoredCluster(setReadOnly(saved, true)).readOnly, true, 'already read-only stays read-only');
 });
+
+t.test('a daemon process that starts anew leaves the chains it kept its place in, unless it is their only live member', async (t) => {
+  let config = addSpace(withServers(3), 's', 6, 1);
+  const [a, b, c] = config.servers.map((s) => s.id) as [string, string, string];
+  config = setServerState(config, c, 'not_available');
+  const again = registerServer(config, { address: 'h:0b', serverId: a, clusterId: '77', fresh: true }).config;
+  for (const [i, p] of again.spaces[0]!.partitions.entries()) {
+    const before = config.spaces[0]!.partitions[i]!;
+    if (!before.chain.includes(a)) t.same(p, before, `partition ${i}: not a member, unchanged`);
+    else if (before.chain.includes(b)) t.same(p, { chain: before.chain.filter((id) => id !== a), since: again.version }, `partition ${i}: it leaves, b carries on`);
+    else t.same(p, before, `partition ${i}: its only other member is down, so it stays`);
+  }
+  t.same(registerServer(config, { address: 'h:0b', serverId: a, clusterId: '77' }).config.spaces, config.spaces, 'a reconnecting process keeps its place');
+});

@@ -126,6 +126,9 @@ export interface CoordinatorHandle {
   dataDir: string;
 }
 
+/** Heartbeats of a coordinator for tests that watch failures happen: a daemon is declared dead after 1.5 s. */
+export const fastHeartbeats = { intervalMs: 200, timeoutMs: 1_500 };
+
 export async function startCoordinator(
   t: TestLike,
   options: { dataDir?: string; port?: number; args?: string[]; heartbeat?: { intervalMs: number; timeoutMs: number } } = {},
@@ -181,9 +184,12 @@ export interface Cluster {
 
 export async function startCluster(
   t: TestLike,
-  options: { daemons?: number; daemonArgs?: string[]; coordinatorArgs?: string[] } = {},
+  options: { daemons?: number; daemonArgs?: string[]; coordinatorArgs?: string[]; heartbeat?: { intervalMs: number; timeoutMs: number } } = {},
 ): Promise<Cluster> {
-  const coordinator = await startCoordinator(t, options.coordinatorArgs ? { args: options.coordinatorArgs } : {});
+  const coordinator = await startCoordinator(t, {
+    ...(options.coordinatorArgs ? { args: options.coordinatorArgs } : {}),
+    ...(options.heartbeat ? { heartbeat: options.heartbeat } : {}),
+  });
   const daemons = await Promise.all(
     Array.from({ length: options.daemons ?? 3 }, () =>
       startDaemon(t, coordinator.address, options.daemonArgs ? { args: options.daemonArgs } : {}),
