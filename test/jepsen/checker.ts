@@ -557,6 +557,8 @@ export function checkKey(ops: Op[], options: CheckOptions = {}): KeyVerdict {
     }
   }
 
+  // With no `ok` operation (only `info` and `fail` ones, or none) there is nothing to linearize.
+  if (remainingOk === 0) return { ok: true, key, ops: ops.length, checked: n, explored };
   fillCandidates();
   for (;;) {
     if (framePos[depth] === frameEnd[depth]) {
