@@ -180,9 +180,12 @@ class PartitionQueue {
         const recorded = made.get(recordId) ?? (records.has(rid.sessionHex, rid.seq) ? this.storage.getRaw(recordKey) : undefined);
         if (recorded !== undefined) {
           // Applied before (an answer lost on its way, or a head change): change nothing, answer what it answered.
-          // The record is committed again so that the answer waits until this batch is down the chain, which in
-          // a chain's order means the first attempt is too.
+          // The record, and the key's current value, are committed again, so the answer waits until this batch is
+          // down the chain: then every replica has the first attempt's effect, even where the batch that carried
+          // it never arrived (a head that crashed after committing it and came back in its place).
           changed.set(recordId, [recordKey, recorded]);
+          const id = write.key.toString('latin1');
+          if (!changed.has(id)) changed.set(id, [write.key, this.storage.getRaw(write.key)]);
           outcomes.push({ ok: true, result: (unpack(recorded) as [number, unknown])[1] });
         } else {
           const id = write.key.toString('latin1');

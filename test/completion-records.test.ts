@@ -104,6 +104,11 @@ t.test('changes from a predecessor carry records: the next head knows what was a
   const next = await open(t, join(tempDir(t), 'next'));
   t.teardown(next.close);
   await next.writes.replicated(1, 0, committed, 'chain');
-  t.same(await next.writes.submit(1, 0, add('k', 1)), { n: 1 }, 'the successor, now head, answers the first result');
+  const resent: Array<[Buffer, Buffer | undefined]> = [];
+  const nextHead = new WriteQueues(next.storage, { valueBytesMax: () => 1 << 20, nowMs: () => next.clock.ms }, async (_s, _p, changes) => {
+    resent.push(...changes);
+  });
+  t.same(await nextHead.submit(1, 0, add('k', 1)), { n: 1 }, 'the successor, now head, answers the first result');
   t.same(next.storage.get(dataKey(1, 0, 'k')), { n: 1 }, 'and does not apply it again');
+  t.ok(resent.some(([key]) => key.equals(dataKey(1, 0, 'k'))), 'the answer waited for the key\'s current value to go down the chain again');
 });
