@@ -107,6 +107,17 @@ t.test('bad flags: exit 2 and one readable line', async (t) => {
     { what: 'coordinator without --data', args: ['coordinator', '--port', '0'], pattern: /data/ },
     { what: 'daemon without --data', args: ['daemon', '--listen-port', '0'], pattern: /data/ },
     {
+      what: 'daemon with --value-bytes-max (a cluster setting now)',
+      args: ['daemon', '--listen-port', '0', '--data', join(dir, 'dv'), '--value-bytes-max', '1024'],
+      pattern: /kv coordinator/,
+    },
+    {
+      what: 'coordinator with a --value-bytes-max over the largest message',
+      args: ['coordinator', '--port', '0', '--data', join(dir, 'cv'), '--value-bytes-max', String(64 * 1024 * 1024)],
+      pattern: /value-bytes-max/,
+    },
+    { what: 'a --timeout-ms over 5 minutes', args: ['get', 's', 'k', '--timeout-ms', '400000'], pattern: /timeout/ },
+    {
       what: 'daemon with a bad --coordinator',
       args: ['daemon', '--coordinator', 'no:such:address', '--listen-port', '0', '--data', join(dir, 'd')],
       pattern: /no:such:address/,

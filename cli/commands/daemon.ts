@@ -3,10 +3,11 @@ import { Daemon } from '../../daemon/daemon.js';
 import { createLogger } from '../../shared/log.js';
 import { formatAddress, parseAddress } from '../../shared/address.js';
 import { fail, serve } from '../run.js';
+import { badRequest } from '../../shared/errors.js';
 import { defaultCoordinator } from '../options.js';
 
 export const daemonCommand: CommandModule<object, {
-  listen: string; 'listen-port': number; coordinator: string; 'coordinator-port'?: number; data: string; 'write-buffer-bytes'?: number;
+  listen: string; 'listen-port': number; coordinator: string; 'coordinator-port'?: number; data: string; 'value-bytes-max'?: number; 'write-buffer-bytes'?: number;
 }> = {
   command: 'daemon',
   describe: 'run a storage daemon',
@@ -17,12 +18,16 @@ export const daemonCommand: CommandModule<object, {
       .option('coordinator', { alias: 'c', type: 'string', default: defaultCoordinator(), describe: 'the coordinator, HOST:PORT (or HOST with --coordinator-port)' })
       .option('coordinator-port', { alias: 'P', type: 'number', describe: "the coordinator's port (HyperDex spelling)" })
       .option('data', { alias: 'D', type: 'string', demandOption: true, describe: 'data directory (LevelDB and snapshots)' })
+      .option('value-bytes-max', { type: 'number', hidden: true, describe: 'moved: the largest value is a cluster setting (kv coordinator --value-bytes-max)' })
       .option('write-buffer-bytes', { type: 'number', describe: "LevelDB's write buffer (memtable) size; default 4 MiB" })
       .example('kv daemon --listen 127.0.0.1 --listen-port 2012 --coordinator 127.0.0.1:1982 --data ./d1', ''),
   handler: (argv) => {
     const log = createLogger('daemon');
     let coordinator: string;
     try {
+      if (argv['value-bytes-max'] !== undefined) {
+        throw badRequest('--value-bytes-max is a cluster setting now, the same on every daemon: give it to kv coordinator');
+      }
       coordinator = argv['coordinator-port'] === undefined
         ? formatAddress(parseAddress(argv.coordinator, 1982))
         : formatAddress({ host: parseAddress(argv.coordinator, 0).host, port: argv['coordinator-port'] });
