@@ -5,6 +5,7 @@ import { pack, unpack } from '../shared/codec.js';
 import { levelError, openLevel, type Level, type LevelOptions } from '../shared/level.js';
 import type { Attrs } from '../shared/protocol.js';
 import { levelDir } from '../shared/data-dir.js';
+import { decodeStored } from './stored-value.js';
 import { dataKey, dataRange, identityKey, partitionRanges, recordRange, recordTag, dataTag, userKeyOf, type KeyRange } from '../shared/key-layout.js';
 
 export interface Identity {
@@ -63,7 +64,7 @@ export class Storage {
     } catch (error) {
       throw levelError(error, this.location);
     }
-    return bytes === undefined ? undefined : (unpack(bytes) as Attrs);
+    return bytes === undefined ? undefined : decodeStored(bytes).attrs;
   }
 
   /** A key's stored bytes, read on the event loop like `get`. */
@@ -149,7 +150,7 @@ export class Storage {
       for (;;) {
         const batch = await iterator.nextv(Math.min(entriesMax - entries.length, 1000));
         for (const [key, value] of batch) {
-          entries.push([userKeyOf(key), unpack(value) as Attrs]);
+          entries.push([userKeyOf(key), decodeStored(value).attrs]);
           bytes += key.length + value.length;
         }
         if (batch.length === 0 || entries.length >= entriesMax || bytes >= bytesMax) break;

@@ -19,9 +19,10 @@
 // work in arrival order. Nothing held is dropped or applied twice.
 import { KvError, asKvError, badRequest } from '../shared/errors.js';
 import { pack, unpack } from '../shared/codec.js';
-import { heldWritesMax, sessionIdleMsMax, sessionSweepIntervalMs, writeBatchOpsMax, writeWindowMax } from '../shared/limits.js';
+import { awaitedSessionsMax, heldWritesMax, sessionIdleMsMax, sessionSweepIntervalMs, writeBatchOpsMax, writeWindowMax } from '../shared/limits.js';
 import type { Attrs } from '../shared/protocol.js';
 import { CompletionRecords } from './completion-records.js';
+import { decodeStored, encodeStored, isWrite, type Stored, type Writer } from './stored-value.js';
 import type { Storage } from './storage.js';
 
 /** A write's request id: the client's session (8 bytes, and as hex), its sequence number, and the lowest it awaits. */
@@ -91,6 +92,12 @@ class PartitionQueue {
   /** The partition's completion records, while only this daemon's client writes change them (see completion-records.ts). */
   private records: CompletionRecords | undefined;
   private lastSweepMs = 0;
+  /**
+   * The lowest sequence number each session awaits, as its latest write here said: a value's writer whose session
+   * awaits only later ones never sends it again, so overwriting the value may drop its record. Bounded; a session
+   * missing here counts as awaiting everything.
+   */
+  private readonly awaitingBySession = new Map<string, number>();
 
   constructor(
     private readonly spaceId: number,
@@ -163,46 +170,70 @@ class PartitionQueue {
       return;
     }
     const nowMs = this.env.nowMs();
-    const values = new Map<string, Attrs | undefined>();
+    /** Each key's value as this batch leaves it so far (later writes in the batch see earlier ones). */
+    const current = new Map<string, { stored: Stored | undefined; bytes: Buffer | undefined }>();
     const changed = new Map<string, Change>();
-    /** Records made by this batch, by key: a retry in the same batch finds its first attempt here. */
+    /** Records this batch put in the record range, by key: a retry in the same batch finds its first attempt here. */
     const made = new Map<string, Buffer>();
     const dropped: Buffer[] = [];
     const outcomes: Array<{ ok: true; result: unknown } | { ok: false; error: KvError }> = [];
+    /** Puts a write's record in the record range (it must outlive its value there, or it has none). */
+    const spill = (session: Uint8Array, seq: number, result: unknown) => {
+      const session8 = Buffer.from(session.buffer, session.byteOffset, session.byteLength);
+      const key = records.key(session8, seq);
+      const record = pack([nowMs, result]);
+      const id = key.toString('latin1');
+      made.set(id, record);
+      changed.set(id, [key, record]);
+      records.add(session8.toString('hex'), session8, seq, nowMs);
+    };
     for (const write of batch) {
       const { rid } = write;
       try {
         if (rid.awaiting > rid.seq || rid.seq - rid.awaiting >= writeWindowMax) {
           throw badRequest(`write ${rid.seq} of session ${rid.sessionHex} is outside its window (lowest awaited ${rid.awaiting}, at most ${writeWindowMax} apart)`);
         }
-        const recordKey = records.key(rid.session, rid.seq);
-        const recordId = recordKey.toString('latin1');
-        const recorded = made.get(recordId) ?? (records.has(rid.sessionHex, rid.seq) ? this.storage.getRaw(recordKey) : undefined);
-        if (recorded !== undefined) {
-          // Applied before (an answer lost on its way, or a head change): change nothing, answer what it answered.
-          // The record, and the key's current value, are committed again, so the answer waits until this batch is
-          // down the chain: then every replica has the first attempt's effect, even where the batch that carried
-          // it never arrived (a head that crashed after committing it and came back in its place).
-          changed.set(recordId, [recordKey, recorded]);
-          const id = write.key.toString('latin1');
-          if (!changed.has(id)) changed.set(id, [write.key, this.storage.getRaw(write.key)]);
-          outcomes.push({ ok: true, result: (unpack(recorded) as [number, unknown])[1] });
-        } else {
-          const id = write.key.toString('latin1');
-          const { value, result } = write.apply(values.has(id) ? values.get(id) : this.storage.get(write.key));
-          const encoded = value === undefined ? undefined : pack(value);
-          const valueBytesMax = this.env.valueBytesMax();
-          if (encoded && encoded.length > valueBytesMax) {
-            throw badRequest(`the value would be ${encoded.length} bytes; the limit is ${valueBytesMax}`);
-          }
-          values.set(id, value);
-          changed.set(id, [write.key, encoded]);
-          const record = pack([nowMs, result]);
-          made.set(recordId, record);
-          changed.set(recordId, [recordKey, record]);
-          records.add(rid.sessionHex, rid.session, rid.seq, nowMs);
-          outcomes.push({ ok: true, result });
+        this.learnAwaiting(rid.sessionHex, rid.awaiting);
+        const id = write.key.toString('latin1');
+        let now = current.get(id);
+        if (!now) {
+          const bytes = this.storage.getRaw(write.key);
+          now = { stored: bytes === undefined ? undefined : decodeStored(bytes), bytes };
+          current.set(id, now);
         }
+        // A record of its own exists only for a write overwritten or deleting: look it up only then.
+        const recordKey = made.size > 0 || records.has(rid.sessionHex, rid.seq) ? records.key(rid.session, rid.seq) : undefined;
+        const recordId = recordKey?.toString('latin1');
+        const spilled = recordKey && (made.get(recordId!) ?? (records.has(rid.sessionHex, rid.seq) ? this.storage.getRaw(recordKey) : undefined));
+        if (isWrite(now.stored?.writer, rid.session, rid.seq) || spilled !== undefined) {
+          // Applied before (an answer lost on its way, or a head change): change nothing, answer what it answered.
+          // The key's current value (and the record, if it has one of its own) is committed again, so the answer
+          // waits until this batch is down the chain: then every replica has the first attempt's effect, even where
+          // the batch that carried it never arrived (a head that crashed after committing it and came back).
+          if (!changed.has(id)) changed.set(id, [write.key, now.bytes]);
+          if (spilled !== undefined) changed.set(recordId!, [recordKey!, spilled]);
+          const result = spilled !== undefined ? (unpack(spilled) as [number, unknown])[1] : now.stored!.writer!.result;
+          outcomes.push({ ok: true, result });
+          records.collect(rid.sessionHex, rid.awaiting, nowMs, dropped);
+          continue;
+        }
+        const { value, result } = write.apply(now.stored?.attrs);
+        let bytes: Buffer | undefined;
+        if (value !== undefined) {
+          const attrs = pack(value);
+          const valueBytesMax = this.env.valueBytesMax();
+          if (attrs.length > valueBytesMax) throw badRequest(`the value would be ${attrs.length} bytes; the limit is ${valueBytesMax}`);
+          bytes = encodeStored(attrs, { session: rid.session, seq: rid.seq, result, resultIsValue: result === value });
+        }
+        // The value's previous writer loses its record with the value: keep it, if its session may send it again.
+        const previous = now.stored?.writer;
+        if (previous && this.mayResend(previous)) spill(previous.session, previous.seq, previous.result);
+        // A deletion leaves no value to carry its own record.
+        if (bytes === undefined) spill(rid.session, rid.seq, result);
+        now.stored = value === undefined ? undefined : { attrs: value, writer: { session: rid.session, seq: rid.seq, result, resultIsValue: result === value } };
+        now.bytes = bytes;
+        changed.set(id, [write.key, bytes]);
+        outcomes.push({ ok: true, result });
       } catch (error) {
         outcomes.push({ ok: false, error: asKvError(error) });
       }
@@ -211,6 +242,7 @@ class PartitionQueue {
     if (nowMs - this.lastSweepMs >= sessionSweepIntervalMs) {
       this.lastSweepMs = nowMs;
       records.expire(nowMs - sessionIdleMsMax, dropped);
+      this.awaitingBySession.clear(); // forgetting is safe: a session not known here has its overwritten records kept
     }
     for (const key of dropped) {
       const id = key.toString('latin1');
@@ -237,6 +269,20 @@ class PartitionQueue {
       if (outcome.ok) write.resolve(outcome.result);
       else write.reject(outcome.error);
     });
+  }
+
+  /** Records the lowest sequence number a session awaits, as its writes here say. */
+  private learnAwaiting(sessionHex: string, awaiting: number): void {
+    if ((this.awaitingBySession.get(sessionHex) ?? 0) >= awaiting) return;
+    if (this.awaitingBySession.size >= awaitedSessionsMax) this.awaitingBySession.clear();
+    this.awaitingBySession.set(sessionHex, awaiting);
+  }
+
+  /** Whether a write's session may still send it again: it has not said it awaits only later ones. */
+  private mayResend(writer: Writer): boolean {
+    const session = Buffer.from(writer.session.buffer, writer.session.byteOffset, writer.session.byteLength).toString('hex');
+    const awaiting = this.awaitingBySession.get(session);
+    return awaiting === undefined || awaiting <= writer.seq;
   }
 }
 

@@ -36,6 +36,8 @@ export const sessionSweepIntervalMs = 10_000;
  * write outside waits in the client. Bounds the completion records one session keeps in any partition.
  */
 export const writeWindowMax = 100_000;
+/** Most client sessions whose lowest awaited write a partition's head remembers (forgetting one is safe, and costs records). */
+export const awaitedSessionsMax = 10_000;
 /** Interval between a daemon's read-lease requests, which are its heartbeats. */
 export const heartbeatIntervalMsDefault = 1_000;
 /** A daemon the coordinator has not heard from for this long is marked not available. */

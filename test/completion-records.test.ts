@@ -54,7 +54,9 @@ t.test('a write that failed is not recorded: its retry runs afresh', async (t) =
   });
   await d.writes.submit(1, 0, { key: dataKey(1, 0, 'c'), apply: () => ({ value: { v: 1 }, result: null }), rid: rid(1) });
   await t.rejects(d.writes.submit(1, 0, condPut(2, { v: 0 })), { code: 'CONDITION_FAILED' });
-  t.equal(await d.records(), 1, 'only the applied write has a record');
+  t.equal(await d.records(), 0, 'the applied write\'s record is its value; the failed one made none');
+  t.same(await d.writes.submit(1, 0, condPut(2, { v: 1 })), null, 'sent again, it runs afresh (and now holds)');
+  t.same(d.storage.get(dataKey(1, 0, 'c')), { v: 2 });
 });
 
 t.test('records survive a restart', async (t) => {
@@ -72,15 +74,20 @@ t.test('records go once the session no longer awaits them, or has been idle too 
   const d = await open(t, join(tempDir(t), 'd'));
   t.teardown(d.close);
   for (let seq = 1; seq <= 5; seq++) await d.writes.submit(1, 0, add('k', seq, 1));
-  t.equal(await d.records(), 5, 'five writes, none answered yet as far as the daemon knows: five records');
+  t.equal(await d.records(), 4, 'five writes to one key, none answered as far as the daemon knows: the value holds the last one\'s record, the four it overwrote have their own');
   await d.writes.submit(1, 0, add('k', 6, 4));
-  t.equal(await d.records(), 3, 'the session awaits 4 and up: the records of 1-3 are gone');
+  t.equal(await d.records(), 2, 'the session awaits 4 and up: the records of 1-3 are gone; 4 and 5 stay');
   t.same(await d.writes.submit(1, 0, add('k', 5, 4)), { n: 5 }, 'a record it still awaits answers as before');
+  t.same(await d.writes.submit(1, 0, add('k', 6, 4)), { n: 6 }, 'and so does the value\'s own');
+  await d.writes.submit(1, 0, add('k', 7, 7));
+  t.equal(await d.records(), 0, 'a write that awaits only itself: nothing older is kept, and its own record is the value');
 
-  d.clock.ms += sessionIdleMsMax + sessionSweepIntervalMs;
   const other = Buffer.from('ffffffffffffffff', 'hex');
+  await d.writes.submit(1, 0, add('k', 8, 1));
+  t.equal(await d.records(), 1, 'overwriting a value whose writer may still be sent again: that writer gets a record of its own');
+  d.clock.ms += sessionIdleMsMax + sessionSweepIntervalMs;
   await d.writes.submit(1, 0, { ...add('x', 1), rid: { session: other, sessionHex: other.toString('hex'), seq: 1, awaiting: 1 } });
-  t.equal(await d.records(), 1, 'a write of another session, past the idle time: the idle session\'s records are gone');
+  t.equal(await d.records(), 0, 'a write of another session, past the idle time: the idle session\'s records are gone');
 });
 
 t.test('a write outside its session\'s window is refused', async (t) => {
@@ -99,7 +106,7 @@ t.test('changes from a predecessor carry records: the next head knows what was a
     committed.push(...changes);
   });
   t.same(await withReplica.submit(1, 0, add('k', 1)), { n: 1 });
-  t.equal(committed.length, 2, 'the batch sent on holds the value and its record');
+  t.equal(committed.length, 1, 'the batch sent on holds the value, which carries its record');
 
   const next = await open(t, join(tempDir(t), 'next'));
   t.teardown(next.close);
@@ -111,4 +118,18 @@ t.test('changes from a predecessor carry records: the next head knows what was a
   t.same(await nextHead.submit(1, 0, add('k', 1)), { n: 1 }, 'the successor, now head, answers the first result');
   t.same(next.storage.get(dataKey(1, 0, 'k')), { n: 1 }, 'and does not apply it again');
   t.ok(resent.some(([key]) => key.equals(dataKey(1, 0, 'k'))), 'the answer waited for the key\'s current value to go down the chain again');
+});
+
+t.test('a deletion keeps its record in the record range: sent again, it answers its first result', async (t) => {
+  const d = await open(t, join(tempDir(t), 'd'));
+  t.teardown(d.close);
+  await d.writes.submit(1, 0, add('k', 1));
+  const del = (seq: number): Write => ({
+    key: dataKey(1, 0, 'k'),
+    apply: (current) => ({ value: undefined, result: current !== undefined }),
+    rid: rid(seq, 2),
+  });
+  t.equal(await d.writes.submit(1, 0, del(2)), true, 'the key existed');
+  t.equal(await d.writes.submit(1, 0, del(2)), true, 'sent again: the first answer, though the key is gone now');
+  t.equal(await d.records(), 1, 'its record is the only one');
 });
