@@ -227,7 +227,7 @@ class PartitionQueue {
         }
         // The value's previous writer loses its record with the value: keep it, if its session may send it again.
         const previous = now.stored?.writer;
-        if (previous && this.mayResend(previous)) spill(previous.session, previous.seq, previous.result);
+        if (previous && this.mayResend(previous, rid)) spill(previous.session, previous.seq, previous.result);
         // A deletion leaves no value to carry its own record.
         if (bytes === undefined) spill(rid.session, rid.seq, result);
         now.stored = value === undefined ? undefined : { attrs: value, writer: { session: rid.session, seq: rid.seq, result, resultIsValue: result === value } };
@@ -279,7 +279,9 @@ class PartitionQueue {
   }
 
   /** Whether a write's session may still send it again: it has not said it awaits only later ones. */
-  private mayResend(writer: Writer): boolean {
+  private mayResend(writer: Writer, current: RequestId): boolean {
+    // Most often the value's last writer is the session writing now, which has just said what it awaits.
+    if (current.session.equals(writer.session)) return current.awaiting <= writer.seq;
     const session = Buffer.from(writer.session.buffer, writer.session.byteOffset, writer.session.byteLength).toString('hex');
     const awaiting = this.awaitingBySession.get(session);
     return awaiting === undefined || awaiting <= writer.seq;

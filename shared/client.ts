@@ -251,18 +251,23 @@ export class Client {
    * Gives the write its sequence number (once: every attempt carries the same one) and sends it. A write that would
    * put more than writeWindowMax numbers between the lowest awaited and the newest waits for the window first.
    */
-  private async write<T extends WriteRequest>(space: string, key: string, frame: WriteFrameOf<T>): Promise<Results[T]> {
-    while (this.nextSeq - this.lowestAwaited >= writeWindowMax) await new Promise<void>((resolve) => this.windowWaiters.push(resolve));
+  private write<T extends WriteRequest>(space: string, key: string, frame: WriteFrameOf<T>): Promise<Results[T]> {
+    if (this.nextSeq - this.lowestAwaited >= writeWindowMax) {
+      return new Promise<void>((resolve) => this.windowWaiters.push(resolve)).then(() => this.write(space, key, frame));
+    }
     const seq = this.nextSeq++;
     this.awaited.add(seq);
-    try {
-      return await this.keyed(space, key, (v) => frame(v, seq, this.lowestAwaited));
-    } finally {
-      // Answered or given up on (its outcome unknown, the caller told so): never sent again, so its record may go.
+    const sent = this.keyed(space, key, (v) => frame(v, seq, this.lowestAwaited));
+    // Answered or given up on (its outcome unknown, the caller told so): never sent again, so its record may go.
+    // (Bookkeeping beside the caller's promise rather than an async wrapper around it: writes are the hot path.)
+    const settled = () => {
       this.awaited.delete(seq);
+      if (seq !== this.lowestAwaited) return;
       while (this.lowestAwaited < this.nextSeq && !this.awaited.has(this.lowestAwaited)) this.lowestAwaited++;
-      for (const wake of this.windowWaiters.splice(0)) wake();
-    }
+      if (this.windowWaiters.length > 0) for (const wake of this.windowWaiters.splice(0)) wake();
+    };
+    sent.then(settled, settled);
+    return sent;
   }
 
   private keyed<T extends KeyedRequest>(space: string, key: string, frame: FrameOf<T>): Promise<Results[T]> {
