@@ -2,16 +2,16 @@
 // move a partition away from its head and, in the same change, make that daemon the partition's joining member
 // again. The write then must not be acknowledged: the chain never got it, and the transfer will replace the
 // joining daemon's copy. Likewise a transfer page sent for an earlier joining must not land on a later one. Real LevelDB, the real write queue and replicator; the configs are plain data, and the
-// successor is a port nobody listens on, so the write waits in the replicator while the config changes.
+// successor is a port nobody listens on, so the write waits in the replica's send down the chain while the config
+// changes.
 import t from 'tap';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { Replicator } from '../daemon/replication.js';
+import { Replicas } from '../daemon/replicas.js';
 import { Storage } from '../daemon/storage.js';
 import { dataKey } from '../shared/key-layout.js';
 import { pack } from '../shared/codec.js';
-import { Transfers } from '../daemon/transfer.js';
-import { WriteQueues, type Origin } from '../daemon/write-queue.js';
+import type { Origin } from '../daemon/write-queue.js';
 import type { ClusterConfig, PartitionInfo } from '../shared/config.js';
 import { createLogger } from '../shared/log.js';
 import { tempDir, waitFor, type TestLike } from './helpers/cluster.js';
@@ -31,28 +31,14 @@ async function closedPort(): Promise<number> {
 async function node(t: TestLike, me: string, successorPort?: number) {
   const port = successorPort ?? (await closedPort());
   const servers = ['A', 'B', 'D'].map((id) => ({ id, address: `127.0.0.1:${port}`, state: 'available' as const }));
-  let config: ClusterConfig | undefined;
-  let waiters: Array<() => void> = [];
-  const setPartition = (version: number, partition: PartitionInfo) => {
-    config = { clusterId: 'c', incarnation: 'i', version, readOnly: false, servers, nextSpaceId: 2, spaces: [{ id: 1, name: 'r', tolerate: 1, partitions: [partition] }] };
-    replicator.onConfig(config);
-    for (const wake of waiters.splice(0)) wake();
-  };
-  const replicator = new Replicator({
-    config: () => config,
-    serverId: () => me,
-    stopping: () => false,
-    log: createLogger('test', 'silent'),
-    configAfter: (version, timeoutMs) =>
-      (config?.version ?? 0) > version ? Promise.resolve() : new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, timeoutMs);
-        waiters.push(() => { clearTimeout(timer); resolve(); });
-      }),
-  });
   const storage = await Storage.open(join(tempDir(t), 'daemon'));
-  const writes = new WriteQueues(storage, { valueBytesMax: () => 1 << 20, nowMs: Date.now }, replicator.afterCommit);
+  const replicas = new Replicas({ storage, env: { valueBytesMax: () => 1 << 20, nowMs: Date.now }, log: createLogger('test', 'silent') });
+  const setPartition = (version: number, partition: PartitionInfo) => {
+    const config: ClusterConfig = { clusterId: 'c', incarnation: 'i', version, readOnly: false, servers, nextSpaceId: 2, spaces: [{ id: 1, name: 'r', tolerate: 1, partitions: [partition] }] };
+    replicas.onConfig(config, me);
+  };
   t.teardown(async () => {
-    await replicator.close();
+    await replicas.close();
     await storage.close();
   });
   let seq = 0;
@@ -62,21 +48,15 @@ async function node(t: TestLike, me: string, successorPort?: number) {
     const session = Buffer.alloc(8, 1);
     const rid = { session, sessionHex: session.toString('hex'), seq: ++seq, awaiting: 1 };
     const done = origin === 'client'
-      ? writes.submit(1, 0, { key: dataKey(1, 0, key), apply: () => ({ value: { n }, result: null }), rid })
-      : writes.replicated(1, 0, [[dataKey(1, 0, key), pack({ n })]], origin);
+      ? replicas.of(1, 0).submit({ key: dataKey(1, 0, key), apply: () => ({ value: { n }, result: null }), rid })
+      : replicas.of(1, 0).replicated([[dataKey(1, 0, key), pack({ n })]], origin);
     done.then(
       () => (outcome.settled = 'acknowledged'),
       (error: { code?: string }) => (outcome.settled = String(error.code)),
     );
     return outcome;
   };
-  const transfers = new Transfers(
-    { config: () => config, serverId: () => me, stopping: () => false, reportDone: async () => null, log: createLogger('test', 'silent') },
-    storage,
-    writes,
-  );
-  t.teardown(() => transfers.close());
-  return { setPartition, put, storage, transfers };
+  return { setPartition, put, storage, replicas };
 }
 
 const settled = (outcomes: Array<{ settled?: string }>) =>
@@ -125,9 +105,9 @@ t.test('a transfer page sent by a config older than the joining is refused; a cu
     entries: [[dataKey(1, 0, 'k1'), Buffer.from([0x81, 0xa1, 0x6e, n])]] as Array<[Uint8Array, Uint8Array]>,
   });
   // Say A joined at 9, fell out at 11, and joined again at 12: a page of the first transfer must not land now.
-  await t.rejects(a.transfers.receive(page(10, 1)), { code: 'STALE_CONFIG' });
+  await t.rejects(a.replicas.transfer(page(10, 1)), { code: 'STALE_CONFIG' });
   t.equal(a.storage.get(dataKey(1, 0, 'k1')), undefined, 'nothing applied');
-  await a.transfers.receive(page(12, 2));
+  await a.replicas.transfer(page(12, 2));
   t.same(a.storage.get(dataKey(1, 0, 'k1')), { n: 2 }, 'the current transfer\'s page is applied');
 });
 
