@@ -12,12 +12,10 @@ import { scanPageBytesMax, scanPageEntriesMax, shutdownGraceMs } from '../shared
 import { daemonPathMismatch, type Message } from '../shared/protocol.js';
 import * as attributes from './attributes.js';
 import { CoordinatorLink } from './coordinator-link.js';
-import type { Addressed } from './routing.js';
 import { Storage } from './storage.js';
 import { dataKey } from '../shared/key-layout.js';
 import type { RequestId, Write } from './write-queue.js';
 import { Replicas } from './replicas.js';
-import type { Replica } from './replica.js';
 import { FreezeKeeper } from './freeze.js';
 import { SnapshotKeeper } from './snapshots.js';
 import { ReadLease } from './read-lease.js';
@@ -41,10 +39,10 @@ export class Daemon {
   private readonly connections = new Set<Connection>();
   private inflight = 0;
   private stopping = false;
+  private readonly lease = new ReadLease();
   private readonly replicas: Replicas;
   private readonly freezes: FreezeKeeper;
   private readonly snapshots: SnapshotKeeper;
-  private readonly lease = new ReadLease();
   address = '';
 
   private constructor(
@@ -55,6 +53,7 @@ export class Daemon {
       storage,
       env: { valueBytesMax: () => valueBytesMaxOf(this.config), nowMs: Date.now },
       log: options.log,
+      lease: this.lease,
       stopping: () => this.stopping,
       reportDone: (spaceId, partition, source) => this.link.ask({ t: 'transfer_done', spaceId, partition, source }),
     });
@@ -190,7 +189,7 @@ export class Daemon {
     if (this.stopping) throw new KvError('UNAVAILABLE', 'this daemon is shutting down');
     switch (message.t) {
       case 'get':
-        return this.read(message, (r) => this.storage.get(dataKey(r.spaceId, r.partition, message.key)) ?? null);
+        return this.replicas.read(message, (r) => this.storage.get(dataKey(r.spaceId, r.partition, message.key)) ?? null);
       case 'put':
       case 'del':
       case 'put_if_not_exist':
@@ -208,33 +207,14 @@ export class Daemon {
       case 'transfer':
         return this.replicas.transfer(message);
       case 'count':
-        return this.read(message, (r) => this.storage.count(r.spaceId, r.partition));
+        return this.replicas.read(message, (r) => this.storage.count(r.spaceId, r.partition));
       case 'scan':
-        return this.read(message, (r) =>
+        return this.replicas.read(message, (r) =>
           this.storage.scan(r.spaceId, r.partition, message.after, Math.min(message.limit, scanPageEntriesMax), scanPageBytesMax),
         );
       default:
         throw new KvError('BAD_REQUEST', `a daemon does not serve ${message.t}`);
     }
-  }
-
-  /**
-   * A read at the tail. If the config changed while it read, the route is checked again: the partition may have
-   * moved away and be being deleted here, and a read that raced that must not be answered.
-   *
-   * Only under a read lease: past it, the coordinator may have made another daemon the tail, and writes may be
-   * acknowledged without this one. Checking at the start is enough: everything acknowledged before the read began
-   * is here by then, and a replica only moves forward.
-   */
-  private read<T>(request: Addressed, work: (replica: Replica) => T | Promise<T>): T | Promise<T> {
-    const config = this.config;
-    this.lease.check(config?.version);
-    const result = this.replicas.route(request, false).read(work);
-    if (!(result instanceof Promise)) return result; // read within this turn: the config cannot have changed
-    return result.then((value) => {
-      if (this.config !== config) this.replicas.route({ ...request, v: this.config!.version }, false);
-      return value;
-    });
   }
 
   /** Stops accepting, lets in-flight requests finish (bounded), leaves the cluster, closes LevelDB. */

@@ -84,10 +84,8 @@ interface Sending {
 }
 
 export class Replica {
-  /** This daemon's role by the current config; none before the first. */
-  role: Role = noRole;
-  /** The config version at which the partition's replica set last changed. */
-  since = 0;
+  private current: Role = noRole;
+  private replicaSetSince = 0;
   private config: ClusterConfig | undefined;
   private me: string | undefined;
   private readonly queue: WriteQueue;
@@ -103,22 +101,32 @@ export class Replica {
     this.queue = new WriteQueue(spaceId, partition, host.storage, host.env, (changes, asJoining) => this.sendDown(changes, asJoining));
   }
 
+  /** This daemon's role in the partition by the current config; none before the first. */
+  get role(): Role {
+    return this.current;
+  }
+
+  /** The config version at which the partition's replica set last changed. */
+  get since(): number {
+    return this.replicaSetSince;
+  }
+
   /** Takes the config's view of this partition (`space` undefined: the space is gone). */
   onConfig(config: ClusterConfig, me: string | undefined, space: SpaceInfo | undefined): void {
-    const previous = this.role;
+    const previous = this.current;
     const info = space?.partitions[this.partition];
     this.config = config;
     this.me = me;
-    this.role = me === undefined ? noRole : roleOf(info, me);
-    this.since = info?.since ?? 0;
+    this.current = me === undefined ? noRole : roleOf(info, me);
+    this.replicaSetSince = info?.since ?? 0;
     if (me === undefined) return;
     this.considerTransfer();
     const sending = this.sending;
-    if (sending && successorFor(this.role, sending.asJoining) !== sending.successor) {
+    if (sending && successorFor(this.current, sending.asJoining) !== sending.successor) {
       sending.abandon(new KvError('STALE_CONFIG', `the successor of partition ${this.partition} changed`));
     }
     // A removed space is dropped as a whole (daemon.ts).
-    if (previous.kind !== 'none' && this.role.kind === 'none' && space !== undefined) this.drop();
+    if (previous.kind !== 'none' && this.current.kind === 'none' && space !== undefined) this.drop();
   }
 
   /** A client's write, at the head. */
@@ -133,12 +141,12 @@ export class Replica {
    * quiesce waits for it.
    */
   receive(message: Pick<MessageOf<'replicate'>, 'v' | 'spaceId' | 'partition' | 'changes'>): Promise<void> {
-    const origin = checkReplicated(this.config!, this.role, this.since, message);
+    const origin = checkReplicated(this.config!, this.current, this.replicaSetSince, message);
     const changes = message.changes.map(([key, value]) => [asBuffer(key), value === null ? undefined : asBuffer(value)] as Change);
     return this.queue.replicated(changes, origin);
   }
 
-  /** Changes applied as they are, in the given role (tests, and `receive`). */
+  /** Changes applied as they are, taken in the given role without a check (tests; the daemon uses `receive`). */
   replicated(changes: Change[], origin: 'chain' | 'joining'): Promise<void> {
     return this.queue.replicated(changes, origin);
   }
@@ -156,11 +164,12 @@ export class Replica {
   }
 
   /**
-   * A read the caller has routed here as the tail. While a member joins after this tail, a batch on its way to it
-   * is committed here but not yet there: reading after it (in the queue) returns nothing the joining member lacks.
+   * A read routed here as the tail (replicas.ts checks the read lease and the role first). While a member joins
+   * after this tail, a batch on its way to it is committed here but not yet there: reading after it (in the queue)
+   * returns nothing the joining member lacks.
    */
   read<T>(work: (replica: Replica) => T | Promise<T>): T | Promise<T> {
-    if (transferTarget(this.role) !== undefined) {
+    if (transferTarget(this.current) !== undefined) {
       return this.queue.exclusive(async () => work(this), false);
     }
     return work(this);
@@ -178,7 +187,7 @@ export class Replica {
     for (let attempt = 1; ; attempt++) {
       const config = this.config;
       if (!config || this.me === undefined) return;
-      const next = successorFor(this.role, asJoining);
+      const next = successorFor(this.current, asJoining);
       if (next === null) return; // the end of the chain: nothing further to replicate to
       if (next === 'left') {
         // Moved out of the chain with this batch unsent: it must not be acknowledged. The sender (a client, or the
@@ -229,7 +238,7 @@ export class Replica {
 
   /** As the tail with a member joining: sends it the partition, unless that is under way. */
   private considerTransfer(): void {
-    const target = transferTarget(this.role);
+    const target = transferTarget(this.current);
     if (target === undefined || this.host.stopping() || this.transfersOut.has(target)) return;
     this.transfersOut.add(target);
     this.sendTransfer(target)
@@ -249,7 +258,7 @@ export class Replica {
       const config = this.config!;
       const me = this.me!;
       // Stop when this daemon is no longer the tail or the target no longer joining: another transfer takes over.
-      if (transferTarget(this.role) !== target) return;
+      if (transferTarget(this.current) !== target) return;
       const server = findServer(config, target);
       if (!server) return;
       const connection = await this.host.transferPeers.get(server.address, daemonPath(server.id, config.incarnation), requestTimeoutMsDefault);
@@ -271,7 +280,7 @@ export class Replica {
 
   /** The joining side: applies one page in order with forwarded batches; reports after the last. */
   async receiveTransfer(message: MessageOf<'transfer'>): Promise<null> {
-    checkTransferred(this.config!, this.role, this.since, message);
+    checkTransferred(this.config!, this.current, this.replicaSetSince, message);
     const { spaceId, partition } = this;
     const { storage } = this.host;
     // Never held by a freeze: the tail sent it before it froze, and the tail's quiesce waits for this answer.

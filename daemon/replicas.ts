@@ -15,6 +15,7 @@ import { heldWritesMax } from '../shared/limits.js';
 import type { Logger } from '../shared/log.js';
 import type { MessageOf } from '../shared/protocol.js';
 import { noRole } from './chain-role.js';
+import type { ReadLease } from './read-lease.js';
 import { Replica, type ReplicaHost } from './replica.js';
 import { checkForwarded, checkReplicated, checkServes, checkTransferred, locate, type Addressed } from './routing.js';
 import type { Storage } from './storage.js';
@@ -25,6 +26,8 @@ export interface ReplicasOptions {
   env: QueueEnv;
   log: Logger;
   stopping?: () => boolean;
+  /** The daemon's read lease; undefined: reads need none (tests). */
+  lease?: ReadLease;
   /** Tells the coordinator a transfer to this daemon is complete. */
   reportDone?: (spaceId: number, partition: number, source: string) => Promise<unknown>;
 }
@@ -94,6 +97,25 @@ export class Replicas implements ReplicaHost {
     const replica = this.replicas.get(idOf(routed.space.id, routed.partition));
     checkServes(this.config!, replica?.role ?? noRole, routed, write);
     return replica!; // a daemon with no replica of the partition serves nothing of it
+  }
+
+  /**
+   * A read at the tail. If the config changed while it read, the route is checked again: the partition may have
+   * moved away and be being deleted here, and a read that raced that must not be answered.
+   *
+   * Only under a read lease, checked first: past it, the coordinator may have made another daemon the tail, and
+   * writes may be acknowledged without this one. Checking at the start is enough: everything acknowledged before
+   * the read began is here by then, and a replica only moves forward.
+   */
+  read<T>(request: Addressed, work: (replica: Replica) => T | Promise<T>): T | Promise<T> {
+    const config = this.config;
+    this.options.lease?.check(config?.version);
+    const result = this.route(request, false).read(work);
+    if (!(result instanceof Promise)) return result; // read within this turn: the config cannot have changed
+    return result.then((value) => {
+      if (this.config !== config) this.route({ ...request, v: this.config!.version }, false);
+      return value;
+    });
   }
 
   /** A batch from a predecessor in a chain. */
