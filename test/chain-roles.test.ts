@@ -130,3 +130,36 @@ t.test('a successor that refuses a batch for good fails its writes instead of st
   t.same(await settled([a.put('k2', 2, 'client')]), ['INTERNAL'], 'and the next write is tried, not stuck behind it');
   t.equal(refused, 2, 'each batch was sent once');
 });
+
+t.test('a replica that a config moves off its partition drops its data; one whose space was removed leaves it to the space drop', async (t) => {
+  const a = await node(t, 'A');
+  a.setPartition(10, { chain: ['A'], since: 10 });
+  t.same(await settled([a.put('k1', 1, 'client')]), ['acknowledged']);
+  t.equal(a.replicas.route({ v: 10, space: 'r', key: 'k1' }, true).role.kind, 'sole', 'routed to its replica, the head and tail');
+  a.setPartition(11, { chain: ['B'], since: 11 });
+  t.throws(() => a.replicas.route({ v: 11, space: 'r', key: 'k1' }, false), { code: 'WRONG_SERVER' }, 'it serves the partition no more');
+  await waitFor('the data to be dropped', () => a.storage.get(dataKey(1, 0, 'k1')) === undefined);
+  a.setPartition(12, { chain: ['A'], since: 12 });
+  t.same(await settled([a.put('k2', 2, 'client')]), ['acknowledged']);
+  a.replicas.onConfig({ clusterId: 'c', incarnation: 'i', version: 13, readOnly: false, servers: [], nextSpaceId: 2, spaces: [] }, 'A');
+  await a.replicas.idle();
+  t.same(a.storage.get(dataKey(1, 0, 'k2')), { n: 2 }, 'the space is gone: the replica does not drop its partition');
+});
+
+t.test('while a member joins, a read at the tail waits in the queue behind the batch on its way to it', async (t) => {
+  const a = await node(t, 'A');
+  a.setPartition(10, { chain: ['B', 'A'], since: 10, joining: { server: 'D' } });
+  const forwarded = a.put('k1', 5, 'chain'); // committed here, waiting for D, which does not answer
+  await waitFor('the write to be committed here', () => a.storage.get(dataKey(1, 0, 'k1')));
+  let read: unknown = 'pending';
+  const result = a.replicas.read({ v: 10, space: 'r', key: 'k1' }, (r) => a.storage.get(dataKey(r.spaceId, r.partition, 'k1')));
+  t.ok(result instanceof Promise, 'not answered within the turn');
+  void (result as Promise<unknown>).then((value) => (read = value));
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  t.equal(read, 'pending', 'not answered while the batch is out');
+  a.setPartition(11, { chain: ['B', 'A'], since: 11 }); // D gave up joining: A is the end of the chain again
+  t.same(await settled([forwarded]), ['acknowledged']);
+  t.same(await result, { n: 5 }, 'then answered, behind it');
+  t.same(a.replicas.read({ v: 11, space: 'r', key: 'k1' }, (r) => a.storage.get(dataKey(r.spaceId, r.partition, 'k1'))), { n: 5 },
+    'with nobody joining, answered within the turn');
+});
