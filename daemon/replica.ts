@@ -295,11 +295,19 @@ export class Replica {
     return null;
   }
 
-  /** Deletes this replica's data once the partition moved away; held by a freeze like any change here. */
+  /**
+   * Deletes this replica's data once the partition moved away; held by a freeze like any change here. Skipped if
+   * the partition is back by the time it runs: a transfer to it clears the partition itself, and pages received
+   * are never held, so a drop held past them would delete what they brought.
+   */
   private drop(): void {
     const { spaceId, partition } = this;
-    this.exclusive(() => this.host.storage.clearPartition(spaceId, partition), { writes: true, held: true })
-      .then(() => this.host.log.info({ spaceId, partition }, 'dropped a partition that moved away'))
+    this.exclusive(async () => {
+      if (this.current.kind !== 'none') return false;
+      await this.host.storage.clearPartition(spaceId, partition);
+      return true;
+    }, { writes: true, held: true })
+      .then((dropped) => dropped && this.host.log.info({ spaceId, partition }, 'dropped a partition that moved away'))
       .catch((error) => this.host.log.error({ err: error, spaceId, partition }, 'cannot drop a partition that moved away'));
   }
 }

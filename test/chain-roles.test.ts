@@ -163,3 +163,21 @@ t.test('while a member joins, a read at the tail waits in the queue behind the b
   t.same(a.replicas.read({ v: 11, space: 'r', key: 'k1' }, (r) => a.storage.get(dataKey(r.spaceId, r.partition, 'k1'))), { n: 5 },
     'with nobody joining, answered within the turn');
 });
+
+t.test('a drop held by a freeze does not clear what a transfer brought after the partition came back', async (t) => {
+  const a = await node(t, 'A');
+  a.setPartition(10, { chain: ['A'], since: 10 });
+  t.same(await settled([a.put('old', 1, 'client')]), ['acknowledged']);
+  await a.replicas.hold(); // a backup's freeze
+  a.setPartition(11, { chain: ['B'], since: 11 }); // moved away: the drop waits for the thaw
+  a.setPartition(12, { chain: ['B'], since: 12, joining: { server: 'A' } }); // and back, by transfer from B
+  // B thawed first and sent its first page; pages received are never held.
+  await a.replicas.transfer({
+    t: 'transfer', id: 1, v: 12, spaceId: 1, partition: 0, source: 'B', first: true, done: false,
+    entries: [[dataKey(1, 0, 'new'), pack({ n: 2 })]],
+  });
+  t.equal(a.storage.get(dataKey(1, 0, 'old')), undefined, 'the first page cleared the old data');
+  a.replicas.release();
+  await a.replicas.idle();
+  t.same(a.storage.get(dataKey(1, 0, 'new')), { n: 2 }, 'the page survives the thaw');
+});
