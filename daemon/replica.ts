@@ -33,8 +33,10 @@
 // joins, a read goes through the queue, after the batches before it: nothing is answered that the joining
 // member, the next tail, might lack.
 //
-// Leaving. A replica that the config moves off the partition (the space still exists) deletes its data, in its
-// queue, after what was admitted before.
+// Leaving. A tail that a move replaces stays in the chain, as a middle, until it has acknowledged a config in
+// which it is not the tail (PartitionInfo.leaving): writes still pass it, and it no longer answers reads. A
+// replica that the config moves off the partition (the space still exists) deletes its data, in its queue, after
+// what was admitted before, unless the partition is back here by then.
 import type { ClusterConfig, SpaceInfo } from '../shared/config.js';
 import { findServer } from '../shared/config.js';
 import type { ConnectionPool } from '../shared/connection-pool.js';

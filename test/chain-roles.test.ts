@@ -1,9 +1,10 @@
 // A daemon's role in a partition's chain can change while it holds a committed, unreplicated write: one config can
 // move a partition away from its head and, in the same change, make that daemon the partition's joining member
 // again. The write then must not be acknowledged: the chain never got it, and the transfer will replace the
-// joining daemon's copy. Likewise a transfer page sent for an earlier joining must not land on a later one. Real LevelDB, the real write queue and replicator; the configs are plain data, and the
-// successor is a port nobody listens on, so the write waits in the replica's send down the chain while the config
-// changes.
+// joining daemon's copy. Likewise a transfer page sent for an earlier joining must not land on a later one, and
+// a drop must not land after a later joining's pages. Real LevelDB and the real replicas (daemon/replicas.ts);
+// the configs are plain data, and the successor is a port nobody listens on, so the write waits in the replica's
+// send down the chain while the config changes.
 import t from 'tap';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
