@@ -54,6 +54,7 @@ export class Daemon {
       env: { valueBytesMax: () => valueBytesMaxOf(this.config), nowMs: Date.now },
       log: options.log,
       lease: this.lease,
+      serverId: () => this.link?.serverId,
       stopping: () => this.stopping,
       reportDone: (spaceId, partition, source) => this.link.ask({ t: 'transfer_done', spaceId, partition, source }),
     });

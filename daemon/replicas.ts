@@ -26,6 +26,11 @@ export interface ReplicasOptions {
   env: QueueEnv;
   log: Logger;
   stopping?: () => boolean;
+  /**
+   * This daemon's server id, once registered. A new daemon's first config can arrive before the coordinator's
+   * answer naming it: the replicas take the id when it is known (tests pass it to `onConfig` instead).
+   */
+  serverId?: () => string | undefined;
   /** The daemon's read lease; undefined: reads need none (tests). */
   lease?: ReadLease;
   /** Tells the coordinator a transfer to this daemon is complete. */
@@ -93,6 +98,7 @@ export class Replicas implements ReplicaHost {
 
   /** The replica that serves a client's request, which must be its head (`write`) or its tail. */
   route(request: Addressed, write: boolean): Replica {
+    this.identify();
     const routed = locate(this.config, this.me, request, this.spaceNamed);
     const replica = this.replicas.get(idOf(routed.space.id, routed.partition));
     checkServes(this.config!, replica?.role ?? noRole, routed, write);
@@ -120,6 +126,7 @@ export class Replicas implements ReplicaHost {
 
   /** A batch from a predecessor in a chain. */
   replicate(message: MessageOf<'replicate'>): Promise<null> {
+    this.identify();
     checkForwarded(this.config, this.me, message.v);
     const replica = this.replicas.get(idOf(message.spaceId, message.partition));
     if (!replica) checkReplicated(this.config, noRole, 0, message); // throws: nothing of the partition here
@@ -128,10 +135,17 @@ export class Replicas implements ReplicaHost {
 
   /** A page of a partition this daemon is joining. */
   transfer(message: MessageOf<'transfer'>): Promise<null> {
+    this.identify();
     checkForwarded(this.config, this.me, message.v);
     const replica = this.replicas.get(idOf(message.spaceId, message.partition));
     if (!replica) checkTransferred(this.config, noRole, 0, message); // throws: nothing of the partition here
     return replica!.receiveTransfer(message);
+  }
+
+  /** Computes the roles again once this daemon's id is known, if the config came before it. */
+  private identify(): void {
+    const me = this.options.serverId?.();
+    if (me !== undefined && me !== this.me && this.config) this.onConfig(this.config, me);
   }
 
   /** Resolves when a config newer than `version` runs here, or after `timeoutMs`. */
