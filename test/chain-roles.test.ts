@@ -182,3 +182,17 @@ t.test('a drop held by a freeze does not clear what a transfer brought after the
   await a.replicas.idle();
   t.same(a.storage.get(dataKey(1, 0, 'new')), { n: 2 }, 'the page survives the thaw');
 });
+
+t.test('a first config that arrives before the daemon knows its id: the roles follow once it does', async (t) => {
+  const storage = await Storage.open(join(tempDir(t), 'daemon'));
+  let me: string | undefined;
+  const replicas = new Replicas({ storage, env: { valueBytesMax: () => 1 << 20, nowMs: Date.now }, log: createLogger('test', 'silent'), serverId: () => me });
+  t.teardown(async () => {
+    await replicas.close();
+    await storage.close();
+  });
+  replicas.onConfig({ clusterId: 'c', incarnation: 'i', version: 5, readOnly: false, servers: [], nextSpaceId: 2, spaces: [{ id: 1, name: 'r', tolerate: 0, partitions: [{ chain: ['B'], since: 5, joining: { server: 'A' } }] }] }, undefined);
+  me = 'A'; // the coordinator's answer to the registration
+  await replicas.transfer({ t: 'transfer', id: 1, v: 5, spaceId: 1, partition: 0, source: 'B', first: true, done: false, entries: [[dataKey(1, 0, 'k'), pack({ n: 1 })]] });
+  t.same(storage.get(dataKey(1, 0, 'k')), { n: 1 }, 'the joining member takes the page');
+});
