@@ -1,22 +1,21 @@
 // A storage daemon: serves the partitions the coordinator assigns to it, from one LevelDB in its data dir.
-// Reads go straight to LevelDB, while the daemon holds a read lease; every write goes through the write queue.
+// Each request goes to its partition's replica (replica.ts), which judges it by its role in the partition's chain.
+// Reads go straight to LevelDB, while the daemon holds a read lease; every write goes through the replica's queue.
 import type WebSocket from 'ws';
 import type { WebSocketServer } from 'ws';
-import { extendedChain, valueBytesMaxOf, type ClusterConfig } from '../shared/config.js';
+import { valueBytesMaxOf, type ClusterConfig } from '../shared/config.js';
 import { Connection } from '../shared/connection.js';
 import { KvError, asKvError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import { listen } from '../shared/listen.js';
 import { scanPageBytesMax, scanPageEntriesMax, shutdownGraceMs } from '../shared/limits.js';
-import { daemonPathMismatch, writeTypes, type Message } from '../shared/protocol.js';
+import { daemonPathMismatch, type Message } from '../shared/protocol.js';
 import * as attributes from './attributes.js';
 import { CoordinatorLink } from './coordinator-link.js';
-import { route, routeReplica, type Addressed, type Routed } from './routing.js';
-import { Replicator } from './replication.js';
-import { Transfers } from './transfer.js';
 import { Storage } from './storage.js';
 import { dataKey } from '../shared/key-layout.js';
-import { WriteQueues, type RequestId, type Write } from './write-queue.js';
+import type { RequestId, Write } from './write-queue.js';
+import { Replicas } from './replicas.js';
 import { FreezeKeeper } from './freeze.js';
 import { SnapshotKeeper } from './snapshots.js';
 import { ReadLease } from './read-lease.js';
@@ -40,39 +39,26 @@ export class Daemon {
   private readonly connections = new Set<Connection>();
   private inflight = 0;
   private stopping = false;
-  private readonly writes: WriteQueues;
+  private readonly lease = new ReadLease();
+  private readonly replicas: Replicas;
   private readonly freezes: FreezeKeeper;
   private readonly snapshots: SnapshotKeeper;
-  private readonly replicator: Replicator;
-  private readonly transfers: Transfers;
-  private configWaiters: Array<() => void> = [];
-  private readonly lease = new ReadLease();
   address = '';
 
   private constructor(
     private readonly storage: Storage,
     private readonly options: DaemonOptions,
   ) {
-    this.replicator = new Replicator({
-      config: () => this.config,
-      serverId: () => this.link?.serverId,
-      configAfter: (version, timeoutMs) => this.configAfter(version, timeoutMs),
-      stopping: () => this.stopping,
-      log: options.log,
-    });
-    this.writes = new WriteQueues(storage, { valueBytesMax: () => valueBytesMaxOf(this.config), nowMs: Date.now }, this.replicator.afterCommit);
-    this.transfers = new Transfers(
-      {
-        config: () => this.config,
-        serverId: () => this.link?.serverId,
-        stopping: () => this.stopping,
-        reportDone: (spaceId, partition, source) => this.link.ask({ t: 'transfer_done', spaceId, partition, source }),
-        log: options.log,
-      },
+    this.replicas = new Replicas({
       storage,
-      this.writes,
-    );
-    this.freezes = new FreezeKeeper(this.writes, options.log);
+      env: { valueBytesMax: () => valueBytesMaxOf(this.config), nowMs: Date.now },
+      log: options.log,
+      lease: this.lease,
+      serverId: () => this.link?.serverId,
+      stopping: () => this.stopping,
+      reportDone: (spaceId, partition, source) => this.link.ask({ t: 'transfer_done', spaceId, partition, source }),
+    });
+    this.freezes = new FreezeKeeper(this.replicas, options.log);
     this.snapshots = new SnapshotKeeper(options.dataDir, this.freezes, () => this.link?.identity, options.log);
   }
 
@@ -129,10 +115,7 @@ export class Daemon {
     this.config = config;
     this.freezes.apply(config.freeze);
     this.link.ack(config.version);
-    for (const wake of this.configWaiters.splice(0)) wake();
-    this.transfers.consider(config);
-    this.replicator.onConfig(config);
-    if (previous) this.dropMovedPartitions(previous, config);
+    this.replicas.onConfig(config, this.link.serverId);
     this.options.log.debug({ version: config.version }, 'running config');
     const spaceIds = (c: ClusterConfig | undefined) => c?.spaces.map((s) => s.id).join(',');
     if (spaceIds(previous) !== spaceIds(config)) {
@@ -142,49 +125,12 @@ export class Daemon {
     }
   }
 
-  /** Deletes the data of partitions this daemon held under `previous` and no longer holds (moved elsewhere). */
-  private dropMovedPartitions(previous: ClusterConfig, config: ClusterConfig): void {
-    const me = this.link?.serverId;
-    if (!me) return;
-    const holds = (c: ClusterConfig, spaceId: number, partition: number) => {
-      const p = c.spaces.find((s) => s.id === spaceId)?.partitions[partition];
-      return p !== undefined && extendedChain(p).includes(me);
-    };
-    const live = new Set(config.spaces.map((s) => s.id));
-    for (const space of previous.spaces) {
-      if (!live.has(space.id)) continue;
-      space.partitions.forEach((_, partition) => {
-        if (!holds(previous, space.id, partition) || holds(config, space.id, partition)) return;
-        this.dropPartition(space.id, partition);
-      });
-    }
-  }
-
-  private dropPartition(spaceId: number, partition: number): void {
-    this.writes
-        .exclusive(spaceId, partition, () => this.storage.clearPartition(spaceId, partition), { writes: true, held: true })
-        .then(() => this.options.log.info({ spaceId, partition }, 'dropped a partition that moved away'))
-        .catch((error) => this.options.log.error({ err: error, spaceId, partition }, 'cannot drop a partition that moved away'));
-  }
-
-  /** Resolves when a config newer than `version` runs here, or after `timeoutMs`. */
-  private configAfter(version: number, timeoutMs: number): Promise<void> {
-    if ((this.config?.version ?? 0) > version) return Promise.resolve();
-    return new Promise((resolve) => {
-      const timer = setTimeout(resolve, timeoutMs);
-      this.configWaiters.push(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
-  }
-
   /** Space ids are never reused, so data of any id below nextSpaceId that the config lacks is garbage. */
   private async dropRemovedSpaces(config: ClusterConfig): Promise<void> {
     const live = new Set(config.spaces.map((s) => s.id));
     for (const id of await this.storage.spaceIds()) {
       if (id < config.nextSpaceId && !live.has(id)) {
-        await this.writes.whenNotFrozen(() => this.storage.dropSpace(id));
+        await this.replicas.whenNotFrozen(() => this.storage.dropSpace(id));
         this.options.log.info({ spaceId: id }, 'dropped the data of a removed space');
       }
     }
@@ -242,64 +188,34 @@ export class Daemon {
   private serve(message: Message): unknown {
     // Refused, not dropped: the client knows it was not applied and may retry elsewhere.
     if (this.stopping) throw new KvError('UNAVAILABLE', 'this daemon is shutting down');
-    const serverId = this.link?.serverId;
-    const write = writeTypes.has(message.t);
     switch (message.t) {
       case 'get':
-        return this.read(message, ({ space, partition }) => this.storage.get(dataKey(space.id, partition, message.key)) ?? null);
+        return this.replicas.read(message, (r) => this.storage.get(dataKey(r.spaceId, r.partition, message.key)) ?? null);
       case 'put':
       case 'del':
       case 'put_if_not_exist':
       case 'cond_put':
       case 'atomic_add': {
-        const { space, partition } = route(this.config, serverId, message, write);
-        return this.writes.submit(space.id, partition, {
-          key: dataKey(space.id, partition, message.key),
+        const replica = this.replicas.route(message, true);
+        return replica.submit({
+          key: dataKey(replica.spaceId, replica.partition, message.key),
           apply: writeOf(message),
           rid: requestId(message),
         });
       }
-      case 'replicate': {
-        const origin = routeReplica(this.config, serverId, message);
-        const changes = message.changes.map(([key, value]) => [asBuffer(key), value === null ? undefined : asBuffer(value)] as [Buffer, Buffer | undefined]);
-        return this.writes.replicated(message.spaceId, message.partition, changes, origin).then(() => null);
-      }
+      case 'replicate':
+        return this.replicas.replicate(message);
       case 'transfer':
-        return this.transfers.receive(message);
+        return this.replicas.transfer(message);
       case 'count':
-        return this.read(message, ({ space, partition }) => this.storage.count(space.id, partition));
+        return this.replicas.read(message, (r) => this.storage.count(r.spaceId, r.partition));
       case 'scan':
-        return this.read(message, ({ space, partition }) =>
-          this.storage.scan(space.id, partition, message.after, Math.min(message.limit, scanPageEntriesMax), scanPageBytesMax),
+        return this.replicas.read(message, (r) =>
+          this.storage.scan(r.spaceId, r.partition, message.after, Math.min(message.limit, scanPageEntriesMax), scanPageBytesMax),
         );
       default:
         throw new KvError('BAD_REQUEST', `a daemon does not serve ${message.t}`);
     }
-  }
-
-  /**
-   * A read at the tail. If the config changed while it read, the route is checked again: the partition may have
-   * moved away and be being deleted here, and a read that raced that must not be answered.
-   *
-   * Only under a read lease: past it, the coordinator may have made another daemon the tail, and writes may be
-   * acknowledged without this one. Checking at the start is enough: everything acknowledged before the read began
-   * is here by then, and a replica only moves forward.
-   */
-  private read<T>(request: Addressed, work: (routed: Routed) => T | Promise<T>): T | Promise<T> {
-    const config = this.config;
-    this.lease.check(config?.version);
-    const routed = route(config, this.link?.serverId, request, false);
-    // While a daemon joins after this tail, a batch on its way to it is committed here but not yet there. Reading
-    // after it (in the partition's queue) means nothing is returned that the joining daemon, the next tail, lacks.
-    const joining = routed.space.partitions[routed.partition]?.joining;
-    const result = joining
-      ? this.writes.exclusive(routed.space.id, routed.partition, async () => work(routed), { writes: false, held: false })
-      : work(routed);
-    if (!(result instanceof Promise)) return result; // read within this turn: the config cannot have changed
-    return result.then((value) => {
-      if (this.config !== config) route(this.config, this.link?.serverId, { ...request, v: this.config!.version }, false);
-      return value;
-    });
   }
 
   /** Stops accepting, lets in-flight requests finish (bounded), leaves the cluster, closes LevelDB. */
@@ -309,18 +225,15 @@ export class Daemon {
     const deadline = Date.now() + shutdownGraceMs;
     while (this.inflight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
     this.freezes.stop();
-    await this.writes.idle();
+    await this.replicas.idle();
     await this.link?.leave();
     for (const connection of this.connections) connection.close(1001, 'daemon shutting down');
-    await this.replicator.close();
-    await this.transfers.close();
+    await this.replicas.close();
     await this.storage.close();
   }
 }
 
 type WriteMessage = Extract<Message, { t: 'put' | 'del' | 'put_if_not_exist' | 'cond_put' | 'atomic_add' }>;
-
-const asBuffer = (bytes: Uint8Array): Buffer => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 
 function requestId(message: WriteMessage): RequestId {
   const session = Buffer.from(message.session, 'hex');

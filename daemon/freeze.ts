@@ -1,11 +1,11 @@
 // The daemon's side of a backup freeze, and the one owner of "is this daemon frozen". A config carrying a freeze
-// holds the write queue; a config without it, or the lease running out, releases it. A freeze that ended by its
+// holds the replicas' writes; a config without it, or the lease running out, releases it. A freeze that ended by its
 // lease is remembered, so the same config arriving again (a reconnect) does not freeze the daemon twice, and a
 // late capture for it fails instead of snapshotting after writes moved on.
 import type { Freeze } from '../shared/config.js';
 import { KvError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
-import type { WriteQueues } from './write-queue.js';
+import type { Replicas } from './replicas.js';
 
 interface Active {
   freeze: Freeze;
@@ -21,7 +21,7 @@ export class FreezeKeeper {
   private readonly ended: string[] = [];
 
   constructor(
-    private readonly writes: WriteQueues,
+    private readonly replicas: Replicas,
     private readonly log: Logger,
   ) {}
 
@@ -53,7 +53,7 @@ export class FreezeKeeper {
 
   private begin(freeze: Freeze): void {
     const lease = setTimeout(() => this.thaw('lease expired'), freeze.leaseMs);
-    this.active = { freeze, frozenAt: performance.now(), quiesced: this.writes.hold(), lease };
+    this.active = { freeze, frozenAt: performance.now(), quiesced: this.replicas.hold(), lease };
     this.log.info({ freezeId: freeze.id, backup: freeze.name, leaseMs: freeze.leaseMs }, 'frozen');
   }
 
@@ -64,7 +64,7 @@ export class FreezeKeeper {
     clearTimeout(active.lease);
     this.ended.push(active.freeze.id);
     if (this.ended.length > endedRemembered) this.ended.shift();
-    const released = this.writes.release();
+    const released = this.replicas.release();
     const heldMs = Math.round(performance.now() - active.frozenAt);
     const fields = { freezeId: active.freeze.id, backup: active.freeze.name, heldMs, released, reason };
     if (reason === 'lease expired') this.log.warn(fields, 'thawed by the lease: the coordinator did not end the freeze');

@@ -1,25 +1,21 @@
-// Every write on a daemon goes through a queue, one queue per partition. A queue applies its writes in arrival
-// order, in batches: one batch reads the current values it needs, computes each write's result in order (later
-// writes in the batch see earlier ones), commits them atomically (Storage puts the batches that partitions commit
-// at the same moment into one LevelDB write), and waits for `afterCommit` (replication down the partition's chain)
-// before answering. While a batch is out, new writes wait for the next one. One batch at a time per partition
-// makes every key's writes linearizable, including cond_put and atomic_add; separate partitions never wait for
-// each other, so chains that cross daemons cannot deadlock.
+// Every write on a daemon goes through a queue, one queue per partition replica (replica.ts owns it). A queue
+// applies its writes in arrival order, in batches: one batch reads the current values it needs, computes each
+// write's result in order (later writes in the batch see earlier ones), commits them atomically (Storage puts the
+// batches that partitions commit at the same moment into one LevelDB write), and waits for `afterCommit`
+// (replication down the partition's chain) before answering. While a batch is out, new writes wait for the next
+// one. One batch at a time per partition makes every key's writes linearizable, including cond_put and
+// atomic_add; separate partitions never wait for each other, so chains that cross daemons cannot deadlock.
 //
 // Three kinds of work reach a queue: a client's write at the head (an operation, with its request id: see
 // completion-records.ts), the changes a predecessor committed (raw keys and encoded values, applied as they are:
 // every limit was checked at the head), and tasks that must see the partition alone (a transfer page, a drop, a
 // read that must follow the writes before it). A batch holds one kind.
 //
-// A backup's freeze holds what starts a change to partition data here: client writes and writing tasks (transfer
-// pages sent from here, partition and space drops) submitted after `hold()` wait, in order and bounded, while
-// what was admitted before is committed and replicated; `hold()` resolves when it is, which is the daemon's
-// quiesced point. Changes from a predecessor and pages received are never held: they come from work admitted
-// upstream before the freeze, and the upstream daemon's quiesce waits for them. `release()` admits the held
-// work in arrival order. Nothing held is dropped or applied twice.
-import { KvError, asKvError, badRequest } from '../shared/errors.js';
+// A queue admits what it is given at once; a backup's freeze holds work before it reaches the queue (see
+// replicas.ts for what is held and what is not).
+import { type KvError, asKvError, badRequest } from '../shared/errors.js';
 import { pack, unpack } from '../shared/codec.js';
-import { awaitedSessionsMax, heldWritesMax, sessionIdleMsMax, sessionSweepIntervalMs, writeBatchOpsMax, writeWindowMax } from '../shared/limits.js';
+import { awaitedSessionsMax, sessionIdleMsMax, sessionSweepIntervalMs, writeBatchOpsMax, writeWindowMax } from '../shared/limits.js';
 import type { Attrs } from '../shared/protocol.js';
 import { CompletionRecords } from './completion-records.js';
 import { decodeStored, encodeStored, isWrite, type Stored, type Writer } from './stored-value.js';
@@ -53,7 +49,7 @@ export type Change = [key: Buffer, encoded: Buffer | undefined];
  * Runs after a batch is committed locally and before its writes are answered (replication waits here).
  * `asJoining`: every change of the batch reached this daemon as the partition's joining member.
  */
-export type AfterCommit = (spaceId: number, partition: number, changes: Change[], asJoining: boolean) => Promise<void>;
+export type AfterCommit = (changes: Change[], asJoining: boolean) => Promise<void>;
 
 export interface QueueEnv {
   /** The largest encoded value a write may leave. */
@@ -77,7 +73,7 @@ interface QueuedChanges extends Settle {
 interface QueuedTask extends Settle {
   kind: 'task';
   task: () => Promise<unknown>;
-  /** It writes partition data: held by a freeze, and the completion-record index no longer holds. */
+  /** It writes partition data: the completion-record index no longer holds. */
   writes: boolean;
 }
 type Item = QueuedWrite | QueuedChanges | QueuedTask;
@@ -85,7 +81,7 @@ type Item = QueuedWrite | QueuedChanges | QueuedTask;
 const sameBatch = (a: Item, b: Item): boolean =>
   a.kind === b.kind && a.kind !== 'task' && (a.kind === 'write' || a.origin === (b as QueuedChanges).origin);
 
-class PartitionQueue {
+export class WriteQueue {
   private queue: Item[] = [];
   private running = false;
   private idleWaiters: Array<() => void> = [];
@@ -104,10 +100,34 @@ class PartitionQueue {
     private readonly partition: number,
     private readonly storage: Storage,
     private readonly env: QueueEnv,
-    private readonly afterCommit: AfterCommit,
+    private readonly afterCommit: AfterCommit = async () => {},
   ) {}
 
-  admit(item: Item): void {
+  /** A client's write at the head. */
+  submit(write: Write): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      this.admit({ kind: 'write', key: write.key, apply: write.apply, rid: write.rid, resolve, reject });
+    });
+  }
+
+  /** Changes committed by the predecessor (or, for the joining member, by the tail): applied as they are. */
+  replicated(changes: Change[], origin: Exclude<Origin, 'client'>): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.admit({ kind: 'changes', changes, origin, resolve: resolve as () => void, reject });
+    });
+  }
+
+  /**
+   * Runs `task` in the queue: after everything admitted before it, before anything admitted after. `writes`: it
+   * changes the partition's data here (a page received, a drop), so the completion-record index no longer holds.
+   */
+  exclusive<T>(task: () => Promise<T>, writes: boolean): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.admit({ kind: 'task', task, writes, resolve: resolve as (result: unknown) => void, reject });
+    });
+  }
+
+  private admit(item: Item): void {
     this.queue.push(item);
     if (!this.running) void this.run();
   }
@@ -153,7 +173,7 @@ class PartitionQueue {
     try {
       const changes = [...changed.values()];
       await this.storage.write(changes);
-      await this.afterCommit(this.spaceId, this.partition, changes, batch[0]!.origin === 'joining');
+      await this.afterCommit(changes, batch[0]!.origin === 'joining');
     } catch (error) {
       for (const item of batch) item.reject(asKvError(error));
       return;
@@ -258,7 +278,7 @@ class PartitionQueue {
         return;
       }
       try {
-        await this.afterCommit(this.spaceId, this.partition, changes, false);
+        await this.afterCommit(changes, false);
       } catch (error) {
         for (const write of batch) write.reject(asKvError(error));
         return;
@@ -285,93 +305,5 @@ class PartitionQueue {
     const session = Buffer.from(writer.session.buffer, writer.session.byteOffset, writer.session.byteLength).toString('hex');
     const awaiting = this.awaitingBySession.get(session);
     return awaiting === undefined || awaiting <= writer.seq;
-  }
-}
-
-export class WriteQueues {
-  private readonly queues = new Map<number, PartitionQueue>();
-  /** Work a freeze holds, in arrival order; each admits its item when called. */
-  private held: Array<() => void> = [];
-  private holding = false;
-
-  constructor(
-    private readonly storage: Storage,
-    private readonly env: QueueEnv,
-    private readonly afterCommit: AfterCommit = async () => {},
-  ) {}
-
-  /** A client's write at the head; writes to different partitions never wait for each other. */
-  submit(spaceId: number, partition: number, write: Write): Promise<unknown> {
-    return new Promise((resolve, reject) => {
-      const item: QueuedWrite = { kind: 'write', key: write.key, apply: write.apply, rid: write.rid, resolve, reject };
-      this.admitOrHold(spaceId, partition, item);
-    });
-  }
-
-  /** Changes committed by the predecessor (or, for the joining member, by the tail): applied as they are. */
-  replicated(spaceId: number, partition: number, changes: Change[], origin: Exclude<Origin, 'client'>): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      this.queueOf(spaceId, partition).admit({ kind: 'changes', changes, origin, resolve: resolve as () => void, reject });
-    });
-  }
-
-  /**
-   * Runs `task` in the partition's queue: after everything admitted before it, before anything admitted after.
-   * `writes`: it changes the partition's data here (a page received, a drop). `held`: it starts a change to
-   * partition data (a drop, a page sent from here), so a freeze holds it.
-   */
-  exclusive<T>(spaceId: number, partition: number, task: () => Promise<T>, options: { writes: boolean; held: boolean }): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      const item: QueuedTask = { kind: 'task', task, writes: options.writes, resolve: resolve as (result: unknown) => void, reject };
-      if (options.held) this.admitOrHold(spaceId, partition, item);
-      else this.queueOf(spaceId, partition).admit(item);
-    });
-  }
-
-  /** Runs `task` now, or after the freeze when one holds writes (work on no single partition: dropping a space). */
-  whenNotFrozen<T>(task: () => Promise<T>): Promise<T> {
-    if (!this.holding) return task();
-    return new Promise<T>((resolve, reject) => this.hold1(() => void task().then(resolve, reject), reject));
-  }
-
-  /** Holds client writes and writing tasks submitted from now on; resolves once everything admitted before is committed and replicated. */
-  hold(): Promise<void> {
-    this.holding = true;
-    return this.idle();
-  }
-
-  /** Admits the held work, in order. Returns how much there was. */
-  release(): number {
-    this.holding = false;
-    const held = this.held;
-    this.held = [];
-    for (const admit of held) admit();
-    return held.length;
-  }
-
-  /** Resolves when every write admitted so far has been committed (and replicated) or failed. */
-  async idle(): Promise<void> {
-    await Promise.all([...this.queues.values()].map((q) => q.idle()));
-  }
-
-  private admitOrHold(spaceId: number, partition: number, item: Item): void {
-    if (!this.holding) this.queueOf(spaceId, partition).admit(item);
-    else this.hold1(() => this.queueOf(spaceId, partition).admit(item), item.reject);
-  }
-
-  private hold1(admit: () => void, reject: (error: KvError) => void): void {
-    if (this.held.length < heldWritesMax) this.held.push(admit);
-    else reject(new KvError('UNAVAILABLE', `a backup freeze is holding ${heldWritesMax} writes already`));
-  }
-
-  private queueOf(spaceId: number, partition: number): PartitionQueue {
-    // partitionsMax keeps the partition within 16 bits, and space ids are far below 2^36: one exact number.
-    const id = spaceId * 65_536 + partition;
-    let queue = this.queues.get(id);
-    if (!queue) {
-      queue = new PartitionQueue(spaceId, partition, this.storage, this.env, this.afterCommit);
-      this.queues.set(id, queue);
-    }
-    return queue;
   }
 }

@@ -6,7 +6,9 @@
 import t from 'tap';
 import { join } from 'node:path';
 import { Storage } from '../daemon/storage.js';
-import { WriteQueues, type Write } from '../daemon/write-queue.js';
+import { Replicas } from '../daemon/replicas.js';
+import type { Write } from '../daemon/write-queue.js';
+import { createLogger } from '../shared/log.js';
 import { pack } from '../shared/codec.js';
 import { dataKey } from '../shared/key-layout.js';
 import { tempDir, waitFor } from './helpers/cluster.js';
@@ -21,29 +23,29 @@ const put = (partition: number, key: string, n: number, seq: number): Write => (
 t.test('a freeze holds client writes, sent pages and drops; it lets changes from upstream through', async (t) => {
   const storage = await Storage.open(join(tempDir(t), 'd'));
   t.teardown(() => storage.close());
-  const writes = new WriteQueues(storage, { valueBytesMax: () => 1 << 20, nowMs: Date.now });
-  await writes.submit(1, 0, put(0, 'a', 1, 1));
-  await writes.submit(1, 1, put(1, 'b', 1, 2));
+  const replicas = new Replicas({ storage, env: { valueBytesMax: () => 1 << 20, nowMs: Date.now }, log: createLogger('test', 'silent') });
+  await replicas.of(1, 0).submit(put(0, 'a', 1, 1));
+  await replicas.of(1, 1).submit(put(1, 'b', 1, 2));
 
-  await writes.hold();
+  await replicas.hold();
   const ran: string[] = [];
-  const client = writes.submit(1, 0, put(0, 'a', 2, 3)).then(() => ran.push('client write'));
-  const sent = writes.exclusive(1, 1, async () => void ran.push('transfer page sent'), { writes: false, held: true });
-  const drop = writes.exclusive(1, 1, async () => {
+  const client = replicas.of(1, 0).submit(put(0, 'a', 2, 3)).then(() => ran.push('client write'));
+  const sent = replicas.of(1, 1).exclusive(async () => void ran.push('transfer page sent'), { writes: false, held: true });
+  const drop = replicas.of(1, 1).exclusive(async () => {
     await storage.clearPartition(1, 1);
     ran.push('partition drop');
   }, { writes: true, held: true });
-  const dropSpace = writes.whenNotFrozen(async () => void ran.push('space drop'));
-  await writes.replicated(1, 2, [[dataKey(1, 2, 'c'), pack({ n: 7 })]], 'chain');
-  await writes.exclusive(1, 3, () => storage.write([[dataKey(1, 3, 'd'), pack({ n: 8 })]]), { writes: true, held: false });
+  const dropSpace = replicas.whenNotFrozen(async () => void ran.push('space drop'));
+  await replicas.of(1, 2).replicated([[dataKey(1, 2, 'c'), pack({ n: 7 })]], 'chain');
+  await replicas.of(1, 3).exclusive(() => storage.write([[dataKey(1, 3, 'd'), pack({ n: 8 })]]), { writes: true, held: false });
   t.same(storage.get(dataKey(1, 2, 'c')), { n: 7 }, 'a change from the predecessor is applied while frozen');
   t.same(storage.get(dataKey(1, 3, 'd')), { n: 8 }, 'so is a transfer page received');
-  await writes.idle();
+  await replicas.idle();
   t.same(ran, [], 'nothing held has run');
   t.same(storage.get(dataKey(1, 0, 'a')), { n: 1 }, 'the held write has not changed the value');
   t.same(storage.get(dataKey(1, 1, 'b')), { n: 1 }, 'the held drop has not dropped the partition');
 
-  t.equal(writes.release(), 4, 'four held pieces of work');
+  t.equal(replicas.release(), 4, 'four held pieces of work');
   await Promise.all([client, sent, drop, dropSpace]);
   t.same(ran.sort(), ['client write', 'partition drop', 'space drop', 'transfer page sent'], 'all ran after the thaw');
   t.same(storage.get(dataKey(1, 0, 'a')), { n: 2 });
@@ -53,21 +55,21 @@ t.test('a freeze holds client writes, sent pages and drops; it lets changes from
 t.test('the quiesce point waits for a page this daemon sent before the freeze', async (t) => {
   const storage = await Storage.open(join(tempDir(t), 'd'));
   t.teardown(() => storage.close());
-  const writes = new WriteQueues(storage, { valueBytesMax: () => 1 << 20, nowMs: Date.now });
+  const replicas = new Replicas({ storage, env: { valueBytesMax: () => 1 << 20, nowMs: Date.now }, log: createLogger('test', 'silent') });
   let answer!: () => void;
   let pageOut = false;
-  const sending = writes.exclusive(1, 0, async () => {
+  const sending = replicas.of(1, 0).exclusive(async () => {
     pageOut = true;
     await new Promise<void>((resolve) => (answer = resolve)); // the joining daemon's answer
   }, { writes: false, held: true });
   await waitFor('the page to be out', () => pageOut);
   let quiesced = false;
-  const hold = writes.hold().then(() => (quiesced = true));
+  const hold = replicas.hold().then(() => (quiesced = true));
   await new Promise((resolve) => setImmediate(resolve));
   t.notOk(quiesced, 'not quiesced while the page is unanswered');
   answer();
   await hold;
   await sending;
   t.ok(quiesced, 'quiesced once it was answered');
-  writes.release();
+  replicas.release();
 });

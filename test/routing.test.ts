@@ -1,10 +1,31 @@
-// daemon/routing.ts: whether a daemon may serve a request under its current config. Pure; no servers.
+// daemon/routing.ts: whether a daemon may serve a request under its current config. Pure; no servers. The daemon's
+// replicas compose these checks with the role each computed for the config; `route` and `routeReplica` below
+// compose them the same way, computing the role from plain config data.
 import t from 'tap';
-import { route, routeReplica, type Addressed } from '../daemon/routing.js';
+import { checkForwarded, checkReplicated, checkServes, locate, type Addressed, type Routed } from '../daemon/routing.js';
+import { roleOf } from '../daemon/chain-role.js';
 import { dataKey } from '../shared/key-layout.js';
-import type { ClusterConfig } from '../shared/config.js';
+import { findSpace, type ClusterConfig } from '../shared/config.js';
 import { keyBytesMax } from '../shared/limits.js';
 import { partitionOf } from '../shared/partition.js';
+
+/** The judgement of the replicas' `route`: the partition addressed, then whether this daemon's role serves it. */
+function route(config: ClusterConfig | undefined, me: string | undefined, request: Addressed, write: boolean): Routed {
+  const routed = locate(config, me, request, (name) => findSpace(config!, name));
+  checkServes(config!, roleOf(routed.space.partitions[routed.partition], me!), routed, write);
+  return routed;
+}
+
+/** The judgement of the replicas' `replicate`. */
+function routeReplica(
+  config: ClusterConfig | undefined,
+  me: string | undefined,
+  request: { v: number; spaceId: number; partition: number; changes: Array<[Uint8Array, unknown]> },
+) {
+  checkForwarded(config, me, request.v);
+  const info = config.spaces.find((s) => s.id === request.spaceId)?.partitions[request.partition];
+  return checkReplicated(config, roleOf(info, me!), info?.since ?? 0, request);
+}
 
 const A = '1001';
 const B = '1002';
