@@ -1,10 +1,12 @@
-// How a key's value is stored: msgpack `[attrs, writer]`, the attribute map and the request id of the write that
-// made it, `[session, seq]` when that write's result is the value itself (atomic_add) or `[session, seq, result]`
-// (put, cond_put, put_if_not_exist answer null). The value is thus its last write's completion record: a write
-// sent again finds itself there at no cost, and the common write adds no LevelDB operation of its own. Only a
-// record that must outlive its value (the write was overwritten, or deleted the key, while its session may still
-// send it again) goes to the partition's record range (completion-records.ts). A bare attribute map, as stored
-// before request ids, reads as a value with no writer.
+// How a key's value is stored: msgpack `[attrs, writer, ...earlier]`, the attribute map, the request id of the
+// write that made it, and the ids of earlier writes of the key whose sessions may still send them again. A writer
+// is `[session, seq]` when that write's result is the value itself (atomic_add) or `[session, seq, result]` (put,
+// cond_put, put_if_not_exist answer null). The value is thus the completion record of the writes that made it: a
+// write sent again finds itself there at no cost, and the common write adds no LevelDB operation of its own, even
+// when a hot key is overwritten while its previous writer's answer is still on its way. Only a record that cannot
+// stay with its key goes to the partition's record range (completion-records.ts): a deletion's, an earlier
+// atomic_add's (its result is a value the key no longer holds), and any beyond `keyRecordsMax`. A bare attribute
+// map, as stored before request ids, reads as a value with no writer.
 import { pack, unpack } from '../shared/codec.js';
 import type { Attrs } from '../shared/protocol.js';
 
@@ -19,24 +21,45 @@ export interface Writer {
 export interface Stored {
   attrs: Attrs;
   writer: Writer | undefined;
+  /** Earlier writes of this key kept with it, newest first; none has `resultIsValue`. */
+  earlier: Writer[];
 }
 
-const arrayOfTwo = Buffer.from([0x92]);
+type Tuple = [Uint8Array, number, unknown?];
 
-/** The stored bytes of `attrs` (already encoded, as the size limit is checked on them) written by `writer`. */
-export function encodeStored(attrs: Buffer, writer: Writer): Buffer {
-  const tuple = writer.resultIsValue ? [writer.session, writer.seq] : [writer.session, writer.seq, writer.result];
-  return Buffer.concat([arrayOfTwo, attrs, pack(tuple)]);
+const tupleOf = (writer: Writer): Tuple =>
+  writer.resultIsValue ? [writer.session, writer.seq] : [writer.session, writer.seq, writer.result];
+
+/**
+ * The stored bytes of `attrs` (already encoded, as the size limit is checked on them) written by `writer`, with
+ * `earlier` writes kept (at most 13: the array header is one byte).
+ */
+export function encodeStored(attrs: Buffer, writer: Writer, earlier: readonly Writer[] = []): Buffer {
+  const parts = [Buffer.of(0x92 + earlier.length), attrs, pack(tupleOf(writer))];
+  for (const write of earlier) parts.push(pack(tupleOf(write)));
+  return Buffer.concat(parts);
 }
 
 export function decodeStored(bytes: Uint8Array): Stored {
-  const decoded = unpack(bytes) as Attrs | [Attrs, [Uint8Array, number, unknown?]];
-  if (!Array.isArray(decoded)) return { attrs: decoded, writer: undefined };
-  const [attrs, tuple] = decoded;
-  const resultIsValue = tuple.length === 2;
-  return { attrs, writer: { session: tuple[0], seq: tuple[1], result: resultIsValue ? attrs : tuple[2], resultIsValue } };
+  const decoded = unpack(bytes) as Attrs | [Attrs, ...Tuple[]];
+  if (!Array.isArray(decoded)) return { attrs: decoded, writer: undefined, earlier: [] };
+  const attrs = decoded[0];
+  const writerOf = (tuple: Tuple): Writer => {
+    const resultIsValue = tuple.length === 2;
+    return { session: tuple[0], seq: tuple[1], result: resultIsValue ? attrs : tuple[2], resultIsValue };
+  };
+  const earlier: Writer[] = [];
+  for (let i = 2; i < decoded.length; i++) earlier.push(writerOf(decoded[i] as Tuple));
+  return { attrs, writer: writerOf(decoded[1] as Tuple), earlier };
 }
 
 /** Whether `writer` is the write with this request id. */
 export const isWrite = (writer: Writer | undefined, session: Buffer, seq: number): boolean =>
   writer !== undefined && writer.seq === seq && session.equals(writer.session);
+
+/** Which of the writes recorded in `stored` has this request id, if one does. */
+export function recordedWrite(stored: Stored | undefined, session: Buffer, seq: number): Writer | undefined {
+  if (!stored) return undefined;
+  if (isWrite(stored.writer, session, seq)) return stored.writer;
+  return stored.earlier.find((writer) => isWrite(writer, session, seq));
+}

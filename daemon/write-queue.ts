@@ -15,10 +15,10 @@
 // replicas.ts for what is held and what is not).
 import { type KvError, asKvError, badRequest } from '../shared/errors.js';
 import { pack, unpack } from '../shared/codec.js';
-import { awaitedSessionsMax, sessionIdleMsMax, sessionSweepIntervalMs, writeBatchOpsMax, writeWindowMax } from '../shared/limits.js';
+import { awaitedSessionsMax, keyRecordsMax, sessionIdleMsMax, sessionSweepIntervalMs, writeBatchOpsMax, writeWindowMax } from '../shared/limits.js';
 import type { Attrs } from '../shared/protocol.js';
 import { CompletionRecords } from './completion-records.js';
-import { decodeStored, encodeStored, isWrite, type Stored, type Writer } from './stored-value.js';
+import { decodeStored, encodeStored, recordedWrite, type Stored, type Writer } from './stored-value.js';
 import type { Storage } from './storage.js';
 
 /** A write's request id: the client's session (8 bytes, and as hex), its sequence number, and the lowest it awaits. */
@@ -225,32 +225,36 @@ export class WriteQueue {
         const recordKey = made.size > 0 || records.has(rid.sessionHex, rid.seq) ? records.key(rid.session, rid.seq) : undefined;
         const recordId = recordKey?.toString('latin1');
         const spilled = recordKey && (made.get(recordId!) ?? (records.has(rid.sessionHex, rid.seq) ? this.storage.getRaw(recordKey) : undefined));
-        if (isWrite(now.stored?.writer, rid.session, rid.seq) || spilled !== undefined) {
+        const recorded = recordedWrite(now.stored, rid.session, rid.seq);
+        if (recorded !== undefined || spilled !== undefined) {
           // Applied before (an answer lost on its way, or a head change): change nothing, answer what it answered.
           // The key's current value (and the record, if it has one of its own) is committed again, so the answer
           // waits until this batch is down the chain: then every replica has the first attempt's effect, even where
           // the batch that carried it never arrived (a head that crashed after committing it and came back).
           if (!changed.has(id)) changed.set(id, [write.key, now.bytes]);
           if (spilled !== undefined) changed.set(recordId!, [recordKey!, spilled]);
-          const result = spilled !== undefined ? (unpack(spilled) as [number, unknown])[1] : now.stored!.writer!.result;
+          const result = recorded !== undefined ? recorded.result : (unpack(spilled!) as [number, unknown])[1];
           outcomes.push({ ok: true, result });
           records.collect(rid.sessionHex, rid.awaiting, nowMs, dropped);
           continue;
         }
         const { value, result } = write.apply(now.stored?.attrs);
-        let bytes: Buffer | undefined;
-        if (value !== undefined) {
-          const attrs = pack(value);
-          const valueBytesMax = this.env.valueBytesMax();
-          if (attrs.length > valueBytesMax) throw badRequest(`the value would be ${attrs.length} bytes; the limit is ${valueBytesMax}`);
-          bytes = encodeStored(attrs, { session: rid.session, seq: rid.seq, result, resultIsValue: result === value });
-        }
-        // The value's previous writer loses its record with the value: keep it, if its session may send it again.
+        const writer: Writer = { session: rid.session, seq: rid.seq, result, resultIsValue: result === value };
+        const attrs = value === undefined ? undefined : pack(value);
+        const valueBytesMax = this.env.valueBytesMax();
+        if (attrs && attrs.length > valueBytesMax) throw badRequest(`the value would be ${attrs.length} bytes; the limit is ${valueBytesMax}`);
+        // The records the key keeps: the writes that made its value, while their sessions may send them again.
+        const earlier: Writer[] = [];
         const previous = now.stored?.writer;
-        if (previous && this.mayResend(previous, rid)) spill(previous.session, previous.seq, previous.result);
-        // A deletion leaves no value to carry its own record.
+        for (const kept of previous ? [previous, ...now.stored!.earlier] : []) {
+          if (!this.mayResend(kept, rid)) continue;
+          // A deletion leaves no value to keep them; an atomic_add's result was a value the key no longer holds.
+          if (value === undefined || kept.resultIsValue || earlier.length >= keyRecordsMax) spill(kept.session, kept.seq, kept.result);
+          else earlier.push(kept);
+        }
+        const bytes = attrs && encodeStored(attrs, writer, earlier);
         if (bytes === undefined) spill(rid.session, rid.seq, result);
-        now.stored = value === undefined ? undefined : { attrs: value, writer: { session: rid.session, seq: rid.seq, result, resultIsValue: result === value } };
+        now.stored = value === undefined ? undefined : { attrs: value, writer, earlier };
         now.bytes = bytes;
         changed.set(id, [write.key, bytes]);
         outcomes.push({ ok: true, result });

@@ -36,6 +36,11 @@ export const sessionSweepIntervalMs = 10_000;
  * write outside waits in the client. Bounds the completion records one session keeps in any partition.
  */
 export const writeWindowMax = 100_000;
+/**
+ * Most completion records of earlier writes a stored value keeps with it (stored-value.ts): about 20 bytes each. A
+ * hot key overwritten by many sessions at once spills the older ones to the partition's record range.
+ */
+export const keyRecordsMax = 8;
 /** Most client sessions whose lowest awaited write a partition's head remembers (forgetting one is safe, and costs records). */
 export const awaitedSessionsMax = 10_000;
 /** Interval between a daemon's read-lease requests, which are its heartbeats. */

@@ -8,7 +8,8 @@ import { Storage } from '../daemon/storage.js';
 import { WriteQueue, type RequestId, type Write } from '../daemon/write-queue.js';
 import * as attributes from '../daemon/attributes.js';
 import { dataKey, recordRange } from '../shared/key-layout.js';
-import { sessionIdleMsMax, sessionSweepIntervalMs, writeWindowMax } from '../shared/limits.js';
+import { keyRecordsMax, sessionIdleMsMax, sessionSweepIntervalMs, writeWindowMax } from '../shared/limits.js';
+import { decodeStored } from '../daemon/stored-value.js';
 import type { Attrs } from '../shared/protocol.js';
 import { tempDir, type TestLike } from './helpers/cluster.js';
 
@@ -132,4 +133,29 @@ t.test('a deletion keeps its record in the record range: sent again, it answers 
   t.equal(await d.writes.submit(del(2)), true, 'the key existed');
   t.equal(await d.writes.submit(del(2)), true, 'sent again: the first answer, though the key is gone now');
   t.equal(await d.records(), 1, 'its record is the only one');
+});
+
+t.test('a key overwritten while earlier writers may be sent again keeps their records with it, up to keyRecordsMax', async (t) => {
+  const d = await open(t, join(tempDir(t), 'd'));
+  t.teardown(d.close);
+  const key = dataKey(1, 0, 'p');
+  const put = (seq: number, awaiting = 1): Write => ({ key, apply: (current) => ({ value: attributes.merge(current, { v: seq }), result: null }), rid: rid(seq, awaiting) });
+  const kept = () => decodeStored(d.storage.getRaw(key)!).earlier.map((writer) => writer.seq);
+  for (let seq = 1; seq <= 5; seq++) await d.writes.submit(put(seq));
+  t.equal(await d.records(), 0, 'five puts, none answered as far as the daemon knows: no record of its own');
+  t.same(kept(), [4, 3, 2, 1], 'the value keeps the four it overwrote, newest first');
+  t.equal(await d.writes.submit(put(2)), null, 'an overwritten put sent again answers its result');
+  t.same(d.storage.get(key), { v: 5 }, 'and does not undo the later ones');
+  await d.writes.submit(put(6, 3));
+  t.same(kept(), [5, 4, 3], 'the session awaits 3 and up: 1 and 2 are dropped with the next write');
+  for (let seq = 7; seq <= 7 + keyRecordsMax; seq++) await d.writes.submit(put(seq, 3));
+  t.equal(kept().length, keyRecordsMax, `at most ${keyRecordsMax} stay with the key`);
+  t.equal(await d.records(), 4, 'the oldest beyond that (3-6) have records of their own');
+  t.equal(await d.writes.submit(put(3, 3)), null, 'a spilled one sent again still answers');
+  t.same(d.storage.get(key), { v: 7 + keyRecordsMax });
+
+  await d.writes.submit({ key, apply: () => ({ value: undefined, result: true }), rid: rid(100, 3) });
+  t.equal(await d.records(), 4 + 1 + keyRecordsMax + 1, 'a deletion leaves no value: the kept records move to the record range, with its own');
+  t.equal(await d.writes.submit(put(8, 3)), null, 'a put kept by the deleted value, sent again, answers');
+  t.equal(d.storage.get(key), undefined, 'and does not bring the key back');
 });
