@@ -147,3 +147,12 @@ t.test('npm pack, npm install of the tarball, a strict TypeScript consumer and t
   t.equal(get.code, 0, said('kv get', get));
   t.same(JSON.parse(get.stdout), { born: 1906 }, 'the installed bin reads what it wrote');
 });
+
+t.test("the root install carries only what the product and its tests run; the benchmarks' packages are bench/'s", async (t) => {
+  const lock = JSON.parse(readFileSync(join(repoRoot, 'package-lock.json'), 'utf8')) as { packages: Record<string, unknown> };
+  const bench = JSON.parse(readFileSync(join(repoRoot, 'bench', 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
+  for (const name of ['vega', 'vega-lite', 'etcd3', 'ioredis']) {
+    t.notOk(`node_modules/${name}` in lock.packages, `the root lock has no ${name}`);
+    t.ok(name in bench.dependencies, `bench/package.json has ${name}`);
+  }
+});
