@@ -6,33 +6,16 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client, type ClientOptions } from '../../shared/client.js';
+import { GaveUp, waitFor } from './wait-for.js';
+
+// Most tests take their one wait helper from here, with the processes it waits on.
+export { GaveUp, waitFor };
 
 export const kvScript = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'cli', 'kv.js');
 
 /** The subset of a tap Test these helpers use. */
 export interface TestLike {
   teardown(fn: () => unknown): void;
-}
-
-export async function waitFor<T>(
-  what: string,
-  probe: () => T | undefined | false | Promise<T | undefined | false>,
-  timeoutMs = 15_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined && value !== false) return value;
-    } catch (error) {
-      lastError = error;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${String(lastError)}` : ''}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
 }
 
 export function tempDir(t: TestLike, prefix = 'kv-test-'): string {
@@ -84,9 +67,10 @@ export class KvProcess {
   }
 
   waitForLog(msg: string, timeoutMs = 15_000): Promise<Record<string, unknown>> {
-    return waitFor(`log "${msg}" (stderr so far: ${this.stderr.slice(-500)})`, () => {
-      if (this.exitCode !== undefined) throw new Error(`process exited with ${this.exitCode}: ${this.stderr.slice(-500)}`);
-      return this.logs.find((l) => l.msg === msg);
+    return waitFor(() => `log "${msg}" (stderr so far: ${this.stderr.slice(-500)})`, () => {
+      const line = this.logs.find((l) => l.msg === msg);
+      if (!line && this.exitCode !== undefined) throw new GaveUp(`the process exited with ${this.exitCode}`);
+      return line;
     }, timeoutMs);
   }
 
