@@ -136,18 +136,14 @@ export async function restartCoordinator(cluster: JepsenCluster, downMs: number)
   await stopWithin(old, 'SIGKILL', 5_000);
   cluster.event('coordinator killed');
   if (downMs > 0) await sleep(downMs);
-  const deadline = Date.now() + restartMs;
-  for (let attempt = 1; ; attempt++) {
-    try {
-      const back = await startCoordinator(cluster.t, { dataDir: old.dataDir, port: old.port, heartbeat: cluster.heartbeat });
-      cluster.coordinator = back;
-      cluster.event(`coordinator restarted on port ${back.port} (attempt ${attempt})`);
-      return back;
-    } catch (error) {
-      if (Date.now() > deadline) throw new Error(`the coordinator could not be restarted on port ${old.port}: ${(error as Error).message}`);
-      await sleep(100);
-    }
-  }
+  let attempt = 0;
+  const back = await waitFor(`the coordinator to restart on port ${old.port}`, () => {
+    attempt++;
+    return startCoordinator(cluster.t, { dataDir: old.dataDir, port: old.port, heartbeat: cluster.heartbeat });
+  }, restartMs, 100);
+  cluster.coordinator = back;
+  cluster.event(`coordinator restarted on port ${back.port} (attempt ${attempt})`);
+  return back;
 }
 
 const pick = <T>(items: readonly T[], random: () => number): T => items[Math.floor(random() * items.length)]!;
