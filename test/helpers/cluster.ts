@@ -74,10 +74,15 @@ export class KvProcess {
     }, timeoutMs);
   }
 
+  /** The exit code, once the process has exited; fails (leaving the process to the teardown) if it does not in time. */
+  waitForExit(timeoutMs = 30_000): Promise<number | null> {
+    return waitFor(() => `the process to exit (stderr so far: ${this.stderr.slice(-500)})`, () => this.exited, timeoutMs);
+  }
+
   /** Sends a signal and waits for the exit code. */
-  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+  async stop(signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 30_000): Promise<number | null> {
     if (this.exitCode === undefined) this.child.kill(signal);
-    return this.exited;
+    return this.waitForExit(timeoutMs);
   }
 }
 
@@ -96,10 +101,12 @@ export function runKvProcess(t: TestLike, args: string[], env: NodeJS.ProcessEnv
   return proc;
 }
 
-/** Runs a short kv command to completion. */
-export async function kv(t: TestLike, args: string[], env: NodeJS.ProcessEnv = {}) {
+/** Runs a short kv command to completion (within `timeoutMs`, else the test fails naming the command). */
+export async function kv(t: TestLike, args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 120_000) {
   const proc = runKvProcess(t, args, env);
-  const code = await proc.exited;
+  const code = await proc.waitForExit(timeoutMs).catch((error: Error) => {
+    throw new Error(`kv ${args.join(' ')}: ${error.message}`);
+  });
   return { code, stdout: proc.stdout, stderr: proc.stderr };
 }
 
