@@ -117,6 +117,12 @@ export interface CoordinatorHandle {
   dataDir: string;
 }
 
+/**
+ * How long a started process may take to listen (and a daemon to register). Starting node takes a second, and over
+ * 20 s on a loaded two-core machine (seen with parallel test runs): a start fails only when the process is stuck.
+ */
+export const processStartMs = 60_000;
+
 /** Heartbeats of a coordinator for tests that watch failures happen: a daemon is declared dead after 1.5 s. */
 export const fastHeartbeats = { intervalMs: 200, timeoutMs: 1_500 };
 
@@ -132,7 +138,7 @@ export async function startCoordinator(
     '--heartbeat-interval-ms', String(heartbeat.intervalMs), '--heartbeat-timeout-ms', String(heartbeat.timeoutMs),
     ...(options.args ?? []),
   ]);
-  const listening = await proc.waitForLog('listening');
+  const listening = await proc.waitForLog('listening', processStartMs);
   return { proc, address: String(listening.address), port: Number(listening.port), dataDir };
 }
 
@@ -154,8 +160,8 @@ export async function startDaemon(
     'daemon', '--listen-port', String(options.port ?? 0), '--coordinator', coordinator, '--data', dataDir,
     ...(options.args ?? []),
   ]);
-  const listening = await proc.waitForLog('listening');
-  const registered = await proc.waitForLog('registered with the coordinator');
+  const listening = await proc.waitForLog('listening', processStartMs);
+  const registered = await proc.waitForLog('registered with the coordinator', processStartMs);
   return {
     proc,
     address: String(listening.address),

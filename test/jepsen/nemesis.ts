@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { ClusterConfig } from '../../shared/config.js';
 import type { Client } from '../../shared/client.js';
 import {
-  startCoordinator, startDaemon, tempDir, waitFor,
+  processStartMs, startCoordinator, startDaemon, tempDir, waitFor,
   type CoordinatorHandle, type DaemonHandle, type TestLike,
 } from '../helpers/cluster.js';
 
@@ -59,7 +59,8 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Generous bounds: a 2-core machine running nine clients, three daemons and a checker is slow at times. */
 const healMs = 45_000;
-const restartMs = 20_000;
+/** At least one whole start (which may itself take processStartMs): a start still under way is not retried. */
+const restartMs = processStartMs + 10_000;
 
 export const config = (cluster: JepsenCluster): Promise<ClusterConfig> => cluster.probe.showConfig();
 
