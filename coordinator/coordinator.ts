@@ -102,6 +102,10 @@ export class Coordinator {
     return this.config;
   }
 
+  get clusterId(): string {
+    return this.config.clusterId;
+  }
+
   private async loadState(): Promise<void> {
     const { log, restoreFrom, dataDir } = this.options;
     const stored = await this.store.load();

@@ -30,6 +30,8 @@ export interface DaemonOptions {
   log: Logger;
   /** Called when the coordinator refuses this daemon for good while it runs. */
   onFatal: (error: KvError) => void;
+  /** Aborted: stop trying to register, undo the start and reject (SIGTERM before the coordinator was reached). */
+  abort?: AbortSignal;
 }
 
 export class Daemon {
@@ -78,6 +80,10 @@ export class Daemon {
     return this.link?.serverId;
   }
 
+  get clusterId(): string | undefined {
+    return this.link?.identity?.clusterId;
+  }
+
   private async run(): Promise<void> {
     const { options, storage } = this;
     const { server, address } = await listen(options.host, options.port, (path) =>
@@ -102,7 +108,7 @@ export class Daemon {
       lease: this.lease,
       log: options.log,
     });
-    await this.link.start();
+    await this.link.start(options.abort);
   }
 
   private applyConfig(config: ClusterConfig): void {
