@@ -7,6 +7,7 @@ import type { ClusterConfig } from '../shared/config.js';
 import { Connection } from '../shared/connection.js';
 import { KvError, asKvError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
+import type { WriterBindings } from '../shared/log-writer.js';
 import { listen } from '../shared/listen.js';
 import type { Message, MessageOf, RequestOf, RequestType, Results } from '../shared/protocol.js';
 import { randomUUID } from 'node:crypto';
@@ -88,7 +89,9 @@ export class Coordinator {
       coordinator.changes = store.save(coordinator.config);
       await coordinator.changes;
       const address = coordinator.address;
-      options.log.info({ address, port: Number(address.split(':').pop()) }, 'listening');
+      // Every line from here on says it is this coordinator's (shared/log-writer.ts).
+      options.log.setBindings({ port: Number(address.split(':').pop()) } satisfies WriterBindings);
+      options.log.info({ address }, 'listening');
       return coordinator;
     } catch (error) {
       clearInterval(coordinator.heartbeat);

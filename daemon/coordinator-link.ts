@@ -161,7 +161,8 @@ export class CoordinatorLink {
     }
     this.connection = connection;
     this.registered = true;
-    options.log.info({ serverId: this.known.serverId, clusterId: this.known.clusterId }, 'registered with the coordinator');
+    // The logger carries the server id (daemon.ts binds it).
+    options.log.info({ clusterId: this.known.clusterId }, 'registered with the coordinator');
     this.renew(connection);
     connection.onceClosed(() => {
       clearTimeout(this.renewTimer);

@@ -7,6 +7,7 @@ import { valueBytesMaxOf, type ClusterConfig } from '../shared/config.js';
 import { Connection } from '../shared/connection.js';
 import { KvError, asKvError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
+import type { WriterBindings } from '../shared/log-writer.js';
 import { listen } from '../shared/listen.js';
 import { scanPageBytesMax, scanPageEntriesMax, shutdownGraceMs } from '../shared/limits.js';
 import { daemonPathMismatch, type Message } from '../shared/protocol.js';
@@ -96,12 +97,19 @@ export class Daemon {
       this.connections.add(connection);
       connection.onceClosed(() => this.connections.delete(connection));
     });
-    options.log.info({ address, port: Number(address.split(':').pop()) }, 'listening');
+    // Every line from here on says which daemon wrote it (shared/log-writer.ts).
+    options.log.setBindings({ port: Number(address.split(':').pop()) } satisfies WriterBindings);
+    options.log.info({ address }, 'listening');
+    const identity = await storage.identity();
+    if (identity) options.log.setBindings({ serverId: identity.serverId } satisfies WriterBindings);
     this.link = new CoordinatorLink({
       coordinator: options.coordinator,
       address,
-      identity: await storage.identity(),
-      saveIdentity: (identity) => storage.saveIdentity(identity),
+      identity,
+      saveIdentity: (identity) => {
+        options.log.setBindings({ serverId: identity.serverId } satisfies WriterBindings);
+        return storage.saveIdentity(identity);
+      },
       onConfig: (config) => this.applyConfig(config),
       onRequest: (message, connection) => this.handleCoordinator(message, connection),
       onFatal: options.onFatal,
