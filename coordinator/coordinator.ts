@@ -19,6 +19,7 @@ import { place, unblocksLeaving } from './placement.js';
 import { awaitedServers, isSettled } from './settle.js';
 import * as cluster from './cluster.js';
 import { CoordinatorStore } from './store.js';
+import { configChanges } from './config-changes.js';
 import { decodeState } from '../shared/state-file.js';
 import { readFileSync } from 'node:fs';
 
@@ -193,6 +194,9 @@ export class Coordinator {
       if (placed !== next) next = { ...placed, version };
       if (next === this.config) return next;
       await this.store.save(next);
+      if (this.options.log.isLevelEnabled('debug')) {
+        for (const change of configChanges(this.config, next)) this.options.log.debug({ version: next.version, ...change }, 'config change');
+      }
       this.config = next;
       this.publish();
       return next;

@@ -159,7 +159,7 @@ export const fastHeartbeats = { intervalMs: 200, timeoutMs: 1_500 };
 
 export async function startCoordinator(
   t: TestLike,
-  options: { dataDir?: string; port?: number; args?: string[]; heartbeat?: { intervalMs: number; timeoutMs: number } } = {},
+  options: { dataDir?: string; port?: number; args?: string[]; heartbeat?: { intervalMs: number; timeoutMs: number }; env?: NodeJS.ProcessEnv } = {},
 ): Promise<CoordinatorHandle> {
   const dataDir = options.dataDir ?? join(tempDir(t), 'coordinator');
   // Given here rather than in `args`: yargs turns a flag given twice into an array.
@@ -168,7 +168,7 @@ export async function startCoordinator(
     'coordinator', '--port', String(options.port ?? 0), '--data', dataDir,
     '--heartbeat-interval-ms', String(heartbeat.intervalMs), '--heartbeat-timeout-ms', String(heartbeat.timeoutMs),
     ...(options.args ?? []),
-  ]);
+  ], options.env);
   const listening = await proc.waitForLog('listening');
   return { proc, address: String(listening.address), port: Number(listening.port), dataDir };
 }
@@ -184,13 +184,13 @@ export interface DaemonHandle {
 export async function startDaemon(
   t: TestLike,
   coordinator: string,
-  options: { dataDir?: string; port?: number; args?: string[] } = {},
+  options: { dataDir?: string; port?: number; args?: string[]; env?: NodeJS.ProcessEnv } = {},
 ): Promise<DaemonHandle> {
   const dataDir = options.dataDir ?? join(tempDir(t), 'daemon');
   const proc = runKvProcess(t, [
     'daemon', '--listen-port', String(options.port ?? 0), '--coordinator', coordinator, '--data', dataDir,
     ...(options.args ?? []),
-  ]);
+  ], options.env);
   const listening = await proc.waitForLog('listening');
   const registered = await proc.waitForLog('registered with the coordinator');
   return {
