@@ -102,6 +102,24 @@ t.test('a daemon killed under kv up is started again while the others serve', as
   t.equal(await up.stop('SIGTERM'), 0);
 });
 
+t.test('the coordinator killed under kv up is started again, and its daemon registers again', async (t) => {
+  const dir = join(tempDir(t), 'kv-data');
+  const { port, args } = await upArgs(dir, 1);
+  const up = runKvProcess(t, args);
+  await isUp(up);
+  const client = await Client.connect(`127.0.0.1:${port}`, { timeoutMs: 30_000 });
+  t.teardown(() => client.close());
+  await client.addSpace('s', { partitions: 2 });
+  const coordinator = up.logs.find((l) => l.name === 'coordinator' && l.msg === 'listening')!.pid as number;
+  process.kill(coordinator, 'SIGKILL');
+  const restarted = await up.waitForLog('started again', 30_000);
+  t.equal(restarted.process, 'coordinator');
+  await waitFor('the daemon to register again', () => up.logs.filter((l) => l.msg === 'registered with the coordinator').length >= 2, 30_000);
+  await client.put('s', 'k', { after: true });
+  t.same(await client.get('s', 'k'), { after: true }, 'the cluster serves writes again');
+  t.equal(await up.stop('SIGTERM'), 0);
+});
+
 t.test('kv up gives a process up after its restarts, and stops the cluster', async (t) => {
   const dir = join(tempDir(t), 'kv-data');
   const { daemonPort, args } = await upArgs(dir, 1, ['--restarts-max', '0']);

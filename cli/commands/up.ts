@@ -141,7 +141,8 @@ export const upCommand: CommandModule<object, Args> = {
     );
     let stopping = false;
 
-    const stopAll = async (code: number, quiet = false) => {
+    /** Stops every process, then exits with `code`; `error` or `line`: said in one line at the end. */
+    const stopAll = async (code: number, how: { quiet?: boolean; error?: unknown; line?: string } = {}) => {
       if (stopping) return;
       stopping = true;
       // Daemons first, so each can tell the coordinator it is leaving.
@@ -149,8 +150,10 @@ export const upCommand: CommandModule<object, Args> = {
         for (const member of group) if (member.running) member.child!.kill('SIGTERM');
         await Promise.all(group.map((m) => m.exited));
       }
-      if (quiet) log.debug('all processes stopped');
+      if (how.quiet) log.debug('all processes stopped');
       else log.info('all processes stopped');
+      if (how.error !== undefined) fail(how.error);
+      if (how.line !== undefined) process.stderr.write(`kv: ${how.line}\n`);
       process.exit(code);
     };
     process.on('SIGINT', () => void stopAll(0));
@@ -163,8 +166,8 @@ export const upCommand: CommandModule<object, Args> = {
         const delayMs = member.budget.next();
         if (delayMs === undefined) {
           log.error({ process: member.name, code: exit.code, signal: exit.signal }, 'a cluster process keeps exiting; stopping the cluster');
-          process.stderr.write(`kv: ${member.name} ${describeExit(exit)} after ${member.budget.describe()}; kv up stopped the cluster\n`);
-          return stopAll(1);
+          // Exit 1: no code of the table fits a process that keeps dying (its own lines say why).
+          return stopAll(1, { line: `${member.name} ${describeExit(exit)} after ${member.budget.describe()}; kv up stopped the cluster` });
         }
         log.warn({ process: member.name, code: exit.code, signal: exit.signal, restartInMs: delayMs }, 'a cluster process exited; starting it again');
         await new Promise((r) => setTimeout(r, delayMs));
@@ -185,10 +188,9 @@ export const upCommand: CommandModule<object, Args> = {
       if (stopping) return; // Ctrl-C while starting: stopAll exits
       if (error instanceof ExitedEarly && error.exit.code !== null) {
         // The child said why, in one line on stderr, and exited with the code that fits: so does kv up.
-        return stopAll(error.exit.code || 1, true);
+        return stopAll(error.exit.code || 1, { quiet: true });
       }
-      await stopAll(1, true).catch(() => {});
-      return fail(error);
+      return stopAll(1, { quiet: true, error });
     }
     for (const member of [coord, ...daemons]) supervise(member);
     const kv = kvInvocation();
