@@ -107,7 +107,7 @@ function coordinatorFlag(coordinator: string): string {
   return ` -c ${coordinator}`;
 }
 
-type Args = { dir: string; daemons: number; listen: string; port: number; 'daemon-port': number; 'restarts-max': number; 'restart-window-ms': number };
+type Args = { dir: string; daemons: number; listen: string; port: number; 'daemon-port': number; 'restarts-max': number };
 
 export const upCommand: CommandModule<object, Args> = {
   command: 'up',
@@ -119,8 +119,7 @@ export const upCommand: CommandModule<object, Args> = {
       .option('listen', { type: 'string', default: '127.0.0.1', describe: 'address every process listens on' })
       .option('port', { type: 'number', default: 1982, describe: "the coordinator's port" })
       .option('daemon-port', { type: 'number', default: 2012, describe: "the first daemon's port; the others follow" })
-      .option('restarts-max', { type: 'number', default: restartBudgetDefaults.restartsMax, describe: 'restarts of one process within --restart-window-ms before kv up stops the cluster' })
-      .option('restart-window-ms', { type: 'number', default: restartBudgetDefaults.windowMs, hidden: true })
+      .option('restarts-max', { type: 'number', default: restartBudgetDefaults.restartsMax, describe: 'restarts of one process within a minute, after which kv up stops the cluster' })
       .check((argv) => {
         if (!Number.isInteger(argv.daemons) || argv.daemons < 1) throw new Error('--daemons must be a whole number of at least 1');
         if (!Number.isInteger(argv['restarts-max']) || argv['restarts-max'] < 0) throw new Error('--restarts-max must be a whole number of at least 0');
@@ -131,7 +130,7 @@ export const upCommand: CommandModule<object, Args> = {
     const dir = resolve(argv.dir);
     mkdirSync(dir, { recursive: true });
     const coordinator = formatAddress({ host: argv.listen, port: argv.port });
-    const budget = { ...restartBudgetDefaults, restartsMax: argv['restarts-max'], windowMs: argv['restart-window-ms'] };
+    const budget = { ...restartBudgetDefaults, restartsMax: argv['restarts-max'] };
     const coord = new Member('coordinator', ['coordinator', '--listen', argv.listen, '--port', String(argv.port), '--data', join(dir, 'coordinator')], budget);
     const daemons = Array.from({ length: argv.daemons }, (_, i) =>
       new Member(`daemon-${i + 1}`, [
