@@ -5,7 +5,7 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Client } from '../shared/client.js';
-import { freePortRange, messageLines, runKvProcess, tempDir, waitFor, type KvProcess } from './helpers/cluster.js';
+import { freePortRange, kv, messageLines, runKvProcess, tempDir, waitFor, type KvProcess } from './helpers/cluster.js';
 
 /** kv up's arguments on ports free right now (it takes fixed ports, as an operator would give it). */
 async function upArgs(dir: string, daemons: number, extra: string[] = []) {
@@ -143,4 +143,12 @@ t.test('a killed kv up leaves no process behind', async (t) => {
   await waitFor('every child of kv up to exit', () => children.every(gone), 30_000);
   const stopped = up.logs.filter((l) => l.msg === 'stopped').map((l) => l.pid);
   t.same(new Set(stopped), new Set(children), 'each stopped gracefully');
+});
+
+t.test("kv up's own flags are usage errors: exit 2, one line", async (t) => {
+  for (const flags of [['--daemons', '0'], ['--restarts-max', '-1']]) {
+    const result = await kv(t, ['up', '--dir', join(tempDir(t), 'kv-data'), ...flags]);
+    t.equal(result.code, 2, `${flags.join(' ')}: exit 2`);
+    t.match(messageLines(result.stderr)[0], new RegExp(`^kv: ${flags[0]} must be a whole number`), 'saying which flag');
+  }
 });

@@ -7,7 +7,7 @@ import { mkdirSync, realpathSync } from 'node:fs';
 import { delimiter, join, relative, resolve, sep } from 'node:path';
 import type { CommandModule } from 'yargs';
 import { formatAddress, parseAddress } from '../../shared/address.js';
-import { KvError } from '../../shared/errors.js';
+import { KvError, badRequest } from '../../shared/errors.js';
 import { createLogger } from '../../shared/log.js';
 import { defaultCoordinator } from '../options.js';
 import { RestartBudget, restartBudgetDefaults, type RestartBudgetOptions } from '../restart-budget.js';
@@ -121,8 +121,8 @@ export const upCommand: CommandModule<object, Args> = {
       .option('daemon-port', { type: 'number', default: 2012, describe: "the first daemon's port; the others follow" })
       .option('restarts-max', { type: 'number', default: restartBudgetDefaults.restartsMax, describe: 'restarts of one process within a minute, after which kv up stops the cluster' })
       .check((argv) => {
-        if (!Number.isInteger(argv.daemons) || argv.daemons < 1) throw new Error('--daemons must be a whole number of at least 1');
-        if (!Number.isInteger(argv['restarts-max']) || argv['restarts-max'] < 0) throw new Error('--restarts-max must be a whole number of at least 0');
+        if (!Number.isInteger(argv.daemons) || argv.daemons < 1) throw badRequest('--daemons must be a whole number of at least 1');
+        if (!Number.isInteger(argv['restarts-max']) || argv['restarts-max'] < 0) throw badRequest('--restarts-max must be a whole number of at least 0');
         return true;
       }),
   handler: async (argv) => {
