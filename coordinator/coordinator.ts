@@ -90,8 +90,6 @@ export class Coordinator {
       coordinator.changes = store.save(coordinator.config);
       await coordinator.changes;
       const address = coordinator.address;
-      // Every line from here on says it is this coordinator's (shared/log-writer.ts).
-      options.log.setBindings({ port: Number(address.split(':').pop()) } satisfies WriterBindings);
       options.log.info({ address }, 'listening');
       return coordinator;
     } catch (error) {
@@ -150,6 +148,8 @@ export class Coordinator {
     const { server, address } = await listen(this.options.host, this.options.port);
     this.server = server;
     this.address = address;
+    // Every line from here on says it is this coordinator's (shared/log-writer.ts).
+    this.options.log.setBindings({ port: Number(address.split(':').pop()) } satisfies WriterBindings);
     server.on('connection', (socket: WebSocket) => this.accept(socket));
     this.listeningSince = this.lastCheck = performance.now();
     this.heartbeat = setInterval(() => this.checkHeartbeats(), this.options.heartbeatIntervalMs);

@@ -106,9 +106,9 @@ export class Daemon {
       coordinator: options.coordinator,
       address,
       identity,
-      saveIdentity: (identity) => {
-        options.log.setBindings({ serverId: identity.serverId } satisfies WriterBindings);
-        return storage.saveIdentity(identity);
+      saveIdentity: (given) => {
+        options.log.setBindings({ serverId: given.serverId } satisfies WriterBindings);
+        return storage.saveIdentity(given);
       },
       onConfig: (config) => this.applyConfig(config),
       onRequest: (message, connection) => this.handleCoordinator(message, connection),
