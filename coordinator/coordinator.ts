@@ -7,6 +7,7 @@ import type { ClusterConfig } from '../shared/config.js';
 import { Connection } from '../shared/connection.js';
 import { KvError, asKvError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
+import type { WriterBindings } from '../shared/log-writer.js';
 import { listen } from '../shared/listen.js';
 import type { Message, MessageOf, RequestOf, RequestType, Results } from '../shared/protocol.js';
 import { randomUUID } from 'node:crypto';
@@ -18,6 +19,7 @@ import { place, unblocksLeaving } from './placement.js';
 import { awaitedServers, isSettled } from './settle.js';
 import * as cluster from './cluster.js';
 import { CoordinatorStore } from './store.js';
+import { configChanges } from './config-changes.js';
 import { decodeState } from '../shared/state-file.js';
 import { readFileSync } from 'node:fs';
 
@@ -88,7 +90,7 @@ export class Coordinator {
       coordinator.changes = store.save(coordinator.config);
       await coordinator.changes;
       const address = coordinator.address;
-      options.log.info({ address, port: Number(address.split(':').pop()) }, 'listening');
+      options.log.info({ address }, 'listening');
       return coordinator;
     } catch (error) {
       clearInterval(coordinator.heartbeat);
@@ -100,6 +102,10 @@ export class Coordinator {
 
   get current(): ClusterConfig {
     return this.config;
+  }
+
+  get clusterId(): string {
+    return this.config.clusterId;
   }
 
   private async loadState(): Promise<void> {
@@ -142,6 +148,8 @@ export class Coordinator {
     const { server, address } = await listen(this.options.host, this.options.port);
     this.server = server;
     this.address = address;
+    // Every line from here on says it is this coordinator's (shared/log-writer.ts).
+    this.options.log.setBindings({ port: Number(address.split(':').pop()) } satisfies WriterBindings);
     server.on('connection', (socket: WebSocket) => this.accept(socket));
     this.listeningSince = this.lastCheck = performance.now();
     this.heartbeat = setInterval(() => this.checkHeartbeats(), this.options.heartbeatIntervalMs);
@@ -186,6 +194,9 @@ export class Coordinator {
       if (placed !== next) next = { ...placed, version };
       if (next === this.config) return next;
       await this.store.save(next);
+      if (this.options.log.isLevelEnabled('debug')) {
+        for (const change of configChanges(this.config, next)) this.options.log.debug({ version: next.version, ...change }, 'config change');
+      }
       this.config = next;
       this.publish();
       return next;

@@ -39,6 +39,8 @@ export class CoordinatorLink {
   /** Registered once in this process: the coordinator is told when a registration is this process's first. */
   private registered = false;
   private renewTimer: NodeJS.Timeout | undefined;
+  /** Ends the wait between two registration attempts, while there is one. */
+  private wakeRetry: (() => void) | undefined;
   /**
    * The coordinator's heartbeat interval, from its lease answers: how often to renew, and the longest wait between
    * attempts to register again, so a restarted coordinator sees every daemon back well within its grace.
@@ -58,9 +60,21 @@ export class CoordinatorLink {
     return this.known;
   }
 
-  /** Resolves once registered; rejects only on a fatal refusal (another cluster, unknown server id). */
-  async start(): Promise<void> {
-    await this.connectUntilRegistered();
+  /**
+   * Resolves once registered; rejects on a fatal refusal (another cluster, unknown server id), or at once when
+   * `abort` fires first (the process is told to stop before it ever reached the coordinator).
+   */
+  async start(abort?: AbortSignal): Promise<void> {
+    const aborted = new Promise<never>((_, reject) => {
+      const stop = () => {
+        this.halt();
+        reject(new KvError('UNAVAILABLE', 'stopped before registering with the coordinator'));
+      };
+      if (abort?.aborted) stop();
+      else abort?.addEventListener('abort', stop, { once: true });
+    });
+    aborted.catch(() => {}); // not every start is aborted: the race below is what reads it
+    await Promise.race([this.connectUntilRegistered(), aborted]);
   }
 
   /** A request to the coordinator over this daemon's session. */
@@ -76,12 +90,18 @@ export class CoordinatorLink {
 
   /** Tells the coordinator this daemon is shutting down on purpose, then closes the session. */
   async leave(): Promise<void> {
-    this.stopped = true;
-    clearTimeout(this.renewTimer);
+    this.halt();
     const connection = this.connection;
     if (!connection || connection.closed) return;
     await connection.request({ t: 'leave' }, 2_000).catch(() => {});
     connection.close();
+  }
+
+  /** No more registering, renewing or reconnecting; a wait between attempts ends now. */
+  private halt(): void {
+    this.stopped = true;
+    clearTimeout(this.renewTimer);
+    this.wakeRetry?.();
   }
 
   private async connectUntilRegistered(): Promise<void> {
@@ -98,7 +118,14 @@ export class CoordinatorLink {
         if (failures % registerWarnEvery === 0) {
           log.warn({ coordinator: this.options.coordinator, code: kvError.code, err: kvError.message, failures: failures + 1 }, 'cannot register; retrying');
         }
-        await new Promise((resolve) => setTimeout(resolve, this.backoff.next(this.intervalMs)));
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, this.backoff.next(this.intervalMs));
+          this.wakeRetry = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        this.wakeRetry = undefined;
       }
     }
   }
@@ -134,7 +161,8 @@ export class CoordinatorLink {
     }
     this.connection = connection;
     this.registered = true;
-    options.log.info({ serverId: this.known.serverId, clusterId: this.known.clusterId }, 'registered with the coordinator');
+    // The logger carries the server id (daemon.ts binds it).
+    options.log.info({ clusterId: this.known.clusterId }, 'registered with the coordinator');
     this.renew(connection);
     connection.onceClosed(() => {
       clearTimeout(this.renewTimer);

@@ -7,6 +7,7 @@ import { valueBytesMaxOf, type ClusterConfig } from '../shared/config.js';
 import { Connection } from '../shared/connection.js';
 import { KvError, asKvError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
+import type { WriterBindings } from '../shared/log-writer.js';
 import { listen } from '../shared/listen.js';
 import { scanPageBytesMax, scanPageEntriesMax, shutdownGraceMs } from '../shared/limits.js';
 import { daemonPathMismatch, type Message } from '../shared/protocol.js';
@@ -30,6 +31,8 @@ export interface DaemonOptions {
   log: Logger;
   /** Called when the coordinator refuses this daemon for good while it runs. */
   onFatal: (error: KvError) => void;
+  /** Aborted: stop trying to register, undo the start and reject (SIGTERM before the coordinator was reached). */
+  abort?: AbortSignal;
 }
 
 export class Daemon {
@@ -78,6 +81,10 @@ export class Daemon {
     return this.link?.serverId;
   }
 
+  get clusterId(): string | undefined {
+    return this.link?.identity?.clusterId;
+  }
+
   private async run(): Promise<void> {
     const { options, storage } = this;
     const { server, address } = await listen(options.host, options.port, (path) =>
@@ -90,19 +97,26 @@ export class Daemon {
       this.connections.add(connection);
       connection.onceClosed(() => this.connections.delete(connection));
     });
-    options.log.info({ address, port: Number(address.split(':').pop()) }, 'listening');
+    // Every line from here on says which daemon wrote it (shared/log-writer.ts).
+    options.log.setBindings({ port: Number(address.split(':').pop()) } satisfies WriterBindings);
+    options.log.info({ address }, 'listening');
+    const identity = await storage.identity();
+    if (identity) options.log.setBindings({ serverId: identity.serverId } satisfies WriterBindings);
     this.link = new CoordinatorLink({
       coordinator: options.coordinator,
       address,
-      identity: await storage.identity(),
-      saveIdentity: (identity) => storage.saveIdentity(identity),
+      identity,
+      saveIdentity: (given) => {
+        options.log.setBindings({ serverId: given.serverId } satisfies WriterBindings);
+        return storage.saveIdentity(given);
+      },
       onConfig: (config) => this.applyConfig(config),
       onRequest: (message, connection) => this.handleCoordinator(message, connection),
       onFatal: options.onFatal,
       lease: this.lease,
       log: options.log,
     });
-    await this.link.start();
+    await this.link.start(options.abort);
   }
 
   private applyConfig(config: ClusterConfig): void {

@@ -122,6 +122,9 @@ export class Replica {
     this.current = me === undefined ? noRole : roleOf(info, me);
     this.replicaSetSince = info?.since ?? 0;
     if (me === undefined) return;
+    if (!sameRole(previous, this.current)) {
+      this.host.log.debug({ spaceId: this.spaceId, partition: this.partition, version: config.version, from: describeRole(previous), to: describeRole(this.current) }, 'chain role changed');
+    }
     this.considerTransfer();
     const sending = this.sending;
     if (sending && successorFor(this.current, sending.asJoining) !== sending.successor) {
@@ -256,13 +259,21 @@ export class Replica {
     const started = performance.now();
     let after: Buffer | null = null;
     let entries = 0;
+    const { log } = this.host;
+    log.debug({ spaceId, partition, target, version: this.config?.version }, 'transfer starting');
     for (let first = true; ; first = false) {
       const config = this.config!;
       const me = this.me!;
       // Stop when this daemon is no longer the tail or the target no longer joining: another transfer takes over.
-      if (transferTarget(this.current) !== target) return;
+      if (transferTarget(this.current) !== target) {
+        log.debug({ spaceId, partition, target, entries, role: describeRole(this.current) }, 'transfer abandoned: this replica no longer sends to the target');
+        return;
+      }
       const server = findServer(config, target);
-      if (!server) return;
+      if (!server) {
+        log.debug({ spaceId, partition, target, entries }, 'transfer abandoned: the target left the cluster');
+        return;
+      }
       const connection = await this.host.transferPeers.get(server.address, daemonPath(server.id, config.incarnation), requestTimeoutMsDefault);
       // Held by a freeze like a client write: the page starts a change to partition data on the joining daemon.
       const last: boolean = await this.exclusive(async () => {
@@ -272,6 +283,7 @@ export class Replica {
           requestTimeoutMsDefault,
         );
         entries += page.entries.length;
+        log.debug({ spaceId, partition, target, page: page.entries.length, entries, last: page.next === null }, 'transfer page sent');
         after = page.next;
         return page.next === null;
       }, { writes: false, held: true });
@@ -290,6 +302,7 @@ export class Replica {
       if (message.first) await storage.clearPartition(spaceId, partition);
       await storage.write(message.entries.map(([key, value]) => [Buffer.from(key), Buffer.from(value)] as const));
     }, { writes: true, held: false });
+    this.host.log.debug({ spaceId, partition, source: message.source, page: message.entries.length, first: message.first, last: message.done }, 'transfer page applied');
     if (message.done) {
       await this.host.reportDone(spaceId, partition, message.source);
       this.host.log.info({ spaceId, partition, source: message.source }, 'transfer received; joining the chain');
@@ -311,6 +324,24 @@ export class Replica {
     }, { writes: true, held: true })
       .then((dropped) => dropped && this.host.log.info({ spaceId, partition }, 'dropped a partition that moved away'))
       .catch((error) => this.host.log.error({ err: error, spaceId, partition }, 'cannot drop a partition that moved away'));
+  }
+}
+
+const sameRole = (a: Role, b: Role) => describeRole(a) === describeRole(b);
+
+/** A role in words for the debug log: its kind and the daemon it works with. */
+function describeRole(role: Role): string {
+  switch (role.kind) {
+    case 'none':
+      return 'none';
+    case 'joining':
+      return `joining from ${role.tail ?? '(no tail)'}`;
+    case 'head':
+    case 'middle':
+      return `${role.kind} before ${role.successor}`;
+    case 'tail':
+    case 'sole':
+      return role.joiner === undefined ? role.kind : `${role.kind}, sending to ${role.joiner}`;
   }
 }
 

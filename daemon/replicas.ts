@@ -75,6 +75,7 @@ export class Replicas implements ReplicaHost {
         space.partitions.forEach((p, partition) => {
           const id = idOf(space.id, partition);
           if ((p.joining?.server === me || p.chain.includes(me)) && !this.replicas.has(id)) {
+            this.log.debug({ spaceId: space.id, partition, version: config.version }, 'a replica of a partition new to this daemon');
             this.replicas.set(id, new Replica(space.id, partition, this));
           }
         });

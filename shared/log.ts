@@ -2,6 +2,7 @@
 import { createRequire } from 'node:module';
 import { pino, type DestinationStream, type Logger } from 'pino';
 import type PinoPretty from 'pino-pretty';
+import { writerPrettifiers } from './log-writer.js';
 
 export type { Logger };
 
@@ -11,7 +12,7 @@ const require = createRequire(import.meta.url);
 
 function prettyStream(): DestinationStream {
   const pretty = require('pino-pretty') as typeof PinoPretty;
-  return pretty({ destination: 2, colorize: true, sync: true, ignore: 'pid,hostname' });
+  return pretty({ destination: 2, colorize: true, sync: true, ignore: 'pid,hostname', customPrettifiers: writerPrettifiers });
 }
 
 export function createLogger(name: string, level = process.env.KV_LOG_LEVEL ?? 'info'): Logger {

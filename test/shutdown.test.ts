@@ -1,7 +1,9 @@
-// SIGTERM while writes are in flight: the daemon finishes them, closes LevelDB and exits 0; every write it
-// acknowledged is there after a restart.
+// Stopping gracefully in every state. SIGTERM while writes are in flight: the daemon finishes them, closes
+// LevelDB and exits 0; every write it acknowledged is there after a restart. Before it has reached its coordinator,
+// or after losing it: it stops just as gracefully.
 import t from 'tap';
-import { startCluster, startDaemon, waitFor } from './helpers/cluster.js';
+import { join } from 'node:path';
+import { freePort, runKvProcess, startCluster, startDaemon, tempDir, waitFor } from './helpers/cluster.js';
 
 t.test('a daemon stopped under load keeps every acknowledged write', async (t) => {
   const cluster = await startCluster(t, { daemons: 1 });
@@ -31,4 +33,24 @@ t.test('a daemon stopped under load keeps every acknowledged write', async (t) =
   await cluster.waitForAvailable(1);
   const values = await Promise.all(acknowledged.map((n) => client.get('s', `k${n}`)));
   t.equal(values.filter((v, i) => v?.n !== acknowledged[i]).length, 0, `all ${acknowledged.length} acknowledged writes survived`);
+});
+
+t.test('a daemon that has not reached its coordinator yet stops gracefully on SIGTERM and SIGINT', async (t) => {
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    const nobody = `127.0.0.1:${await freePort()}`;
+    const daemon = runKvProcess(t, ['daemon', '--listen-port', '0', '--coordinator', nobody, '--data', join(tempDir(t), 'd')]);
+    await daemon.waitForLog('cannot register; retrying');
+    t.equal(await daemon.stop(signal), 0, `${signal}: exit 0`);
+    t.match(daemon.logs.find((l) => l.msg === 'shutting down'), { signal, starting: true }, `${signal}: it says it is shutting down`);
+    t.ok(daemon.logs.some((l) => l.msg === 'stopped'), `${signal}: and that it stopped`);
+  }
+});
+
+t.test('a daemon whose coordinator is gone stops gracefully', async (t) => {
+  const cluster = await startCluster(t, { daemons: 1 });
+  const daemon = cluster.daemons[0]!;
+  await cluster.coordinator.proc.stop('SIGKILL');
+  await daemon.proc.waitForLog('lost the coordinator session; reconnecting');
+  t.equal(await daemon.proc.stop('SIGTERM'), 0, 'exit 0');
+  t.ok(daemon.proc.logs.some((l) => l.msg === 'stopped'), 'after stopping');
 });

@@ -34,7 +34,7 @@ export const daemonCommand: CommandModule<object, {
     } catch (error) {
       fail(error);
     }
-    return serve(log, () =>
+    return serve(log, (abort) =>
       Daemon.start({
         host: argv.listen,
         port: argv['listen-port'],
@@ -42,6 +42,7 @@ export const daemonCommand: CommandModule<object, {
         dataDir: argv.data,
         ...(argv['write-buffer-bytes'] ? { writeBufferBytes: argv['write-buffer-bytes'] } : {}),
         log,
+        abort,
         onFatal: (error) => {
           log.fatal({ code: error.code }, error.message);
           fail(error);

@@ -1,41 +1,117 @@
 // kv up: a whole local cluster as child processes, data under one folder. Run again, it picks the data up.
+// It believes only its own children: each says when it serves (cli/run.ts, `Ready`), so a cluster already running
+// on the same ports or data is never reported as this one. A process that dies later is started again
+// (restart-budget.ts) while the others keep serving.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { mkdirSync, realpathSync } from 'node:fs';
+import { delimiter, join, relative, resolve, sep } from 'node:path';
 import type { CommandModule } from 'yargs';
-import { Client } from '../../shared/client.js';
-import { KvError } from '../../shared/errors.js';
+import { formatAddress, parseAddress } from '../../shared/address.js';
+import { KvError, badRequest } from '../../shared/errors.js';
 import { createLogger } from '../../shared/log.js';
-import { fail } from '../run.js';
-
-interface Child {
-  name: string;
-  process: ChildProcess;
-  exited: Promise<number | null>;
-}
+import { defaultCoordinator } from '../options.js';
+import { RestartBudget, restartBudgetDefaults, type RestartBudgetOptions } from '../restart-budget.js';
+import { fail, isReady, type Ready } from '../run.js';
 
 const kvScript = process.argv[1]!;
+/** How long the cluster may take to come up: every daemon registered. */
+const upTimeoutMs = 30_000;
 
-function start(name: string, args: string[]): Child {
-  // The children run with kv up's own node flags: `node --cpu-prof dist/cli/kv.js up` profiles every process.
-  const child = spawn(process.execPath, [...process.execArgv, kvScript, ...args], { stdio: ['ignore', 'inherit', 'inherit'] });
-  const exited = new Promise<number | null>((done) => child.once('exit', (code) => done(code)));
-  return { name, process: child, exited };
+interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
 }
 
-async function waitFor<T>(what: string, deadlineMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + deadlineMs;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new KvError('TIMEOUT', `${what} did not happen within ${deadlineMs} ms`);
-    await new Promise((r) => setTimeout(r, 100));
+const describeExit = (exit: Exit) => (exit.signal ? `was killed by ${exit.signal}` : `exited with ${exit.code}`);
+
+/** A child that exited before it served; it has said why on stderr (unless a signal killed it). */
+class ExitedEarly extends Error {
+  constructor(
+    readonly member: string,
+    readonly exit: Exit,
+  ) {
+    super(`${member} ${describeExit(exit)} before it served`);
   }
 }
 
-export const upCommand: CommandModule<object, { dir: string; daemons: number; listen: string; port: number; 'daemon-port': number }> = {
+/** One process of the cluster, across its restarts. */
+class Member {
+  child: ChildProcess | undefined;
+  exited: Promise<Exit> = Promise.resolve({ code: 0, signal: null });
+  readonly budget: RestartBudget;
+
+  constructor(
+    readonly name: string,
+    private readonly args: string[],
+    budget: RestartBudgetOptions,
+  ) {
+    this.budget = new RestartBudget(budget);
+  }
+
+  get running(): boolean {
+    return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  /** Starts the process; resolves when it serves, rejects with ExitedEarly if it exits first. */
+  launch(): Promise<Ready> {
+    // The children run with kv up's own node flags: `node --cpu-prof dist/cli/kv.js up` profiles every process.
+    // Their own process group: Ctrl-C reaches kv up alone, which stops the daemons before the coordinator. The
+    // IPC channel carries `Ready`, and its end tells a child that kv up is gone.
+    const child = spawn(process.execPath, [...process.execArgv, kvScript, ...this.args], {
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      detached: true,
+    });
+    this.child = child;
+    this.exited = new Promise((done) => child.once('exit', (code, signal) => done({ code, signal })));
+    const ready = new Promise<Ready>((resolve, reject) => {
+      child.on('message', (message) => isReady(message) && resolve(message));
+      void this.exited.then((exit) => reject(new ExitedEarly(this.name, exit)));
+    });
+    ready.catch(() => {}); // read by whoever waits for it; a restart may not
+    return ready;
+  }
+}
+
+function withDeadline<T>(what: string, ms: number, work: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new KvError('TIMEOUT', `${what} did not happen within ${ms} ms`)), ms);
+  });
+  return Promise.race([work, late]).finally(() => clearTimeout(timer));
+}
+
+/** How a person runs this kv in a shell: `kv` if that is this script on their PATH, else node and its path. */
+function kvInvocation(): string {
+  const script = realpathSync(kvScript);
+  // npm adds node_modules/.bin to PATH for `npm start` and `npx`; the user's shell has no such entry.
+  const dirs = (process.env.PATH ?? '').split(delimiter).filter((d) => d && !d.endsWith(`node_modules${sep}.bin`));
+  for (const dir of dirs) {
+    try {
+      if (realpathSync(join(dir, 'kv')) === script) return 'kv';
+    } catch {
+      // no kv there
+    }
+  }
+  const near = relative(process.cwd(), script);
+  const path = near.startsWith('..') ? script : near;
+  return `node ${/^[\w./-]+$/.test(path) ? path : `'${path.replaceAll("'", "'\\''")}'`}`;
+}
+
+/** ` -c ADDRESS`, unless commands reach this coordinator without it. */
+function coordinatorFlag(coordinator: string): string {
+  try {
+    if (formatAddress(parseAddress(defaultCoordinator(), 1982)) === coordinator) return '';
+  } catch {
+    // $KV_COORDINATOR is not an address: every command needs -c
+  }
+  return ` -c ${coordinator}`;
+}
+
+type Args = { dir: string; daemons: number; listen: string; port: number; 'daemon-port': number; 'restarts-max': number };
+
+export const upCommand: CommandModule<object, Args> = {
   command: 'up',
-  describe: 'start a local cluster (a coordinator and N daemons) and stop it cleanly on Ctrl-C',
+  describe: 'start a local cluster (a coordinator and N daemons), restart a process that dies, stop it cleanly on Ctrl-C',
   builder: (y) =>
     y
       .option('dir', { type: 'string', default: './kv-data', describe: 'folder holding every process data dir' })
@@ -43,69 +119,90 @@ export const upCommand: CommandModule<object, { dir: string; daemons: number; li
       .option('listen', { type: 'string', default: '127.0.0.1', describe: 'address every process listens on' })
       .option('port', { type: 'number', default: 1982, describe: "the coordinator's port" })
       .option('daemon-port', { type: 'number', default: 2012, describe: "the first daemon's port; the others follow" })
+      .option('restarts-max', { type: 'number', default: restartBudgetDefaults.restartsMax, describe: 'restarts of one process within a minute, after which kv up stops the cluster' })
       .check((argv) => {
-        if (!Number.isInteger(argv.daemons) || argv.daemons < 1) throw new Error('--daemons must be a whole number of at least 1');
+        if (!Number.isInteger(argv.daemons) || argv.daemons < 1) throw badRequest('--daemons must be a whole number of at least 1');
+        if (!Number.isInteger(argv['restarts-max']) || argv['restarts-max'] < 0) throw badRequest('--restarts-max must be a whole number of at least 0');
         return true;
       }),
   handler: async (argv) => {
     const log = createLogger('up');
     const dir = resolve(argv.dir);
     mkdirSync(dir, { recursive: true });
-    const coordinator = `${argv.listen}:${argv.port}`;
-    const children: Child[] = [];
+    const coordinator = formatAddress({ host: argv.listen, port: argv.port });
+    const budget = { ...restartBudgetDefaults, restartsMax: argv['restarts-max'] };
+    const coord = new Member('coordinator', ['coordinator', '--listen', argv.listen, '--port', String(argv.port), '--data', join(dir, 'coordinator')], budget);
+    const daemons = Array.from({ length: argv.daemons }, (_, i) =>
+      new Member(`daemon-${i + 1}`, [
+        'daemon', '--listen', argv.listen, '--listen-port', String(argv['daemon-port'] + i),
+        '--coordinator', coordinator, '--data', join(dir, `daemon-${i + 1}`),
+      ], budget),
+    );
     let stopping = false;
 
-    const stopAll = async (code: number) => {
+    /** Stops every process, then exits with `code`; `error` or `line`: said in one line at the end. */
+    const stopAll = async (code: number, how: { quiet?: boolean; error?: unknown; line?: string } = {}) => {
       if (stopping) return;
       stopping = true;
       // Daemons first, so each can tell the coordinator it is leaving.
-      for (const group of [children.filter((c) => c.name !== 'coordinator'), children.filter((c) => c.name === 'coordinator')]) {
-        for (const child of group) if (child.process.exitCode === null) child.process.kill('SIGTERM');
-        await Promise.all(group.map((c) => c.exited));
+      for (const group of [daemons, [coord]]) {
+        for (const member of group) if (member.running) member.child!.kill('SIGTERM');
+        await Promise.all(group.map((m) => m.exited));
       }
-      log.info('all processes stopped');
+      if (how.quiet) log.debug('all processes stopped');
+      else log.info('all processes stopped');
+      if (how.error !== undefined) fail(how.error);
+      if (how.line !== undefined) process.stderr.write(`kv: ${how.line}\n`);
       process.exit(code);
     };
     process.on('SIGINT', () => void stopAll(0));
     process.on('SIGTERM', () => void stopAll(0));
-    const watch = (child: Child) =>
-      void child.exited.then((code) => {
+
+    /** After the cluster is up: a process that exits is started again, within its budget. */
+    const supervise = (member: Member) =>
+      void member.exited.then(async (exit) => {
         if (stopping) return;
-        log.error({ process: child.name, code }, 'a cluster process exited; stopping the others');
-        void stopAll(1);
+        const delayMs = member.budget.next();
+        if (delayMs === undefined) {
+          log.error({ process: member.name, code: exit.code, signal: exit.signal }, 'a cluster process keeps exiting; stopping the cluster');
+          // Exit 1: no code of the table fits a process that keeps dying (its own lines say why).
+          return stopAll(1, { line: `${member.name} ${describeExit(exit)} after ${member.budget.describe()}; kv up stopped the cluster` });
+        }
+        log.warn({ process: member.name, code: exit.code, signal: exit.signal, restartInMs: delayMs }, 'a cluster process exited; starting it again');
+        await new Promise((r) => setTimeout(r, delayMs));
+        if (stopping) return;
+        member.launch().then(
+          (ready) => log.info({ process: member.name, address: ready.address, ...(ready.serverId ? { server: ready.serverId } : {}) }, 'started again'),
+          () => {}, // its exit is handled below
+        );
+        supervise(member);
       });
 
+    let ready: Ready[];
     try {
-      const coord = start('coordinator', ['coordinator', '--listen', argv.listen, '--port', String(argv.port), '--data', join(dir, 'coordinator')]);
-      children.push(coord);
-      watch(coord);
-      const client = await waitFor('the coordinator starting', 15_000, () => Client.connect(coordinator, { timeoutMs: 1_000 }));
-      for (let i = 1; i <= argv.daemons; i++) {
-        const daemon = start(`daemon-${i}`, [
-          'daemon', '--listen', argv.listen, '--listen-port', String(argv['daemon-port'] + i - 1),
-          '--coordinator', coordinator, '--data', join(dir, `daemon-${i}`),
-        ]);
-        children.push(daemon);
-        watch(daemon);
-      }
-      const config = await waitFor('every daemon registering', 30_000, async () => {
-        const c = await client.showConfig();
-        return c.servers.filter((s) => s.state === 'available').length >= argv.daemons ? c : undefined;
-      });
-      await client.close();
-      process.stdout.write(
-        [
-          `kv cluster ${config.clusterId} is up (data in ${dir})`,
-          `  coordinator ${coordinator}`,
-          ...config.servers.filter((s) => s.state === 'available').map((s) => `  daemon ${s.id} ${s.address}`),
-          `try: kv add-space users && kv put users ada '{"name":"Ada"}' && kv get users ada`,
-          'Ctrl-C stops the cluster.',
-          '',
-        ].join('\n'),
-      );
+      // One at a time: the coordinator's refusal (its data dir in use, its port taken) is the only line printed.
+      await withDeadline('the coordinator starting', upTimeoutMs, coord.launch());
+      ready = await withDeadline('every daemon registering', upTimeoutMs, Promise.all(daemons.map((d) => d.launch())));
     } catch (error) {
-      await stopAll(1).catch(() => {});
-      fail(error);
+      if (stopping) return; // Ctrl-C while starting: stopAll exits
+      if (error instanceof ExitedEarly && error.exit.code !== null) {
+        // The child said why, in one line on stderr, and exited with the code that fits: so does kv up.
+        return stopAll(error.exit.code || 1, { quiet: true });
+      }
+      return stopAll(1, { quiet: true, error });
     }
+    for (const member of [coord, ...daemons]) supervise(member);
+    const kv = kvInvocation();
+    const c = coordinatorFlag(coordinator);
+    process.stdout.write(
+      [
+        `kv cluster ${ready[0]?.clusterId} is up (data in ${dir})`,
+        `  coordinator ${coordinator}`,
+        ...ready.map((d) => `  daemon ${d.serverId} ${d.address}`),
+        `try: ${kv} add-space users${c} && ${kv} put users ada '{"name":"Ada"}'${c} && ${kv} get users ada${c}`,
+        'A process that dies is started again. Ctrl-C stops the cluster.',
+        '',
+      ].join('\n'),
+    );
   },
 };

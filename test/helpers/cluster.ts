@@ -2,6 +2,7 @@
 // a condition polled against a deadline. Processes are killed at the end of the test that started them.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,6 +18,33 @@ export const kvScript = join(dirname(fileURLToPath(import.meta.url)), '..', '..'
 export interface TestLike {
   teardown(fn: () => unknown): void;
 }
+
+const bind = (port: number) =>
+  new Promise<Server | undefined>((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(undefined));
+    server.listen(port, '127.0.0.1', () => resolve(server));
+  });
+const unbind = (servers: Array<Server | undefined>) =>
+  Promise.all(servers.map((s) => s && new Promise((resolve) => s.close(resolve))));
+
+/**
+ * `count` consecutive ports that are free right now, for commands that take fixed ports as an operator gives them
+ * (kv up's daemons follow its --daemon-port). Probed by binding each, and released just before returning.
+ */
+export async function freePortRange(count: number): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const first = await bind(0);
+    const base = (first!.address() as AddressInfo).port;
+    const rest = base + count - 1 <= 65535 ? await Promise.all(Array.from({ length: count - 1 }, (_, i) => bind(base + i + 1))) : [undefined];
+    await unbind([first, ...rest]);
+    if (rest.every((s) => s !== undefined)) return base;
+  }
+  throw new Error(`found no ${count} consecutive free ports`);
+}
+
+/** A port nothing listens on right now (connections to it are refused). */
+export const freePort = () => freePortRange(1);
 
 export function tempDir(t: TestLike, prefix = 'kv-test-'): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
@@ -128,7 +156,7 @@ export const fastHeartbeats = { intervalMs: 200, timeoutMs: 1_500 };
 
 export async function startCoordinator(
   t: TestLike,
-  options: { dataDir?: string; port?: number; args?: string[]; heartbeat?: { intervalMs: number; timeoutMs: number } } = {},
+  options: { dataDir?: string; port?: number; args?: string[]; heartbeat?: { intervalMs: number; timeoutMs: number }; env?: NodeJS.ProcessEnv } = {},
 ): Promise<CoordinatorHandle> {
   const dataDir = options.dataDir ?? join(tempDir(t), 'coordinator');
   // Given here rather than in `args`: yargs turns a flag given twice into an array.
@@ -137,7 +165,7 @@ export async function startCoordinator(
     'coordinator', '--port', String(options.port ?? 0), '--data', dataDir,
     '--heartbeat-interval-ms', String(heartbeat.intervalMs), '--heartbeat-timeout-ms', String(heartbeat.timeoutMs),
     ...(options.args ?? []),
-  ]);
+  ], options.env);
   const listening = await proc.waitForLog('listening', processStartMs);
   return { proc, address: String(listening.address), port: Number(listening.port), dataDir };
 }
@@ -153,13 +181,13 @@ export interface DaemonHandle {
 export async function startDaemon(
   t: TestLike,
   coordinator: string,
-  options: { dataDir?: string; port?: number; args?: string[] } = {},
+  options: { dataDir?: string; port?: number; args?: string[]; env?: NodeJS.ProcessEnv } = {},
 ): Promise<DaemonHandle> {
   const dataDir = options.dataDir ?? join(tempDir(t), 'daemon');
   const proc = runKvProcess(t, [
     'daemon', '--listen-port', String(options.port ?? 0), '--coordinator', coordinator, '--data', dataDir,
     ...(options.args ?? []),
-  ]);
+  ], options.env);
   const listening = await proc.waitForLog('listening', processStartMs);
   const registered = await proc.waitForLog('registered with the coordinator', processStartMs);
   return {
