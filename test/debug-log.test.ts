@@ -3,7 +3,7 @@ import t from 'tap';
 import { configChanges } from '../coordinator/config-changes.js';
 import { newCluster } from '../coordinator/cluster.js';
 import type { ClusterConfig } from '../shared/config.js';
-import { startCoordinator, startDaemon } from './helpers/cluster.js';
+import { startCoordinator, startDaemon, waitFor } from './helpers/cluster.js';
 import { Client } from '../shared/client.js';
 
 const debug = { KV_LOG_LEVEL: 'debug' };
@@ -18,15 +18,18 @@ t.test('a daemon joining a chain: every step is in the debug log', async (t) => 
   const second = await startDaemon(t, coordinator.address, { env: debug });
   await second.proc.waitForLog('transfer received; joining the chain', 30_000);
 
-  const messages = (logs: Array<Record<string, unknown>>) => new Set(logs.map((l) => l.msg));
-  t.ok(first.proc.logs.some((l) => l.msg === 'chain role changed' && l.to === `sole, sending to ${second.serverId}`), 'the tail says it sends to the joining member');
-  for (const msg of ['transfer starting', 'transfer page sent']) t.ok(messages(first.proc.logs).has(msg), `the tail logs "${msg}"`);
-  t.ok(first.proc.logs.some((l) => l.msg === 'transfer page sent' && l.last === true), 'down to the last page');
+  // Each process writes its lines as it goes: wait for each (the tail's last "page sent" may come after the
+  // joining member's "transfer received"), with a deadline.
+  const logged = (proc: typeof first.proc, what: string, match: (line: Record<string, unknown>) => boolean) =>
+    waitFor(what, () => proc.logs.some(match), 15_000).then(() => true);
+  t.ok(await logged(first.proc, 'the tail says it sends to the joining member', (l) => l.msg === 'chain role changed' && l.to === `sole, sending to ${second.serverId}`));
+  for (const msg of ['transfer starting', 'transfer page sent']) t.ok(await logged(first.proc, `the tail logs "${msg}"`, (l) => l.msg === msg));
+  t.ok(await logged(first.proc, 'down to the last page', (l) => l.msg === 'transfer page sent' && l.last === true));
   for (const msg of ['a replica of a partition new to this daemon', 'chain role changed', 'transfer page applied']) {
-    t.ok(messages(second.proc.logs).has(msg), `the joining member logs "${msg}"`);
+    t.ok(await logged(second.proc, `the joining member logs "${msg}"`, (l) => l.msg === msg));
   }
-  t.ok(coordinator.proc.logs.some((l) => l.msg === 'config change' && l.what === 'chain' && String(l.to).includes(`joining ${second.serverId}`)), 'the coordinator logs the join');
-  t.ok(coordinator.proc.logs.some((l) => l.msg === 'config change' && l.what === 'server' && l.serverId === second.serverId && l.to === 'available'), 'and the new server');
+  t.ok(await logged(coordinator.proc, 'the coordinator logs the join', (l) => l.msg === 'config change' && l.what === 'chain' && String(l.to).includes(`joining ${second.serverId}`)));
+  t.ok(await logged(coordinator.proc, 'and the new server', (l) => l.msg === 'config change' && l.what === 'server' && l.serverId === second.serverId && l.to === 'available'));
 });
 
 t.test('configChanges names each changed chain and server state, and nothing else', async (t) => {
