@@ -21,6 +21,8 @@ export interface LinkOptions {
   /** The address clients reach this daemon at. */
   address: string;
   identity: Identity | undefined;
+  /** The backup cut this data dir is a copy of (its manifest.json), if it is one. */
+  copyOf: { name: string; configVersion: number } | undefined;
   saveIdentity: (identity: Identity) => Promise<void>;
   onConfig: (config: ClusterConfig) => void;
   /** Requests the coordinator sends this daemon (backups), answered on the same connection. */
@@ -121,11 +123,14 @@ export class CoordinatorLink {
           serverId: this.known?.serverId ?? null,
           clusterId: this.known?.clusterId ?? null,
           fresh: !this.registered,
+          incarnation: this.known?.incarnation ?? null,
+          copyOf: options.copyOf ?? null,
         },
         requestTimeoutMsDefault,
       );
-      if (!this.known) {
-        this.known = { serverId: answer.serverId, clusterId: answer.clusterId };
+      // Stamped with the incarnation that took it in: from now on only that incarnation takes in this data.
+      if (this.known?.incarnation !== answer.incarnation) {
+        this.known = { serverId: answer.serverId, clusterId: answer.clusterId, incarnation: answer.incarnation };
         await options.saveIdentity(this.known);
       }
     } catch (error) {
@@ -134,7 +139,7 @@ export class CoordinatorLink {
     }
     this.connection = connection;
     this.registered = true;
-    options.log.info({ serverId: this.known.serverId, clusterId: this.known.clusterId }, 'registered with the coordinator');
+    options.log.info({ serverId: this.known.serverId, clusterId: this.known.clusterId, incarnation: this.known.incarnation }, 'registered with the coordinator');
     this.renew(connection);
     connection.onceClosed(() => {
       clearTimeout(this.renewTimer);

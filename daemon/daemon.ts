@@ -14,6 +14,7 @@ import * as attributes from './attributes.js';
 import { CoordinatorLink } from './coordinator-link.js';
 import { Storage } from './storage.js';
 import { dataKey } from '../shared/key-layout.js';
+import { copiedSnapshot } from '../shared/data-dir.js';
 import type { RequestId, Write } from './write-queue.js';
 import { Replicas } from './replicas.js';
 import { FreezeKeeper } from './freeze.js';
@@ -91,10 +92,16 @@ export class Daemon {
       connection.onceClosed(() => this.connections.delete(connection));
     });
     options.log.info({ address, port: Number(address.split(':').pop()) }, 'listening');
+    const identity = await storage.identity();
+    const copied = copiedSnapshot(options.dataDir);
+    if (copied && copied.serverId !== identity?.serverId) {
+      throw new KvError('DATA_DIR_INVALID', `${options.dataDir}: its manifest.json is server ${copied.serverId}'s, but its database is ${identity ? `server ${identity.serverId}'s` : 'new'}`);
+    }
     this.link = new CoordinatorLink({
       coordinator: options.coordinator,
       address,
-      identity: await storage.identity(),
+      identity,
+      copyOf: copied && { name: copied.name, configVersion: copied.configVersion },
       saveIdentity: (identity) => storage.saveIdentity(identity),
       onConfig: (config) => this.applyConfig(config),
       onRequest: (message, connection) => this.handleCoordinator(message, connection),

@@ -11,6 +11,8 @@ import { dataKey, dataRange, identityKey, partitionRanges, recordRange, recordTa
 export interface Identity {
   serverId: string;
   clusterId: string;
+  /** The cluster incarnation this data last registered with (coordinator/cluster.ts, `checkDataOf`); absent in data dirs from before. */
+  incarnation?: string;
 }
 
 type Operation = { type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buffer };

@@ -71,6 +71,10 @@ export const messageSchemas = {
     clusterId: Type.Union([Type.String(), Type.Null()]),
     /** The first registration of this daemon process: what an earlier one had in flight is lost. */
     fresh: Type.Optional(Type.Boolean()),
+    /** The cluster incarnation the data dir last registered with; null or absent: not stamped yet. */
+    incarnation: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+    /** The backup cut the data dir is a copy of (its manifest.json); null or absent: a daemon's own data dir. */
+    copyOf: Type.Optional(Type.Union([Type.Object({ name: Type.String(), configVersion: Type.Integer({ minimum: 1 }) }), Type.Null()])),
   }),
   leave: request('leave', {}),
   transfer_done: request('transfer_done', {
@@ -148,7 +152,7 @@ export interface Results {
   transfer_done: ClusterConfig;
   server_forget: ClusterConfig;
   scan: { entries: [string, Attrs][]; next: string | null };
-  register: { serverId: string; clusterId: string };
+  register: { serverId: string; clusterId: string; incarnation: string };
   leave: null;
   open_session: { session: string };
   lease: LeaseResult;
