@@ -5,6 +5,7 @@ import { pack, unpack } from '../shared/codec.js';
 import { levelError, openLevel, type Level, type LevelOptions } from '../shared/level.js';
 import type { Attrs } from '../shared/protocol.js';
 import { levelDir } from '../shared/data-dir.js';
+import { checkDataFormat } from '../shared/data-format.js';
 import { decodeStored } from './stored-value.js';
 import { dataKey, dataRange, identityKey, partitionRanges, recordRange, recordTag, dataTag, userKeyOf, type KeyRange } from '../shared/key-layout.js';
 
@@ -40,6 +41,7 @@ export class Storage {
 
   static async open(dataDir: string, options: LevelOptions = {}): Promise<Storage> {
     mkdirSync(dataDir, { recursive: true });
+    checkDataFormat(dataDir, 'daemon');
     const location = levelDir(dataDir);
     return new Storage(await openLevel(location, options), location);
   }

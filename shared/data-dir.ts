@@ -1,4 +1,5 @@
 // The one module that knows a daemon's data dir, used by the daemon and by offline tools (verify-backup):
+//   DIR/format.json         the data format stamp, checked before anything else is opened (data-format.ts)
 //   DIR/leveldb/            the live database, opened by one daemon only (its key layout: key-layout.ts)
 //   DIR/backups/NAME/       snapshots; each is itself a valid DIR (leveldb/ + manifest.json)
 //   DIR/manifest.json       only in a copy of a snapshot: the backup cut a restored daemon's data started from
