@@ -4,6 +4,7 @@ import { extendedChain, findServer, findSpace, valueBytesMaxOf, type ClusterConf
 import { KvError, badRequest } from '../shared/errors.js';
 import { newId64 } from '../shared/ids.js';
 import { frameBytesMax, partitionsMax, spaceNameLengthMax } from '../shared/limits.js';
+import { dataFormatVersions } from '../shared/data-format.js';
 
 export const newCluster = (clusterId = newId64()): ClusterConfig => ({
   clusterId,
@@ -31,6 +32,8 @@ export interface Registration {
   incarnation?: string | null;
   /** The backup cut the data dir is a copy of; null or absent: a daemon's own data dir. */
   copyOf?: { name: string; configVersion: number } | null;
+  /** The daemon data format it stores; absent: 1. */
+  dataFormat?: number;
 }
 
 /**
@@ -50,6 +53,15 @@ export function checkDataOf(config: ClusterConfig, reg: Registration): void {
     throw new KvError(
       'CLUSTER_MISMATCH',
       `this daemon's data belongs to cluster ${reg.clusterId}, but the coordinator runs cluster ${config.clusterId}`,
+    );
+  }
+  // Replication and state transfer copy stored bytes from daemon to daemon: one cluster, one format.
+  const dataFormat = reg.dataFormat ?? 1;
+  if (dataFormat !== dataFormatVersions.daemon) {
+    throw new KvError(
+      'DATA_DIR_INVALID',
+      `the daemon at ${reg.address} stores data format ${dataFormat}, but this cluster's daemons store format ${dataFormatVersions.daemon}: ` +
+        'stored values move between daemons as they are, so every daemon of a cluster runs a kv of the same data format',
     );
   }
   if (reg.serverId === null) return;

@@ -7,12 +7,13 @@ import { KvError, asKvError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import { heartbeatIntervalMsDefault, reconnectDelayMsMax, reconnectDelayMsMin, requestTimeoutMsDefault } from '../shared/limits.js';
 import { Backoff } from '../shared/backoff.js';
+import { dataFormatVersions } from '../shared/data-format.js';
 import type { ReadLease } from './read-lease.js';
 import type { Identity } from './storage.js';
 import type { Message, RequestOf, RequestType, Results } from '../shared/protocol.js';
 
 /** Registration answers after which retrying cannot help. */
-const fatalCodes = new Set(['CLUSTER_MISMATCH', 'UNKNOWN_SERVER', 'BAD_REQUEST']);
+const fatalCodes = new Set(['CLUSTER_MISMATCH', 'UNKNOWN_SERVER', 'BAD_REQUEST', 'DATA_DIR_INVALID']);
 /** Failed registrations between two warnings in the log, after the first. */
 const registerWarnEvery = 20;
 
@@ -125,6 +126,7 @@ export class CoordinatorLink {
           fresh: !this.registered,
           incarnation: this.known?.incarnation ?? null,
           copyOf: options.copyOf ?? null,
+          dataFormat: dataFormatVersions.daemon,
         },
         requestTimeoutMsDefault,
       );

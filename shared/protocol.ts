@@ -73,6 +73,8 @@ export const messageSchemas = {
     fresh: Type.Optional(Type.Boolean()),
     /** The cluster incarnation the data dir last registered with; null or absent: not stamped yet. */
     incarnation: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+    /** The daemon data format it stores (shared/data-format.ts); absent: 1. Stored bytes move between daemons as they are. */
+    dataFormat: Type.Optional(Type.Integer({ minimum: 1 })),
     /** The backup cut the data dir is a copy of (its manifest.json); null or absent: a daemon's own data dir. */
     copyOf: Type.Optional(Type.Union([Type.Object({ name: Type.String(), configVersion: Type.Integer({ minimum: 1 }) }), Type.Null()])),
   }),

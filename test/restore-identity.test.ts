@@ -106,4 +106,7 @@ t.test('checkDataOf: which data each kind of cluster takes in', async (t) => {
   t.throws(() => checkDataOf(again, reg(restored.incarnation, cut)), { code: 'CLUSTER_MISMATCH' }, "a second restore of the same backup refuses the first one's daemons");
   t.doesNotThrow(() => checkDataOf(restored, { address: 'h:3', serverId: null, clusterId: null }), 'a new daemon joins anything');
   t.throws(() => checkDataOf(restored, { ...reg(restored.incarnation), clusterId: '6' }), { code: 'CLUSTER_MISMATCH', message: /cluster 6/ }, 'a foreign cluster is refused');
+  t.throws(() => checkDataOf(original, { ...reg(original.incarnation), dataFormat: 2 }), { code: 'DATA_DIR_INVALID', message: /stores data format 2/ },
+    'a daemon of another data format: stored bytes move between daemons as they are');
+  t.doesNotThrow(() => checkDataOf(original, { ...reg(original.incarnation), dataFormat: 1 }), 'format 1, as every daemon so far (absent: 1)');
 });
