@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the peers the YCSB benchmark compares kv with (`npm run bench`), when they are missing:
-# Debian's redis-server and etcd-server. Uses sudo only when not root. The npm clients (ioredis, etcd3) are
-# devDependencies: `npm ci` brings them. A peer that stays missing is skipped by the benchmark, with a line saying so.
+# Debian's redis-server and etcd-server. Uses sudo only when not root. The npm clients (ioredis, etcd3) are in
+# bench/package.json: `npm run bench` installs them. A peer that stays missing is skipped by the benchmark, with a line saying so.
 set -euo pipefail
 
 missing=()

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Two builds of kv measured in alternating rounds on the same machine, so that drift in the machine's speed lands
 # on both: `bash bench/side-by-side.sh BASE_DIR NEW_DIR ROUNDS [ycsb options...]`. Each DIR is a checkout with
-# `dist/` built (e.g. a `git worktree` of the older commit, `npx tsc -p .` in it). Prints, per system and workload,
+# the benchmarks built (e.g. a `git worktree` of the older commit, `npm run bench:build` in it; before bench/ had
+# its own package.json, `npx tsc -p .`). Prints, per system and workload,
 # every round's ops/s and servers' CPU µs/op for both builds, then the medians and the ratio new ÷ base.
 set -euo pipefail
 base=$1 new=$2 rounds=$3

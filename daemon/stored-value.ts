@@ -30,16 +30,37 @@ export interface Stored {
 
 type Tuple = [Uint8Array, number, unknown?];
 
-const tupleOf = (writer: Writer): Tuple =>
-  writer.resultIsValue ? [writer.session, writer.seq] : [writer.session, writer.seq, writer.result];
+/**
+ * The msgpack bytes of a writer's tuple, written by hand: it is encoded on every write, and is nearly always an
+ * 8-byte session, a sequence number below 2^32 and a null result. Anything else goes through the codec.
+ */
+function encodeTuple(writer: Writer): Buffer {
+  const { session, seq } = writer;
+  const literal = writer.resultIsValue ? -1 : writer.result === null ? 0xc0 : writer.result === true ? 0xc3 : writer.result === false ? 0xc2 : undefined;
+  if (session.length !== 8 || !Number.isInteger(seq) || seq < 0 || seq > 0xffffffff || literal === undefined) {
+    return pack(writer.resultIsValue ? [session, seq] : [session, seq, writer.result]);
+  }
+  const bytes = Buffer.allocUnsafe(17);
+  bytes[0] = literal === -1 ? 0x92 : 0x93;
+  bytes[1] = 0xc4; // bin 8
+  bytes[2] = 8;
+  bytes.set(session, 3);
+  let end = 11;
+  if (seq < 0x80) bytes[end++] = seq;
+  else if (seq < 0x100) { bytes[end++] = 0xcc; bytes[end++] = seq; }
+  else if (seq < 0x10000) { bytes[end++] = 0xcd; bytes.writeUInt16BE(seq, end); end += 2; }
+  else { bytes[end++] = 0xce; bytes.writeUInt32BE(seq, end); end += 4; }
+  if (literal !== -1) bytes[end++] = literal;
+  return bytes.subarray(0, end);
+}
 
 /**
  * The stored bytes of `attrs` (already encoded, as the size limit is checked on them) written by `writer`, with
  * `earlier` writes kept (at most 13: the array header is one byte).
  */
 export function encodeStored(attrs: Buffer, writer: Writer, earlier: readonly Writer[] = []): Buffer {
-  const parts = [Buffer.of(0x92 + earlier.length), attrs, pack(tupleOf(writer))];
-  for (const write of earlier) parts.push(pack(tupleOf(write)));
+  const parts = [Buffer.of(0x92 + earlier.length), attrs, encodeTuple(writer)];
+  for (const write of earlier) parts.push(encodeTuple(write));
   return Buffer.concat(parts);
 }
 

@@ -47,11 +47,15 @@ async function consistentCuts(t: Test, options: { tolerate: number; runs: number
       await c.close();
     });
     // Let the writers get going (and LevelDB flush a few tables) before the backup.
-    while (state.some((w) => w.acked.length < 200)) await new Promise((resolve) => setTimeout(resolve, 10));
+    const progress = () => `acknowledged ${state.map((w) => w.acked.length).join(', ')}; errors ${state.map((w) => w.errors.length).join(', ')}`;
+    // A writer that failed stops here too: the assertions below report its error.
+    await waitFor(() => `every writer to have 200 writes acknowledged (${progress()})`, () =>
+      state.every((w) => w.acked.length >= 200 || w.errors.length > 0), 60_000);
     const summary = await backupManager(t, cluster.coordinator.address, root);
     // Keep writing a little after the backup, so "after the cut" writes exist too.
     const after = state.map((w) => w.acked.length + 50);
-    while (state.some((w, i) => w.acked.length < after[i]! && w.errors.length === 0)) await new Promise((resolve) => setTimeout(resolve, 10));
+    await waitFor(() => `every writer to have 50 more writes acknowledged after the backup (${progress()})`, () =>
+      state.every((w, i) => w.acked.length >= after[i]! || w.errors.length > 0), 60_000);
     stop = true;
     await Promise.all(loops);
 

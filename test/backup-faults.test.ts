@@ -141,11 +141,10 @@ t.test('two backups at once: the second fails at once with BACKUP_IN_PROGRESS na
 
   const a = runKvProcess(t, ['backup', 'a', '--out', out, '--lease-ms', '10000', '--coordinator', coordinator.address]);
   await Promise.all(daemons.map((d) => d.proc.waitForLog('frozen')));
-  const started = performance.now();
   const b = await kv(t, ['backup', 'b', '--out', out, '--lease-ms', '10000', '--coordinator', coordinator.address]);
-  const tookMs = performance.now() - started;
   t.equal(a.exitCode, undefined, 'backup a is still running when b has failed');
-  t.ok(tookMs < stallMs * 0.75, `b failed well within the stall (${Math.round(tookMs)} ms of ${stallMs})`);
+  // Order, not a time bound: had b waited for a, a's freeze would have ended first.
+  t.ok(daemons.every((d) => logsNamed(d.proc, 'thawed').length === 0), 'b failed while the cluster was still frozen for a');
   t.not(b.code, 0, 'b exits non-zero');
   const lines = messageLines(b.stderr);
   t.equal(lines.length, 1, `one line on stderr (got ${JSON.stringify(lines)})`);
@@ -239,15 +238,14 @@ t.test('the coordinator killed during the freeze: daemons thaw by their lease, h
   const frozenAt = Number(frozen.time);
 
   const issued = Date.now();
-  t.ok(issued < frozenAt + leaseMs - 200, `the probe put is issued inside the lease (${issued - frozenAt} ms after the freeze)`);
   await client.put('c', probeKey, { probe: true });
   const completed = Date.now();
-  const remaining = frozenAt + leaseMs - issued;
-  t.ok(completed - issued >= remaining - 50,
-    `the probe put waited for the lease: ${completed - issued} ms (about the ${remaining} ms of lease left)`);
-  t.ok(completed - frozenAt < leaseMs + 3_000, `and completed ${completed - frozenAt} ms after the freeze, soon after the ${leaseMs} ms lease`);
   const thawed = await counterHead.proc.waitForLog('thawed by the lease: the coordinator did not end the freeze');
   t.ok(Number(thawed.released) > 0, `the daemon held writes and released them by its lease (${thawed.released})`);
+  // Order against the daemon's thaw (one host, one clock), not a time bound: held, then answered once thawed.
+  const thawedAt = Number(thawed.time);
+  t.ok(issued < thawedAt, `the probe put is issued while the daemon is frozen (${thawedAt - issued} ms before its thaw, ${issued - frozenAt} ms after the freeze)`);
+  t.ok(completed >= thawedAt, `the probe put waited for the lease: answered ${completed - thawedAt} ms after the thaw`);
   for (const d of daemons) await d.proc.waitForLog('thawed by the lease: the coordinator did not end the freeze', 5_000);
   t.pass('every daemon thawed by its lease');
 
@@ -268,10 +266,11 @@ t.test('the coordinator killed during the freeze: daemons thaw by their lease, h
   const stored = await client.get('c', 'counter');
   t.equal(stored?.n, acked, `the counter equals the ${acked} acknowledged adds: every held write applied exactly once`);
   t.same(await client.get('c', probeKey), { probe: true }, 'the probe put is stored');
-  const started = Date.now();
   await client.atomicAdd('c', 'counter', { n: 1 });
-  t.ok(Date.now() - started < 1_000, 'writes are not held any more');
+  t.equal((await client.get('c', 'counter'))?.n, acked + 1, 'writes apply again');
   for (const d of daemons) t.equal(logsNamed(d.proc, 'frozen').length, 1, `daemon ${d.serverId} froze once only`);
+  // A write held again would show as a second freeze above; "thawed by the lease" is logged once, by the only one.
+  for (const d of daemons) t.equal(logsNamed(d.proc, 'thawed by the lease: the coordinator did not end the freeze').length, 1, `daemon ${d.serverId} thawed once`);
 });
 
 t.test('a daemon killed during a backup-manager run: a clear failure, nothing complete-looking, the cluster thawed', async (t) => {
@@ -311,9 +310,10 @@ t.test('a daemon killed during a backup-manager run: a clear failure, nothing co
   t.equal(config.freeze, undefined, 'the config carries no freeze');
   const keys = Array.from({ length: 200 }, (_, i) => `after${i}`).filter((k) => headOf(config, 's', k) !== victim.serverId).slice(0, 20);
   t.equal(keys.length, 20, 'some keys live on the surviving daemons');
-  const started = Date.now();
   await Promise.all(keys.map((k) => client.put('s', k, { k })));
-  t.ok(Date.now() - started < 2_000, `writes to the surviving daemons succeed at once (${Date.now() - started} ms)`);
+  // Not held: held writes would be released only by a lease, which the survivors (thawed by the coordinator) never used.
+  t.ok(survivors.every((d) => logsNamed(d.proc, 'thawed by the lease: the coordinator did not end the freeze').length === 0),
+    'writes to the surviving daemons succeed, none held until a lease ran out');
   t.same((await Promise.all(keys.map((k) => client.get('s', k)))).map((v) => v?.k), keys, 'and read back');
   for (const d of survivors) t.notOk(existsSync(join(d.dataDir, 'backups')) && readdirSync(join(d.dataDir, 'backups')).length > 0, `daemon ${d.serverId} kept no snapshot`);
 

@@ -1,7 +1,7 @@
 // SIGTERM while writes are in flight: the daemon finishes them, closes LevelDB and exits 0; every write it
 // acknowledged is there after a restart.
 import t from 'tap';
-import { startCluster, startDaemon } from './helpers/cluster.js';
+import { startCluster, startDaemon, waitFor } from './helpers/cluster.js';
 
 t.test('a daemon stopped under load keeps every acknowledged write', async (t) => {
   const cluster = await startCluster(t, { daemons: 1 });
@@ -21,7 +21,7 @@ t.test('a daemon stopped under load keeps every acknowledged write', async (t) =
       }
     }
   });
-  while (acknowledged.length < 500) await new Promise((resolve) => setImmediate(resolve));
+  await waitFor(() => `500 acknowledged writes before the SIGTERM (${acknowledged.length} so far)`, () => acknowledged.length >= 500, 30_000, 0);
   const daemon = cluster.daemons[0]!;
   t.equal(await daemon.proc.stop('SIGTERM'), 0, 'exit 0 after finishing in-flight work');
   stop = true;

@@ -1,10 +1,9 @@
 // What a YCSB run reports: the results' shape (also the JSON written to bench/results/ycsb.json), the table
 // (system × workload: ops/s, p50/p99/p999, CPU per operation, kv's ratio to each system), the servers' memory
 // after the load and at the end and what the load took on disk, the targets, the block it keeps in
-// bench/RESULTS.md, and the two charts.
+// bench/RESULTS.md (the two charts are drawn by ycsb/charts.ts, which alone needs the bench's vega install).
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { groupedBars, latencyCdf, writeSvg, type BarDatum, type CdfDatum } from '../charts.js';
 import type { ProcessMemory } from '../proc-cpu.js';
 import { describeMachine, machine, median, percentile, round, summary } from '../stats.js';
 import type { Distribution, WorkloadName } from './workload.js';
@@ -437,30 +436,4 @@ export function writeJson(path: string, results: YcsbResults): void {
   mkdirSync(dirname(path), { recursive: true });
   // Compact: indented, a run of several rounds is a megabyte, most of it one CDF number per line.
   writeFileSync(path, JSON.stringify(results) + '\n');
-}
-
-// ---- charts ----
-
-export async function writeCharts(results: YcsbResults, throughputPath: string, cdfPath: string): Promise<void> {
-  const ran = results.systems.filter((s) => s.phases.length > 0);
-  const series = ran.map((s) => displayName(s.name));
-  const labels = results.options.workloads.map((w) => (w === 'load' ? 'load' : w.toUpperCase()));
-  const bars: BarDatum[] = [];
-  const cdf: CdfDatum[] = [];
-  for (const s of ran) {
-    for (const p of s.phases) {
-      bars.push({ group: p.label, series: displayName(s.name), value: Math.round(p.opsPerSecond) });
-      for (const point of p.cdf) cdf.push({ facet: `workload ${p.label}`, series: displayName(s.name), ms: point.ms, fraction: point.fraction });
-    }
-  }
-  const o = results.options;
-  const subtitle = `${o.keys.toLocaleString('en-US')} keys, ${o.valueBytes}-byte values, ${o.distribution}, ${o.concurrency} concurrent; ${results.machine.cores} cores; ${results.build}`;
-  await writeSvg(
-    throughputPath,
-    groupedBars({ title: 'Throughput per YCSB workload', subtitle, data: bars, groups: labels, series, groupTitle: 'workload', valueTitle: 'ops/s (log scale)', log: true }),
-  );
-  await writeSvg(
-    cdfPath,
-    latencyCdf({ title: 'Latency CDF per workload', subtitle, data: cdf, facets: labels.map((l) => `workload ${l}`), series, columns: 2 }),
-  );
 }

@@ -6,33 +6,16 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client, type ClientOptions } from '../../shared/client.js';
+import { GaveUp, waitFor } from './wait-for.js';
+
+// Most tests take their one wait helper from here, with the processes it waits on.
+export { GaveUp, waitFor };
 
 export const kvScript = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'cli', 'kv.js');
 
 /** The subset of a tap Test these helpers use. */
 export interface TestLike {
   teardown(fn: () => unknown): void;
-}
-
-export async function waitFor<T>(
-  what: string,
-  probe: () => T | undefined | false | Promise<T | undefined | false>,
-  timeoutMs = 15_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined && value !== false) return value;
-    } catch (error) {
-      lastError = error;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${String(lastError)}` : ''}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
 }
 
 export function tempDir(t: TestLike, prefix = 'kv-test-'): string {
@@ -84,16 +67,22 @@ export class KvProcess {
   }
 
   waitForLog(msg: string, timeoutMs = 15_000): Promise<Record<string, unknown>> {
-    return waitFor(`log "${msg}" (stderr so far: ${this.stderr.slice(-500)})`, () => {
-      if (this.exitCode !== undefined) throw new Error(`process exited with ${this.exitCode}: ${this.stderr.slice(-500)}`);
-      return this.logs.find((l) => l.msg === msg);
+    return waitFor(() => `log "${msg}" (stderr so far: ${this.stderr.slice(-500)})`, () => {
+      const line = this.logs.find((l) => l.msg === msg);
+      if (!line && this.exitCode !== undefined) throw new GaveUp(`the process exited with ${this.exitCode}`);
+      return line;
     }, timeoutMs);
   }
 
+  /** The exit code, once the process has exited; fails (leaving the process to the teardown) if it does not in time. */
+  waitForExit(timeoutMs = 30_000): Promise<number | null> {
+    return waitFor(() => `the process to exit (stderr so far: ${this.stderr.slice(-500)})`, () => this.exited, timeoutMs);
+  }
+
   /** Sends a signal and waits for the exit code. */
-  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+  async stop(signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 30_000): Promise<number | null> {
     if (this.exitCode === undefined) this.child.kill(signal);
-    return this.exited;
+    return this.waitForExit(timeoutMs);
   }
 }
 
@@ -112,10 +101,12 @@ export function runKvProcess(t: TestLike, args: string[], env: NodeJS.ProcessEnv
   return proc;
 }
 
-/** Runs a short kv command to completion. */
-export async function kv(t: TestLike, args: string[], env: NodeJS.ProcessEnv = {}) {
+/** Runs a short kv command to completion (within `timeoutMs`, else the test fails naming the command). */
+export async function kv(t: TestLike, args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 120_000) {
   const proc = runKvProcess(t, args, env);
-  const code = await proc.exited;
+  const code = await proc.waitForExit(timeoutMs).catch((error: Error) => {
+    throw new Error(`kv ${args.join(' ')}: ${error.message}`);
+  });
   return { code, stdout: proc.stdout, stderr: proc.stderr };
 }
 
@@ -125,6 +116,12 @@ export interface CoordinatorHandle {
   port: number;
   dataDir: string;
 }
+
+/**
+ * How long a started process may take to listen (and a daemon to register). Starting node takes a second, and over
+ * 20 s on a loaded two-core machine (seen with parallel test runs): a start fails only when the process is stuck.
+ */
+export const processStartMs = 60_000;
 
 /** Heartbeats of a coordinator for tests that watch failures happen: a daemon is declared dead after 1.5 s. */
 export const fastHeartbeats = { intervalMs: 200, timeoutMs: 1_500 };
@@ -141,7 +138,7 @@ export async function startCoordinator(
     '--heartbeat-interval-ms', String(heartbeat.intervalMs), '--heartbeat-timeout-ms', String(heartbeat.timeoutMs),
     ...(options.args ?? []),
   ]);
-  const listening = await proc.waitForLog('listening');
+  const listening = await proc.waitForLog('listening', processStartMs);
   return { proc, address: String(listening.address), port: Number(listening.port), dataDir };
 }
 
@@ -163,8 +160,8 @@ export async function startDaemon(
     'daemon', '--listen-port', String(options.port ?? 0), '--coordinator', coordinator, '--data', dataDir,
     ...(options.args ?? []),
   ]);
-  const listening = await proc.waitForLog('listening');
-  const registered = await proc.waitForLog('registered with the coordinator');
+  const listening = await proc.waitForLog('listening', processStartMs);
+  const registered = await proc.waitForLog('registered with the coordinator', processStartMs);
   return {
     proc,
     address: String(listening.address),

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { ClusterConfig } from '../../shared/config.js';
 import type { Client } from '../../shared/client.js';
 import {
-  startCoordinator, startDaemon, tempDir, waitFor,
+  processStartMs, startCoordinator, startDaemon, tempDir, waitFor,
   type CoordinatorHandle, type DaemonHandle, type TestLike,
 } from '../helpers/cluster.js';
 
@@ -59,7 +59,8 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Generous bounds: a 2-core machine running nine clients, three daemons and a checker is slow at times. */
 const healMs = 45_000;
-const restartMs = 20_000;
+/** At least one whole start (which may itself take processStartMs): a start still under way is not retried. */
+const restartMs = processStartMs + 10_000;
 
 export const config = (cluster: JepsenCluster): Promise<ClusterConfig> => cluster.probe.showConfig();
 
@@ -136,18 +137,14 @@ export async function restartCoordinator(cluster: JepsenCluster, downMs: number)
   await stopWithin(old, 'SIGKILL', 5_000);
   cluster.event('coordinator killed');
   if (downMs > 0) await sleep(downMs);
-  const deadline = Date.now() + restartMs;
-  for (let attempt = 1; ; attempt++) {
-    try {
-      const back = await startCoordinator(cluster.t, { dataDir: old.dataDir, port: old.port, heartbeat: cluster.heartbeat });
-      cluster.coordinator = back;
-      cluster.event(`coordinator restarted on port ${back.port} (attempt ${attempt})`);
-      return back;
-    } catch (error) {
-      if (Date.now() > deadline) throw new Error(`the coordinator could not be restarted on port ${old.port}: ${(error as Error).message}`);
-      await sleep(100);
-    }
-  }
+  let attempt = 0;
+  const back = await waitFor(`the coordinator to restart on port ${old.port}`, () => {
+    attempt++;
+    return startCoordinator(cluster.t, { dataDir: old.dataDir, port: old.port, heartbeat: cluster.heartbeat });
+  }, restartMs, 100);
+  cluster.coordinator = back;
+  cluster.event(`coordinator restarted on port ${back.port} (attempt ${attempt})`);
+  return back;
 }
 
 const pick = <T>(items: readonly T[], random: () => number): T => items[Math.floor(random() * items.length)]!;

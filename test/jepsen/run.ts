@@ -113,15 +113,6 @@ function spawnWorker(t: TestLike, args: WorkerArgs) {
   };
 }
 
-/** The promise's value, or an error once `ms` have passed. */
-function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
-}
-
 function readHistory(file: string): Op[] {
   let text: string;
   try {
@@ -138,14 +129,12 @@ async function finalReads(coordinator: string, keys: string[], deadlineMs: numbe
   const ops: Op[] = [];
   try {
     for (const key of keys) {
-      const deadline = Date.now() + deadlineMs;
-      for (;;) {
-        const op = await execute(client, space, { process: finalReader, key, kind: 'get', start: now(), end: 0, outcome: 'info' });
-        ops.push(op);
-        if (op.outcome === 'ok') break;
-        if (Date.now() > deadline) throw new Error(`the final read of ${key} kept failing (${op.error})`);
-        await new Promise((resolve) => setTimeout(resolve, 200));
-      }
+      let last: Op | undefined;
+      await waitFor(() => `a final read of ${key} to succeed (the last failed: ${last?.error})`, async () => {
+        last = await execute(client, space, { process: finalReader, key, kind: 'get', start: now(), end: 0, outcome: 'info' });
+        ops.push(last);
+        return last.outcome === 'ok';
+      }, deadlineMs, 200);
     }
   } finally {
     await client.close();
@@ -229,7 +218,7 @@ export async function runJepsen(t: TestLike, options: JepsenOptions): Promise<Je
   })();
 
   const workerBoundMs = durationMs + 3 * o.timeoutMs + 20_000;
-  const codes = await Promise.all(workers.map(({ process: p }, w) => within(p.exited, workerBoundMs, `worker ${w} to finish`)));
+  const codes = await Promise.all(workers.map(({ process: p }, w) => waitFor(`worker ${w} to finish`, () => p.exited, workerBoundMs)));
   event('workers done');
   const nemesisReport = await nemesisDone;
   codes.forEach((code, w) => {

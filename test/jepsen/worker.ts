@@ -10,6 +10,7 @@ import { pathToFileURL } from 'node:url';
 import { Client, KvError, type Attrs } from '../../shared/client.js';
 import { findServer, findSpace } from '../../shared/config.js';
 import { partitionOf } from '../../shared/partition.js';
+import { waitFor } from '../helpers/wait-for.js';
 import type { KeyState, Op, OpKind } from './history.js';
 
 export interface OpMix {
@@ -230,17 +231,6 @@ class Thread {
   }
 }
 
-async function connect(coordinator: string, timeoutMs: number, deadline: number): Promise<Client> {
-  for (;;) {
-    try {
-      return await Client.connect(coordinator, { timeoutMs });
-    } catch (error) {
-      if (now() > deadline) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-  }
-}
-
 /** Resolves when a line arrives on stdin (the harness starts every worker at once, once the cluster is up). */
 function goSignal(timeoutMs: number): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -284,7 +274,8 @@ export async function runWorker(args: WorkerArgs): Promise<{ ops: number; ok: nu
     new Thread(args.processBase + i, args, mulberry32((args.seed * 7919 + args.processBase + i) | 0), record),
   );
 
-  const client = await connect(args.coordinator, args.timeoutMs, started + 30_000);
+  const client = await waitFor(`a connection to the coordinator at ${args.coordinator}`, () =>
+    Client.connect(args.coordinator, { timeoutMs: args.timeoutMs }), started + 30_000 - now(), 100);
   process.stderr.write(JSON.stringify({ msg: 'ready', processBase: args.processBase }) + '\n');
   if (args.waitForGo) await goSignal(30_000);
   // The duration counts from here, not from the spawn: starting a process takes a second or more on a loaded
