@@ -4,6 +4,7 @@ import { extendedChain, findServer, findSpace, valueBytesMaxOf, type ClusterConf
 import { KvError, badRequest } from '../shared/errors.js';
 import { newId64 } from '../shared/ids.js';
 import { frameBytesMax, partitionsMax, spaceNameLengthMax } from '../shared/limits.js';
+import { dataFormatVersions } from '../shared/data-format.js';
 
 export const newCluster = (clusterId = newId64()): ClusterConfig => ({
   clusterId,
@@ -27,26 +28,82 @@ export interface Registration {
   clusterId: string | null;
   /** A daemon process registering for the first time (see `restartedServer`). */
   fresh?: boolean;
+  /** The incarnation the data dir last registered with; null or absent: stamped before incarnations were. */
+  incarnation?: string | null;
+  /** The backup cut the data dir is a copy of; null or absent: a daemon's own data dir. */
+  copyOf?: { name: string; configVersion: number } | null;
+  /** The daemon data format it stores; absent: 1. */
+  dataFormat?: number;
 }
 
-/** A daemon (re)joins. A new daemon gets a fresh id; a known one keeps its id and may come from a new address. */
-export function registerServer(config: ClusterConfig, reg: Registration): { config: ClusterConfig; serverId: string } {
+/**
+ * Refuses a daemon whose data this cluster must not take in: another cluster's, an unknown server's, or another
+ * incarnation's (below). A restored cluster shares its cluster and server
+ * ids with its original, so ids alone would let a copy of the original's data dir (an easy slip with two clusters
+ * on one host) register, and its newer data spread by state transfer. The data a daemon may bring is either this
+ * incarnation's own (stamped with it at registration), or the cut this incarnation was restored from: a backup's
+ * copy, named by the config version of its freeze in its manifest.json, from the incarnation the backup was taken
+ * of. A backup's copy is refused everywhere else, even by its live original (it would roll back the partitions
+ * only it holds). A data dir from before incarnations were stamped is taken in as it was, except by a cluster
+ * restored since, which takes in only its backup's copies.
+ */
+export function checkDataOf(config: ClusterConfig, reg: Registration): void {
+  const mismatch = (why: string) => new KvError('CLUSTER_MISMATCH', `server ${reg.serverId}: ${why}`);
   if (reg.clusterId !== null && reg.clusterId !== config.clusterId) {
     throw new KvError(
       'CLUSTER_MISMATCH',
       `this daemon's data belongs to cluster ${reg.clusterId}, but the coordinator runs cluster ${config.clusterId}`,
     );
   }
+  // Replication and state transfer copy stored bytes from daemon to daemon: one cluster, one format.
+  const dataFormat = reg.dataFormat ?? 1;
+  if (dataFormat !== dataFormatVersions.daemon) {
+    throw new KvError(
+      'DATA_DIR_INVALID',
+      `the daemon at ${reg.address} stores data format ${dataFormat}, but this cluster's daemons store format ${dataFormatVersions.daemon}: ` +
+        'stored values move between daemons as they are, so every daemon of a cluster runs a kv of the same data format',
+    );
+  }
+  if (reg.serverId === null) return;
+  if (reg.clusterId === null) throw badRequest('a daemon that has a server id must also name its cluster id');
+  if (!findServer(config, reg.serverId)) {
+    throw new KvError('UNKNOWN_SERVER', `server ${reg.serverId} is not part of cluster ${config.clusterId}`);
+  }
+  const incarnation = reg.incarnation ?? null;
+  const from = config.restoredFrom;
+  if (incarnation === null && !from) return;
+  const runs = from
+    ? `the coordinator runs incarnation ${config.incarnation}, restored from the backup cut at version ${from.version} of incarnation ${from.incarnation}`
+    : `the coordinator runs incarnation ${config.incarnation}, which was not restored from a backup`;
+  if (reg.copyOf) {
+    const ofThisCut = from !== undefined && reg.copyOf.configVersion === from.version;
+    const known = incarnation === null || incarnation === from?.incarnation || incarnation === config.incarnation;
+    if (ofThisCut && known) return;
+    const taken = incarnation === null ? '' : ` of incarnation ${incarnation}`;
+    throw mismatch(
+      `the data dir is a copy of backup ${reg.copyOf.name} (the cut at version ${reg.copyOf.configVersion}${taken}), but ${runs}; ` +
+        "a backup's copy joins only a coordinator started with --restore from that backup's coordinator.bin",
+    );
+  }
+  if (incarnation === config.incarnation) return;
+  if (incarnation === null) {
+    throw mismatch(`the data dir is not a copy of the backup this cluster was restored from, and ${runs}; only that backup's copies may join`);
+  }
+  throw mismatch(
+    `the data dir holds the data of incarnation ${incarnation} of cluster ${config.clusterId}, but ${runs}; ` +
+      'is this daemon pointed at the other cluster (a restored one, or its original)?',
+  );
+}
+
+/** A daemon (re)joins. A new daemon gets a fresh id; a known one keeps its id and may come from a new address. */
+export function registerServer(config: ClusterConfig, reg: Registration): { config: ClusterConfig; serverId: string } {
+  checkDataOf(config, reg);
   if (reg.serverId === null) {
     const serverId = newId64();
     const server: ServerInfo = { id: serverId, address: reg.address, state: 'available' };
     return { config: bump(config, { servers: [...config.servers, server] }), serverId };
   }
-  if (reg.clusterId === null) throw badRequest('a daemon that has a server id must also name its cluster id');
   const serverId = reg.serverId;
-  if (!findServer(config, serverId)) {
-    throw new KvError('UNKNOWN_SERVER', `server ${serverId} is not part of cluster ${config.clusterId}`);
-  }
   const servers = config.servers.map((s) =>
     s.id === serverId ? { ...s, address: reg.address, state: 'available' as const } : s,
   );
@@ -207,6 +264,7 @@ export const withoutFreeze = (config: ClusterConfig): ClusterConfig => {
 export function restoredCluster(saved: ClusterConfig): ClusterConfig {
   return bump(withoutFreeze(saved), {
     incarnation: newId64(),
+    restoredFrom: { incarnation: saved.incarnation, version: saved.version },
     readOnly: true,
     servers: saved.servers.map((s) => ({ ...s, state: 'not_available' as const })),
   });

@@ -290,6 +290,13 @@ export class Coordinator {
   }
 
   private async register(message: MessageOf<'register'>, connection: Connection) {
+    // A daemon whose data is not this incarnation's is told so, even while the server's own daemon is connected.
+    try {
+      cluster.checkDataOf(this.config, message);
+    } catch (error) {
+      this.options.log.warn({ serverId: message.serverId, address: message.address, code: asKvError(error).code, err: asKvError(error).message }, 'refused a daemon');
+      throw error;
+    }
     const live = message.serverId === null ? undefined : this.sessions.get(message.serverId);
     // A session whose connection closed is replaced: the daemon reconnected (or one with a copy of its data dir
     // registers once the original is gone: the same risk as before sessions outlived their connections).
@@ -325,12 +332,13 @@ export class Coordinator {
       throw error;
     }
     if (message.serverId === null) claim(serverId);
-    if (connection.closed) return { serverId, clusterId: config.clusterId };
+    const answer = { serverId, clusterId: config.clusterId, incarnation: config.incarnation };
+    if (connection.closed) return answer;
     Object.assign(connection, { peer: `server ${serverId} (${message.address})` });
     this.options.log.info({ serverId, address: message.address, version: config.version }, 'daemon registered');
     this.settleWhenAllBack();
     connection.send({ t: 'config', config: this.config });
-    return { serverId, clusterId: config.clusterId };
+    return answer;
   }
 
   private status() {

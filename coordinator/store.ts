@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { mkdirSync } from 'node:fs';
 import type { ClusterConfig } from '../shared/config.js';
 import { openLevel, type Level } from '../shared/level.js';
+import { checkDataFormat } from '../shared/data-format.js';
 import { decodeState, encodeState } from '../shared/state-file.js';
 
 const stateKey = Buffer.from('cluster-config');
@@ -16,6 +17,7 @@ export class CoordinatorStore {
 
   static async open(dataDir: string): Promise<CoordinatorStore> {
     mkdirSync(dataDir, { recursive: true });
+    checkDataFormat(dataDir, 'coordinator');
     const location = join(dataDir, 'state');
     return new CoordinatorStore(await openLevel(location), location);
   }

@@ -7,12 +7,13 @@ import { KvError, asKvError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import { heartbeatIntervalMsDefault, reconnectDelayMsMax, reconnectDelayMsMin, requestTimeoutMsDefault } from '../shared/limits.js';
 import { Backoff } from '../shared/backoff.js';
+import { dataFormatVersions } from '../shared/data-format.js';
 import type { ReadLease } from './read-lease.js';
 import type { Identity } from './storage.js';
 import type { Message, RequestOf, RequestType, Results } from '../shared/protocol.js';
 
 /** Registration answers after which retrying cannot help. */
-const fatalCodes = new Set(['CLUSTER_MISMATCH', 'UNKNOWN_SERVER', 'BAD_REQUEST']);
+const fatalCodes = new Set(['CLUSTER_MISMATCH', 'UNKNOWN_SERVER', 'BAD_REQUEST', 'DATA_DIR_INVALID']);
 /** Failed registrations between two warnings in the log, after the first. */
 const registerWarnEvery = 20;
 
@@ -21,6 +22,8 @@ export interface LinkOptions {
   /** The address clients reach this daemon at. */
   address: string;
   identity: Identity | undefined;
+  /** The backup cut this data dir is a copy of (its manifest.json), if it is one. */
+  copyOf: { name: string; configVersion: number } | undefined;
   saveIdentity: (identity: Identity) => Promise<void>;
   onConfig: (config: ClusterConfig) => void;
   /** Requests the coordinator sends this daemon (backups), answered on the same connection. */
@@ -148,11 +151,15 @@ export class CoordinatorLink {
           serverId: this.known?.serverId ?? null,
           clusterId: this.known?.clusterId ?? null,
           fresh: !this.registered,
+          incarnation: this.known?.incarnation ?? null,
+          copyOf: options.copyOf ?? null,
+          dataFormat: dataFormatVersions.daemon,
         },
         requestTimeoutMsDefault,
       );
-      if (!this.known) {
-        this.known = { serverId: answer.serverId, clusterId: answer.clusterId };
+      // Stamped with the incarnation that took it in: from now on only that incarnation takes in this data.
+      if (this.known?.incarnation !== answer.incarnation) {
+        this.known = { serverId: answer.serverId, clusterId: answer.clusterId, incarnation: answer.incarnation };
         await options.saveIdentity(this.known);
       }
     } catch (error) {
@@ -162,7 +169,7 @@ export class CoordinatorLink {
     this.connection = connection;
     this.registered = true;
     // The logger carries the server id (daemon.ts binds it).
-    options.log.info({ clusterId: this.known.clusterId }, 'registered with the coordinator');
+    options.log.info({ clusterId: this.known.clusterId, incarnation: this.known.incarnation }, 'registered with the coordinator');
     this.renew(connection);
     connection.onceClosed(() => {
       clearTimeout(this.renewTimer);

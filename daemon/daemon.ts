@@ -15,6 +15,7 @@ import * as attributes from './attributes.js';
 import { CoordinatorLink } from './coordinator-link.js';
 import { Storage } from './storage.js';
 import { dataKey } from '../shared/key-layout.js';
+import { copiedSnapshot } from '../shared/data-dir.js';
 import type { RequestId, Write } from './write-queue.js';
 import { Replicas } from './replicas.js';
 import { FreezeKeeper } from './freeze.js';
@@ -102,10 +103,15 @@ export class Daemon {
     options.log.info({ address }, 'listening');
     const identity = await storage.identity();
     if (identity) options.log.setBindings({ serverId: identity.serverId } satisfies WriterBindings);
+    const copied = copiedSnapshot(options.dataDir);
+    if (copied && copied.serverId !== identity?.serverId) {
+      throw new KvError('DATA_DIR_INVALID', `${options.dataDir}: its manifest.json is server ${copied.serverId}'s, but its database is ${identity ? `server ${identity.serverId}'s` : 'new'}`);
+    }
     this.link = new CoordinatorLink({
       coordinator: options.coordinator,
       address,
       identity,
+      copyOf: copied && { name: copied.name, configVersion: copied.configVersion },
       saveIdentity: (given) => {
         options.log.setBindings({ serverId: given.serverId } satisfies WriterBindings);
         return storage.saveIdentity(given);

@@ -2,9 +2,15 @@
 // recovery would replay. A snapshot links exactly these tables; linking any other *.ldb risks picking up a file
 // a compaction is still writing (see ../shared/REFERENCE.md).
 //
-// Format (LevelDB db/log_format.h, db/version_edit.cc): 32 KiB blocks of records, each with a 7-byte header
-// (crc32c, length u16 LE, type); a logical record is FULL or FIRST..MIDDLE..LAST. Each logical record is one
-// VersionEdit: a sequence of (varint tag, fields).
+// Format (LevelDB db/log_format.h, db/log_reader.cc, db/version_edit.cc): 32 KiB blocks of records, each with a
+// 7-byte header (masked CRC32C of type + payload, length u16 LE, type); a logical record is FULL or
+// FIRST..MIDDLE..LAST, and never spans a block. Each logical record is one VersionEdit: a sequence of
+// (varint tag, fields). A record cut short by the end of the file is one being written (the MANIFEST is read
+// while LevelDB appends to it): it ends the list, as in LevelDB's own reader. Anything else that does not check
+// out (a CRC mismatch, a length past its block, an unknown type or tag) is damage: LevelDB itself would refuse
+// to open the database, so a snapshot of it must not be taken.
+import { crc32c } from '@node-rs/crc32';
+import { KvError } from '../shared/errors.js';
 
 const blockBytes = 32 * 1024;
 const headerBytes = 7;
@@ -19,40 +25,59 @@ export interface LevelState {
   nextFileNumber: number;
 }
 
+const damaged = (why: string) => new KvError('DATA_DIR_INVALID', `LevelDB MANIFEST damaged: ${why}`);
+
+/** LevelDB stores CRCs masked (util/crc32c.h), so a CRC of data that holds CRCs is not itself a likely CRC. */
+const maskDelta = 0xa282ead8;
+export const maskedCrc = (type: number, payload: Uint8Array): number => {
+  const crc = crc32c(Buffer.from(payload.buffer, payload.byteOffset, payload.length), crc32c(Buffer.of(type)));
+  return (((crc >>> 15) | (crc << 17)) + maskDelta) >>> 0;
+};
+
 /** Splits a log-format file into its logical records. A torn record at the end (being written) ends the list. */
 export function readRecords(bytes: Uint8Array): Uint8Array[] {
+  const view = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
   const records: Uint8Array[] = [];
-  let pending: Uint8Array[] = [];
+  let pending: Uint8Array[] | undefined;
   let offset = 0;
-  while (offset + headerBytes <= bytes.length) {
-    const leftInBlock = blockBytes - (offset % blockBytes);
-    if (leftInBlock < headerBytes) {
-      offset += leftInBlock; // block trailer: zero padding
+  while (offset + headerBytes <= view.length) {
+    const blockEnd = offset - (offset % blockBytes) + blockBytes;
+    if (blockEnd - offset < headerBytes) {
+      offset = blockEnd; // block trailer: zero padding
       continue;
     }
-    const length = bytes[offset + 4]! | (bytes[offset + 5]! << 8);
-    const type = bytes[offset + 6]! as RecordType;
+    const length = view.readUInt16LE(offset + 4);
+    const type = view[offset + 6]!;
     const start = offset + headerBytes;
-    if (start + length > bytes.length) break;
-    const data = bytes.subarray(start, start + length);
+    if (start + length > view.length) break;
+    if (start + length > blockEnd) throw damaged(`the record at byte ${offset} is longer than its block`);
+    if (type === RecordType.Zero && length === 0) {
+      offset = blockEnd; // preallocated space (an mmap-written file): nothing more in this block
+      continue;
+    }
+    const data = view.subarray(start, start + length);
+    if (view.readUInt32LE(offset) !== maskedCrc(type, data)) throw damaged(`checksum mismatch in the record at byte ${offset}`);
     offset = start + length;
     switch (type) {
       case RecordType.Full:
+        if (pending) throw damaged(`a record at byte ${offset - length - headerBytes} interrupts a fragmented one`);
         records.push(data);
-        pending = [];
         break;
       case RecordType.First:
+        if (pending) throw damaged(`a record at byte ${offset - length - headerBytes} interrupts a fragmented one`);
         pending = [data];
         break;
       case RecordType.Middle:
-        if (pending.length) pending.push(data);
-        break;
       case RecordType.Last:
-        if (pending.length) records.push(Buffer.concat([...pending, data]));
-        pending = [];
+        if (!pending) throw damaged(`a fragment at byte ${offset - length - headerBytes} has no first fragment`);
+        pending.push(data);
+        if (type === RecordType.Last) {
+          records.push(Buffer.concat(pending));
+          pending = undefined;
+        }
         break;
       default:
-        offset += leftInBlock - headerBytes - length; // zero/preallocated space: skip to the next block
+        throw damaged(`unknown record type ${type} at byte ${offset - length - headerBytes}`);
     }
   }
   return records;
@@ -68,7 +93,7 @@ class Reader {
     let result = 0;
     let factor = 1;
     for (;;) {
-      if (this.offset >= this.bytes.length) throw new Error('truncated varint in MANIFEST');
+      if (this.offset >= this.bytes.length) throw damaged('a record ends inside a number');
       const byte = this.bytes[this.offset++]!;
       result += (byte & 0x7f) * factor;
       if ((byte & 0x80) === 0) return result;
@@ -77,6 +102,7 @@ class Reader {
   }
   skipSlice(): void {
     const length = this.varint();
+    if (this.offset + length > this.bytes.length) throw damaged('a record ends inside a string');
     this.offset += length;
   }
 }
@@ -121,7 +147,7 @@ export function parseManifest(bytes: Uint8Array): LevelState {
           state.prevLogNumber = r.varint();
           break;
         default:
-          throw new Error(`unknown tag ${tag as number} in MANIFEST`);
+          throw damaged(`unknown field tag ${tag as number}`);
       }
     }
   }

@@ -15,6 +15,7 @@ import { captureAttemptsMax } from '../shared/limits.js';
 import { manifestFileName, newManifest, type SnapshotFile, type SnapshotManifest } from '../shared/snapshot-manifest.js';
 import { parseManifest } from './leveldb-manifest.js';
 import { levelDir } from '../shared/data-dir.js';
+import { formatFile, formatFileName, formatStamp } from '../shared/data-format.js';
 
 export interface Capture {
   /** Files in the snapshot, relative to its directory. */
@@ -93,7 +94,12 @@ export function capture(dataDir: string, snapshotDir: string): Capture {
   const liveDir = levelDir(dataDir);
   for (let attempt = 1; attempt <= captureAttemptsMax; attempt++) {
     const files = captureOnce(liveDir, snapshotDir);
-    if (files) return { files, attempts: attempt, ms: performance.now() - started };
+    if (!files) continue;
+    // The snapshot is a data dir of its daemon's format: a kv that cannot read it refuses its copies untouched.
+    const stamp = formatStamp('daemon');
+    writeFileSync(formatFile(snapshotDir), stamp);
+    files.push({ path: formatFileName, bytes: Buffer.byteLength(stamp), linked: false });
+    return { files, attempts: attempt, ms: performance.now() - started };
   }
   rmSync(snapshotDir, { recursive: true, force: true });
   throw new KvError('UNAVAILABLE', `LevelDB's files kept changing during ${captureAttemptsMax} capture attempts`);

@@ -5,12 +5,15 @@ import { pack, unpack } from '../shared/codec.js';
 import { levelError, openLevel, type Level, type LevelOptions } from '../shared/level.js';
 import type { Attrs } from '../shared/protocol.js';
 import { levelDir } from '../shared/data-dir.js';
+import { checkDataFormat } from '../shared/data-format.js';
 import { decodeStored } from './stored-value.js';
 import { dataKey, dataRange, identityKey, partitionRanges, recordRange, recordTag, dataTag, userKeyOf, type KeyRange } from '../shared/key-layout.js';
 
 export interface Identity {
   serverId: string;
   clusterId: string;
+  /** The cluster incarnation this data last registered with (coordinator/cluster.ts, `checkDataOf`); absent in data dirs from before. */
+  incarnation?: string;
 }
 
 type Operation = { type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buffer };
@@ -38,6 +41,7 @@ export class Storage {
 
   static async open(dataDir: string, options: LevelOptions = {}): Promise<Storage> {
     mkdirSync(dataDir, { recursive: true });
+    checkDataFormat(dataDir, 'daemon');
     const location = levelDir(dataDir);
     return new Storage(await openLevel(location, options), location);
   }

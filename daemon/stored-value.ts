@@ -7,6 +7,9 @@
 // stay with its key goes to the partition's record range (completion-records.ts): a deletion's, an earlier
 // atomic_add's (its result is a value the key no longer holds), and any beyond `keyRecordsMax`. A bare attribute
 // map, as stored before request ids, reads as a value with no writer.
+// This layout is part of daemon data format 1 (shared/data-format.ts, stamped once per data dir rather than per
+// value): changing it means a new format version there, and daemons of one cluster must share it, as replication
+// and state transfer move these bytes between daemons as they are.
 import { pack, unpack } from '../shared/codec.js';
 import type { Attrs } from '../shared/protocol.js';
 

@@ -80,6 +80,12 @@ export const ClusterConfig = Type.Object({
    * its predecessor committed.
    */
   valueBytesMax: Type.Optional(Type.Integer({ minimum: 1 })),
+  /**
+   * The backup cut a restored cluster started from: the incarnation it was taken of and the config version of its
+   * freeze (what each server's copy names in its manifest.json). Only those copies, and daemons that have since
+   * joined this incarnation, may register (coordinator/cluster.ts, `checkDataOf`).
+   */
+  restoredFrom: Type.Optional(Type.Object({ incarnation: Type.String(), version: Type.Integer({ minimum: 1 }) })),
 });
 export type ClusterConfig = Static<typeof ClusterConfig>;
 

@@ -71,6 +71,12 @@ export const messageSchemas = {
     clusterId: Type.Union([Type.String(), Type.Null()]),
     /** The first registration of this daemon process: what an earlier one had in flight is lost. */
     fresh: Type.Optional(Type.Boolean()),
+    /** The cluster incarnation the data dir last registered with; null or absent: not stamped yet. */
+    incarnation: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+    /** The daemon data format it stores (shared/data-format.ts); absent: 1. Stored bytes move between daemons as they are. */
+    dataFormat: Type.Optional(Type.Integer({ minimum: 1 })),
+    /** The backup cut the data dir is a copy of (its manifest.json); null or absent: a daemon's own data dir. */
+    copyOf: Type.Optional(Type.Union([Type.Object({ name: Type.String(), configVersion: Type.Integer({ minimum: 1 }) }), Type.Null()])),
   }),
   leave: request('leave', {}),
   transfer_done: request('transfer_done', {
@@ -148,7 +154,7 @@ export interface Results {
   transfer_done: ClusterConfig;
   server_forget: ClusterConfig;
   scan: { entries: [string, Attrs][]; next: string | null };
-  register: { serverId: string; clusterId: string };
+  register: { serverId: string; clusterId: string; incarnation: string };
   leave: null;
   open_session: { session: string };
   lease: LeaseResult;

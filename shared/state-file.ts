@@ -30,6 +30,9 @@ export function decodeState(bytes: Uint8Array, source: string): ClusterConfig {
   if (typeof envelope !== 'object' || envelope === null || envelope.format !== formatName) {
     throw invalid('wrong format name');
   }
+  if (typeof envelope.formatVersion === 'number' && envelope.formatVersion > formatVersion) {
+    throw invalid(`format version ${envelope.formatVersion}, written by a newer kv; this kv reads version ${formatVersion}`);
+  }
   if (envelope.formatVersion !== formatVersion) {
     throw invalid(`format version ${String(envelope.formatVersion)}; this kv reads version ${formatVersion}`);
   }
