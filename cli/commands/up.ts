@@ -1,6 +1,6 @@
 // kv up: a whole local cluster as child processes, data under one folder. Run again, it picks the data up.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { makeDir } from '../../shared/make-dir.js';
 import { join, resolve } from 'node:path';
 import type { CommandModule } from 'yargs';
 import { Client } from '../../shared/client.js';
@@ -50,7 +50,7 @@ export const upCommand: CommandModule<object, { dir: string; daemons: number; li
   handler: async (argv) => {
     const log = createLogger('up');
     const dir = resolve(argv.dir);
-    mkdirSync(dir, { recursive: true });
+    makeDir(dir, 'the --dir folder');
     const coordinator = `${argv.listen}:${argv.port}`;
     const children: Child[] = [];
     let stopping = false;
