@@ -1,12 +1,31 @@
 // Logs go to stderr (stdout is for a command's output): JSON lines for machines, pretty when stderr is a TTY.
+// Every line is written synchronously, in order, through one gate: while a progress bar owns the terminal's last
+// line (cli/backup/progress.ts) lines wait, and follow the finished bar, instead of overwriting it.
+import { writeSync } from 'node:fs';
 import { pino, type Logger } from 'pino';
-import pretty from 'pino-pretty';
+import { prettyFactory } from 'pino-pretty';
 
 export type { Logger };
 
+let held: string[] | undefined;
+
+function toStderr(line: string): void {
+  if (held) held.push(line);
+  else writeSync(2, line);
+}
+
+/** Holds log lines until the returned function is called, which writes them. */
+export function holdLogs(): () => void {
+  if (held) return () => {};
+  held = [];
+  return () => {
+    const lines = held ?? [];
+    held = undefined;
+    for (const line of lines) writeSync(2, line);
+  };
+}
+
 export function createLogger(name: string, level = process.env.KV_LOG_LEVEL ?? 'info'): Logger {
-  const stream = process.stderr.isTTY
-    ? pretty({ destination: 2, colorize: true, sync: true, ignore: 'pid,hostname' })
-    : pino.destination({ fd: 2, sync: true });
-  return pino({ name, level, base: { pid: process.pid } }, stream);
+  const pretty = process.stderr.isTTY ? prettyFactory({ colorize: true, ignore: 'pid,hostname' }) : undefined;
+  return pino({ name, level, base: { pid: process.pid } }, { write: (line: string) => toStderr(pretty ? pretty(line) : line) });
 }

@@ -33,5 +33,14 @@ export function makeDir(path: string, what: string): void {
   }
 }
 
+const reasons: Record<string, string> = {
+  ENOENT: 'the filesystem there takes no new directories',
+  EACCES: 'permission denied',
+  EPERM: 'not permitted',
+  EROFS: 'a read-only filesystem',
+  ENOTDIR: 'a part of the path is a file',
+  ENOSPC: 'no space left',
+};
+
 const cannot = (what: string, path: string, why: string) =>
-  new KvError('BAD_REQUEST', `cannot create ${what} ${path}: ${why}`);
+  new KvError('BAD_REQUEST', `cannot create ${what} ${path}: ${reasons[why] ? `${reasons[why]} (${why})` : why}`);
