@@ -1,12 +1,13 @@
 // The backup commands' edges as a user meets them: paths that cannot be made (/proc/nope) and dirs that do not
 // exist, a bad --keep, what KV_LOG_LEVEL=debug shows of a backup, the bytes every backup copies anyway, and the
-// progress bar on a real pseudo-terminal (script(1)). Real processes on loopback, temp dirs.
+// progress bar on a real pseudo-terminal (script(1), util-linux). Real processes on loopback, temp dirs.
 import t from 'tap';
+import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { kv, messageLines, startCluster, tempDir } from './helpers/cluster.js';
-import { backupManager, readSummary } from './helpers/backup.js';
+import { kv, kvScript, messageLines, startCluster, tempDir, waitFor } from './helpers/cluster.js';
+import { backupManager, readSummary, slowRsyncPath } from './helpers/backup.js';
 
 type TapTest = Parameters<Parameters<typeof t.test>[0]>[0];
 
@@ -87,4 +88,45 @@ t.test('KV_LOG_LEVEL=debug shows every step of a backup; the summary names what 
   t.ok(json.totals.alwaysCopiedBytes > 0, 'backup.json counts the always-copied bytes');
   t.equal(json.totals.copiedBytes, json.totals.alwaysCopiedBytes, 'and they are all it copied');
   t.ok(json.totals.linkedBytes > 0, 'the tables are hard-linked');
+});
+
+const hasScript = spawnSync('script', ['--version']).status === 0;
+
+t.test('the progress bar on a terminal: sizes in its own words, log lines after it, the summary last', { skip: !hasScript && 'script(1) is not installed' }, async (t) => {
+  const cluster = await startCluster(t, { daemons: 2, daemonArgs: ['--write-buffer-bytes', '65536'] });
+  const client = await cluster.client({ timeoutMs: 30_000 });
+  await client.addSpace('s', { partitions: 4 });
+  for (let from = 0; from < 1000; from += 250) {
+    await Promise.all(Array.from({ length: 250 }, (_, j) => client.put('s', `k${from + j}`, { pad: randomBytes(600).toString('base64') })));
+  }
+  const root = tempDir(t, 'kv-backups-');
+  const quote = (s: string) => `'${s.replaceAll("'", "'\\''")}'`;
+  const command = [process.execPath, kvScript, 'backup-manager', '--backup-dir', root, '--coordinator', cluster.coordinator.address].map(quote).join(' ');
+  // script gives the command a terminal for stdout and stderr both, and copies what it shows to our pipe.
+  const child = spawn('script', ['-qfec', command, '/dev/null'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, KV_LOG_LEVEL: 'info', PATH: slowRsyncPath(t) },
+  });
+  let screen = '';
+  let code: number | null | undefined;
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (screen += chunk));
+  child.once('exit', (c) => (code = c));
+  t.teardown(() => {
+    if (code === undefined) child.kill('SIGKILL');
+  });
+  await waitFor('backup-manager on a terminal to finish', () => code !== undefined, 120_000);
+  const plain = screen.replace(/\x1b\[[0-9;?]*[A-Za-z]|\x1b[78]/g, '');
+  t.equal(code, 0, `it exits 0 (${plain.slice(-400)})`);
+
+  const frames = [...plain.matchAll(/copying \[[^\]]*\] (\d+)% \| ([^|]+) of ([^|]+) \|/g)];
+  t.ok(frames.length >= 2, `the bar is drawn as the copy goes (${frames.length} frames)`);
+  t.ok(frames.every((f) => /^[\d.]+ (B|KiB|MiB|GiB)$/.test(f[3]!.trim())), `the total is a size, not a raw byte count (${frames.at(-1)?.[3]})`);
+  t.equal(frames.at(-1)?.[1], '100', 'the last frame is at 100%');
+  const lastFrame = plain.lastIndexOf('copying [');
+  const copiedLog = plain.indexOf('server copied and checked');
+  t.ok(copiedLog > lastFrame, 'log lines written during the copy come after the finished bar, not over it');
+  const summary = plain.indexOf('complete in');
+  t.ok(summary > copiedLog, 'the summary comes after the log lines');
+  t.notMatch(plain.slice(summary), /INFO|WARN/, 'and nothing is written after the summary');
+  t.notOk(plain.split(/[\r\n]/).some((line) => line.includes('copying [') && /INFO|WARN/.test(line)), 'no log line shares a line with the bar');
 });

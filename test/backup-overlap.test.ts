@@ -4,24 +4,15 @@
 // real one, slowed by --bwlimit (a wrapper first on PATH) so that a copy lasts long enough to overlap.
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
-import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { BackupSummary } from '../cli/backup/manager.js';
 import type { SnapshotInfo } from '../shared/protocol.js';
 import { kv, runKvProcess, startCluster, tempDir, waitFor, type Cluster } from './helpers/cluster.js';
+import { slowRsyncPath } from './helpers/backup.js';
 
 type TapTest = Parameters<Parameters<typeof t.test>[0]>[0];
-
-/** A PATH whose rsync is the real one at about 100 KB/s. */
-function slowRsyncPath(t: TapTest): string {
-  const real = spawnSync('sh', ['-c', 'command -v rsync'], { encoding: 'utf8' }).stdout.trim();
-  const dir = tempDir(t, 'kv-slow-rsync-');
-  writeFileSync(join(dir, 'rsync'), `#!/bin/sh\nexec ${real} --bwlimit=100 "$@"\n`);
-  chmodSync(join(dir, 'rsync'), 0o755);
-  return `${dir}:${process.env.PATH}`;
-}
 
 /** Two daemons with about 1 MB each in LevelDB tables: ten seconds of slowed rsync. */
 async function seeded(t: TapTest): Promise<Cluster> {
