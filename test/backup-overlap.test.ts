@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { BackupSummary } from '../cli/backup/manager.js';
 import type { SnapshotInfo } from '../shared/protocol.js';
 import { kv, runKvProcess, startCluster, tempDir, waitFor, type Cluster } from './helpers/cluster.js';
-import { slowRsyncPath } from './helpers/backup.js';
+import { processesMentioning, slowRsyncPath } from './helpers/backup.js';
 
 type TapTest = Parameters<Parameters<typeof t.test>[0]>[0];
 
@@ -31,17 +31,6 @@ const copying = (root: string) =>
     const partial = readdirSync(root).find((n) => n.endsWith('.partial'));
     return partial && readdirSync(join(root, partial)).some((n) => /^\d+$/.test(n)) ? partial : undefined;
   }, 60_000);
-
-/** Pids of processes whose command line mentions `text`. */
-function processesMentioning(text: string): number[] {
-  return readdirSync('/proc').filter((n) => /^\d+$/.test(n)).flatMap((pid) => {
-    try {
-      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(text) ? [Number(pid)] : [];
-    } catch {
-      return []; // gone meanwhile
-    }
-  });
-}
 
 async function listSnapshots(t: TapTest, coordinator: string) {
   const listed = await kv(t, ['list-snapshots', '--json', '--coordinator', coordinator]);

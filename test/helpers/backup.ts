@@ -1,6 +1,6 @@
 // Backups and restores for tests: run backup-manager as a process, restore a backup onto new ports and dirs.
 import { spawnSync } from 'node:child_process';
-import { chmodSync, cpSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BackupSummary } from '../../cli/backup/manager.js';
 import { Client } from '../../shared/client.js';
@@ -53,4 +53,15 @@ export function slowRsyncPath(t: TestLike): string {
   writeFileSync(join(dir, 'rsync'), `#!/bin/sh\nexec ${real} --bwlimit=100 "$@"\n`);
   chmodSync(join(dir, 'rsync'), 0o755);
   return `${dir}:${process.env.PATH}`;
+}
+
+/** Pids of processes whose command line mentions `text`. */
+export function processesMentioning(text: string): number[] {
+  return readdirSync('/proc').filter((n) => /^\d+$/.test(n)).flatMap((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(text) ? [Number(pid)] : [];
+    } catch {
+      return []; // gone meanwhile
+    }
+  });
 }
