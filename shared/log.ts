@@ -8,10 +8,26 @@ import { prettyFactory } from 'pino-pretty';
 export type { Logger };
 
 let held: string[] | undefined;
+const pause = new Int32Array(new SharedArrayBuffer(4));
+
+/** All of `text`, waiting out a full pipe (EAGAIN) as pino's own sync destination does; a closed stderr is ignored. */
+function writeAll(text: string): void {
+  const bytes = Buffer.from(text);
+  for (let at = 0; at < bytes.length; ) {
+    try {
+      at += writeSync(2, bytes, at);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'EPIPE') return;
+      if (code !== 'EAGAIN') throw error;
+      Atomics.wait(pause, 0, 0, 10);
+    }
+  }
+}
 
 function toStderr(line: string): void {
   if (held) held.push(line);
-  else writeSync(2, line);
+  else writeAll(line);
 }
 
 /** Holds log lines until the returned function is called, which writes them. */
@@ -21,7 +37,7 @@ export function holdLogs(): () => void {
   return () => {
     const lines = held ?? [];
     held = undefined;
-    for (const line of lines) writeSync(2, line);
+    for (const line of lines) writeAll(line);
   };
 }
 

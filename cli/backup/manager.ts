@@ -1,5 +1,6 @@
 // The backup manager: one consistent, incremental backup of the whole cluster into a backup directory.
-//   preflight (rsync present, directory writable) → lock → backup (freeze, snapshot, thaw: the coordinator's job)
+//   preflight (rsync present, directory writable) → lock → clear what dead runs left (their partial directories,
+//   their snapshots on the daemons) → backup (freeze, snapshot, thaw: the coordinator's job)
 //   → copy every daemon's snapshot in parallel with rsync --link-dest → check every file against its manifest
 //   → backup.json → rename <ts>.partial to <ts> → LATEST → release the snapshots → prune (--keep).
 // Any failure: the partial directory is removed, the snapshots released, LATEST untouched, the lock released.
@@ -151,22 +152,15 @@ export async function runManager(client: Client, options: ManagerOptions): Promi
       log.warn({ err: asKvError(error).message }, 'cannot renew the backup lock'),
     );
   }, backupLockMsDefault / 3);
-  try {
-    removeDeadPartials(root, log);
-    mkdirSync(partial);
-    writeFileDurably(layout.ownerFile(partial), `${options.owner}\n`);
-    await releaseDeadRuns(client, log);
-  } catch (error) {
-    clearInterval(renew);
-    rmSync(partial, { recursive: true, force: true });
-    await client.backupUnlock(token).catch(() => {});
-    throw error;
-  }
   let result: BackupResult | undefined;
   const copies: Copy[] = [];
   const onAbort = () => copies.forEach((c) => c.cancel());
   signal.addEventListener('abort', onAbort);
   try {
+    removeDeadPartials(root, log);
+    mkdirSync(partial);
+    writeFileDurably(layout.ownerFile(partial), `${options.owner}\n`);
+    await releaseDeadRuns(client, log);
     log.info({ backup: name, root }, 'backup started');
     log.debug({ backup: name, leaseMs: options.leaseMs, deadlineMs: options.deadlineMs }, 'asking the coordinator to freeze the cluster and snapshot every daemon');
     result = await client.backup(name, { owner: options.owner, leaseMs: options.leaseMs, deadlineMs: options.deadlineMs, lockToken: token });
