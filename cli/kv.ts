@@ -11,7 +11,7 @@ import { countCommand, delCommand, getCommand, putCommand } from './commands/dat
 import { upCommand } from './commands/up.js';
 import { backupCommand } from './commands/backup.js';
 import { backupManagerCommand } from './commands/backup-manager.js';
-import { backupReleaseCommand, listBackupsCommand, verifyBackupCommand } from './commands/backup-tools.js';
+import { backupReleaseCommand, listBackupsCommand, listSnapshotsCommand, verifyBackupCommand } from './commands/backup-tools.js';
 import { exitCodes } from './exit-codes.js';
 import { KvError } from '../shared/errors.js';
 import { fail } from './run.js';
@@ -36,6 +36,7 @@ await yargs(hideBin(process.argv))
   .command(backupManagerCommand)
   .command(verifyBackupCommand)
   .command(listBackupsCommand)
+  .command(listSnapshotsCommand)
   .command(backupReleaseCommand)
   .demandCommand(1, 'name a command; kv --help lists them')
   .strict()

@@ -147,7 +147,7 @@ export const handlers: Record<Exclude<BackupState, 'done'>, (a: Attempt, host: B
     const version = a.frozen!.config.version;
     await Promise.all(
       a.members.map(async (s) => {
-        a.seals.set(s.id, await host.ask(s.id, { t: 'seal', name: a.request.name, configVersion: version }, snapshotSealMsMax));
+        a.seals.set(s.id, await host.ask(s.id, { t: 'seal', name: a.request.name, configVersion: version, owner: a.request.owner }, snapshotSealMsMax));
       }),
     );
     return 'done';

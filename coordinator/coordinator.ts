@@ -282,6 +282,8 @@ export class Coordinator {
         return void answer(message.id, Promise.resolve(null));
       case 'backup_release':
         return void answer(message.id, this.releaseSnapshots(message.name));
+      case 'list_snapshots':
+        return void answer(message.id, this.listSnapshots());
       default:
         if ('id' in message && typeof message.id === 'number') {
           connection.fail(message.id, new KvError('BAD_REQUEST', `the coordinator does not serve ${message.t}`));
@@ -379,6 +381,19 @@ export class Coordinator {
           return { serverId: server.id, released: await this.ask(server.id, { t: 'release_snapshot', name, freezeId: null }, 10_000) };
         } catch (error) {
           return { serverId: server.id, released: false, error: asKvError(error).message };
+        }
+      }),
+    );
+  }
+
+  /** Every daemon's snapshots; a daemon that cannot answer is listed with why. */
+  private async listSnapshots() {
+    return Promise.all(
+      this.config.servers.map(async (server) => {
+        try {
+          return { serverId: server.id, snapshots: await this.ask(server.id, { t: 'snapshots' }, 10_000) };
+        } catch (error) {
+          return { serverId: server.id, snapshots: [], error: asKvError(error).message };
         }
       }),
     );

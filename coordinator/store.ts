@@ -1,8 +1,8 @@
 // Where the coordinator keeps its state: a LevelDB in its data dir holding one key, written with sync. LevelDB
 // gives the atomic replace and the lock that keeps a second coordinator out of the same dir.
 import { join } from 'node:path';
-import { mkdirSync } from 'node:fs';
 import type { ClusterConfig } from '../shared/config.js';
+import { makeDir } from '../shared/make-dir.js';
 import { openLevel, type Level } from '../shared/level.js';
 import { checkDataFormat } from '../shared/data-format.js';
 import { decodeState, encodeState } from '../shared/state-file.js';
@@ -16,7 +16,7 @@ export class CoordinatorStore {
   ) {}
 
   static async open(dataDir: string): Promise<CoordinatorStore> {
-    mkdirSync(dataDir, { recursive: true });
+    makeDir(dataDir, 'the data dir');
     checkDataFormat(dataDir, 'coordinator');
     const location = join(dataDir, 'state');
     return new CoordinatorStore(await openLevel(location), location);

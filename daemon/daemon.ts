@@ -191,7 +191,9 @@ export class Daemon {
         case 'capture':
           return this.snapshots.capture(message.freezeId, message.name);
         case 'seal':
-          return this.snapshots.seal(message.name, message.configVersion);
+          return this.snapshots.seal(message.name, message.configVersion, message.owner);
+        case 'snapshots':
+          return this.snapshots.list();
         case 'release_snapshot':
           return this.snapshots.release(message.name, message.freezeId);
         default:

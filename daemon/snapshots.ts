@@ -1,13 +1,13 @@
 // The daemon's snapshots, as the coordinator asks for them during a backup: capture (under a freeze, once the
 // writes admitted before it are committed), seal (after the thaw), release (once copied, or on failure).
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { manifestFileName, readManifest } from '../shared/snapshot-manifest.js';
 import { KvError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
-import type { CaptureResult, SealResult } from '../shared/protocol.js';
+import type { CaptureResult, SealResult, SnapshotInfo } from '../shared/protocol.js';
 import type { FreezeKeeper } from './freeze.js';
-import { snapshotDir } from '../shared/data-dir.js';
+import { backupsDir, snapshotDir } from '../shared/data-dir.js';
 import { capture, prepare, seal, type Capture } from './snapshot.js';
 import type { Identity } from './storage.js';
 
@@ -52,7 +52,7 @@ export class SnapshotKeeper {
     return { files: result.files.length, bytes, quiescedMs, captureMs: result.ms, attempts: result.attempts };
   }
 
-  async seal(name: string, configVersion: number): Promise<SealResult> {
+  async seal(name: string, configVersion: number, owner: string): Promise<SealResult> {
     const captured = this.captured.get(name);
     const identity = this.identity();
     if (!captured || !identity) throw new KvError('BACKUP_FAILED', `no captured snapshot named ${name} on this daemon`);
@@ -65,6 +65,7 @@ export class SnapshotKeeper {
       configVersion,
       freezeId: captured.freezeId,
       capturedAt: captured.capturedAt,
+      owner,
     }, this.tableSums);
     const bytes = manifest.files.reduce((sum, f) => sum + f.bytes, 0);
     this.log.info({ backup: name, files: manifest.files.length, bytes, sealMs: Math.round(performance.now() - started) }, 'snapshot sealed');
@@ -90,6 +91,25 @@ export class SnapshotKeeper {
     rmSync(dir, { recursive: true, force: true });
     this.log.info({ backup: name }, 'snapshot released');
     return true;
+  }
+
+  /** The snapshots on disk, sealed or not (debris of a backup that died before sealing). */
+  list(): SnapshotInfo[] {
+    const root = backupsDir(this.dataDir);
+    if (!existsSync(root)) return [];
+    return readdirSync(root, { withFileTypes: true })
+      .filter((entry) => entry.isDirectory())
+      .map((entry): SnapshotInfo => {
+        const dir = snapshotDir(this.dataDir, entry.name);
+        try {
+          const manifest = readManifest(dir);
+          const bytes = manifest.files.reduce((sum, f) => sum + f.bytes, 0);
+          return { name: entry.name, sealed: true, owner: manifest.owner ?? null, capturedAt: manifest.capturedAt, bytes };
+        } catch {
+          return { name: entry.name, sealed: false, owner: null, capturedAt: null, bytes: 0 };
+        }
+      })
+      .sort((a, b) => a.name.localeCompare(b.name));
   }
 
   /** The freeze a snapshot on disk was captured under; null for one never sealed (debris of a crash). */

@@ -1,11 +1,11 @@
 // The daemon's LevelDB, with the key layout of shared/key-layout.ts: one space's partition is two contiguous ranges,
 // its values and its completion records (moved, dropped and captured as a unit; counted and scanned: values only).
-import { mkdirSync } from 'node:fs';
 import { pack, unpack } from '../shared/codec.js';
 import { levelError, openLevel, type Level, type LevelOptions } from '../shared/level.js';
 import type { Attrs } from '../shared/protocol.js';
 import { levelDir } from '../shared/data-dir.js';
 import { checkDataFormat } from '../shared/data-format.js';
+import { makeDir } from '../shared/make-dir.js';
 import { decodeStored } from './stored-value.js';
 import { dataKey, dataRange, identityKey, partitionRanges, recordRange, recordTag, dataTag, userKeyOf, type KeyRange } from '../shared/key-layout.js';
 
@@ -40,7 +40,7 @@ export class Storage {
   ) {}
 
   static async open(dataDir: string, options: LevelOptions = {}): Promise<Storage> {
-    mkdirSync(dataDir, { recursive: true });
+    makeDir(dataDir, 'the data dir');
     checkDataFormat(dataDir, 'daemon');
     const location = levelDir(dataDir);
     return new Storage(await openLevel(location, options), location);

@@ -238,6 +238,11 @@ export class Client {
     return this.admin({ t: 'backup_release', name });
   }
 
+  /** Every daemon's snapshots (left by `kv backup`, or by a backup-manager run that died before releasing). */
+  listSnapshots(): Promise<Results['list_snapshots']> {
+    return this.admin({ t: 'list_snapshots' });
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     clearTimeout(this.resubscribeTimer);

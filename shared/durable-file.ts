@@ -1,16 +1,17 @@
 // Files written for keeps (manifests, coordinator.bin, LATEST, backup.json): write NAME.part, fsync it, rename it
 // over NAME, fsync the directory. A crash leaves the old file or the new one, never a torn one.
-import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { KvError } from './errors.js';
+import { makeDir } from './make-dir.js';
 
 /**
  * Fails with one clear line unless `dir` exists (or can be made) and a file can really be written in it:
  * permission bits alone say nothing for root, and a read-only filesystem only shows on a write.
  */
 export function checkWritableDir(dir: string, what: string): void {
+  makeDir(dir, what);
   try {
-    mkdirSync(dir, { recursive: true });
     const probe = join(dir, `.kv-write-probe-${process.pid}`);
     writeFileSync(probe, 'probe');
     unlinkSync(probe);

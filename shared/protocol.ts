@@ -113,11 +113,14 @@ export const messageSchemas = {
   backup_lock: request('backup_lock', { name: SnapshotName, owner: Type.String(), token: Type.String(), ttlMs: Type.Integer({ minimum: 1 }) }),
   backup_unlock: request('backup_unlock', { token: Type.String() }),
   backup_release: request('backup_release', { name: SnapshotName }),
+  list_snapshots: request('list_snapshots', {}),
   // backups: coordinator → daemons
   prepare: request('prepare', { name: SnapshotName }),
   quiesce: request('quiesce', { freezeId: Type.String() }),
   capture: request('capture', { freezeId: Type.String(), name: SnapshotName }),
-  seal: request('seal', { name: SnapshotName, configVersion: Version }),
+  /** `owner` is the backup's, kept in the manifest so a snapshot its owner left behind can be found. */
+  seal: request('seal', { name: SnapshotName, configVersion: Version, owner: Type.String() }),
+  snapshots: request('snapshots', {}),
   /** With a freezeId, only a snapshot taken under that freeze is deleted (a backup backing out of its attempt). */
   release_snapshot: request('release_snapshot', { name: SnapshotName, freezeId: Type.Union([Type.String(), Type.Null()]) }),
   // coordinator → daemons and subscribers
@@ -168,11 +171,22 @@ export interface Results {
   backup_lock: BackupLock;
   backup_unlock: null;
   backup_release: Array<{ serverId: string; released: boolean; error?: string }>;
+  list_snapshots: Array<{ serverId: string; snapshots: SnapshotInfo[]; error?: string }>;
   prepare: { tables: number };
   quiesce: { quiescedMs: number };
   capture: CaptureResult;
   seal: SealResult;
   release_snapshot: boolean;
+  snapshots: SnapshotInfo[];
+}
+
+/** A snapshot kept on a daemon. Owner and capture time come from its manifest: null for one never sealed. */
+export interface SnapshotInfo {
+  name: string;
+  sealed: boolean;
+  owner: string | null;
+  capturedAt: string | null;
+  bytes: number;
 }
 
 export interface LeaseResult {

@@ -29,6 +29,8 @@ export const SnapshotManifest = Type.Object({
   /** The freeze the snapshot was captured under. */
   freezeId: Type.String(),
   capturedAt: Type.String(),
+  /** Who took the backup (absent in manifests written before it was recorded). */
+  owner: Type.Optional(Type.String()),
   files: Type.Array(SnapshotFile),
 });
 export type SnapshotManifest = Static<typeof SnapshotManifest>;

@@ -1,11 +1,12 @@
 // The backup manager: one consistent, incremental backup of the whole cluster into a backup directory.
-//   preflight (rsync present, directory writable) → lock → backup (freeze, snapshot, thaw: the coordinator's job)
+//   preflight (rsync present, directory writable) → lock → clear what dead runs left (their partial directories,
+//   their snapshots on the daemons) → backup (freeze, snapshot, thaw: the coordinator's job)
 //   → copy every daemon's snapshot in parallel with rsync --link-dest → check every file against its manifest
 //   → backup.json → rename <ts>.partial to <ts> → LATEST → release the snapshots → prune (--keep).
 // Any failure: the partial directory is removed, the snapshots released, LATEST untouched, the lock released.
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
-import { networkInterfaces } from 'node:os';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import { hostname, networkInterfaces } from 'node:os';
 import { join, relative, resolve, sep } from 'node:path';
 import type { Client } from '../../shared/client.js';
 import { checkWritableDir, fsyncPath, writeFileDurably } from '../../shared/durable-file.js';
@@ -20,6 +21,10 @@ import { replicasAtCut, serversToCopy, type ReplicaChoice } from './replicas.js'
 import * as layout from './layout.js';
 import type { Progress } from './progress.js';
 import { checkRsync, copy, type Copy } from './rsync.js';
+import { parseOwner, provedGone } from './owner.js';
+
+/** The owner tool name of a backup-manager run (cli/commands/backup-manager.ts). */
+export const managerTool = 'kv backup-manager';
 
 export interface ManagerOptions {
   root: string;
@@ -42,6 +47,11 @@ export interface ServerSummary {
   bytes: number;
   copiedFiles: number;
   copiedBytes: number;
+  /**
+   * Of the copied bytes, those every backup copies whatever changed: the write-ahead logs, MANIFEST and CURRENT
+   * (captured as fresh copies, so never the same inode as the previous backup's) and the snapshot manifest.
+   */
+  alwaysCopiedBytes: number;
   linkedFiles: number;
   linkedBytes: number;
   /** On the daemon, during the freeze: waiting for admitted writes, then capturing the snapshot. */
@@ -67,7 +77,7 @@ export interface BackupSummary {
   /** Snapshotted but not copied (their partitions are covered by the copied ones). */
   skipped: string[];
   servers: ServerSummary[];
-  totals: { servers: number; files: number; bytes: number; copiedBytes: number; linkedBytes: number };
+  totals: { servers: number; files: number; bytes: number; copiedBytes: number; alwaysCopiedBytes: number; linkedBytes: number };
 }
 
 /** Checked before anything touches the cluster. */
@@ -80,9 +90,12 @@ export function preflight(root: string) {
 const localAddresses = () =>
   new Set(['localhost', ...Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address))]);
 
+/** LevelDB's table files: immutable, so a backup can share them with the previous one. */
+const isTable = (fileName: string) => /^\d+\.(ldb|sst)$/.test(fileName);
+
 /** Splits a copied snapshot's bytes into those hard-linked from the previous backup and those copied anew. */
 function sharing(dir: string, previousDir: string | undefined) {
-  const out = { copiedFiles: 0, copiedBytes: 0, linkedFiles: 0, linkedBytes: 0 };
+  const out = { copiedFiles: 0, copiedBytes: 0, alwaysCopiedBytes: 0, linkedFiles: 0, linkedBytes: 0 };
   const walk = (d: string) => {
     for (const entry of readdirSync(d, { withFileTypes: true })) {
       const path = join(d, entry.name);
@@ -98,6 +111,7 @@ function sharing(dir: string, previousDir: string | undefined) {
       } else {
         out.copiedFiles++;
         out.copiedBytes += stat.size;
+        if (!isTable(entry.name)) out.alwaysCopiedBytes += stat.size;
       }
     }
   };
@@ -128,13 +142,11 @@ export async function runManager(client: Client, options: ManagerOptions): Promi
   const { started, name } = await freshName(root);
   const partial = layout.partialDir(root, name);
   const complete = layout.completeDir(root, name);
-  for (const stale of readdirSync(root).filter((n) => n.endsWith('.partial'))) {
-    log.warn({ dir: join(root, stale) }, 'removing a partial backup left by an earlier run');
-    rmSync(join(root, stale), { recursive: true, force: true });
-  }
 
+  // The lock comes first: until it is ours another run may be copying into its own partial directory.
   const token = randomUUID();
   await client.backupLock(name, options.owner, token, backupLockMsDefault);
+  log.debug({ backup: name, owner: options.owner }, 'backup lock taken');
   const renew = setInterval(() => {
     client.backupLock(name, options.owner, token, backupLockMsDefault).catch((error) =>
       log.warn({ err: asKvError(error).message }, 'cannot renew the backup lock'),
@@ -145,12 +157,16 @@ export async function runManager(client: Client, options: ManagerOptions): Promi
   const onAbort = () => copies.forEach((c) => c.cancel());
   signal.addEventListener('abort', onAbort);
   try {
+    removeDeadPartials(root, log);
+    mkdirSync(partial);
+    writeFileDurably(layout.ownerFile(partial), `${options.owner}\n`);
+    await releaseDeadRuns(client, log);
     log.info({ backup: name, root }, 'backup started');
+    log.debug({ backup: name, leaseMs: options.leaseMs, deadlineMs: options.deadlineMs }, 'asking the coordinator to freeze the cluster and snapshot every daemon');
     result = await client.backup(name, { owner: options.owner, leaseMs: options.leaseMs, deadlineMs: options.deadlineMs, lockToken: token });
     log.info({ backup: name, freezeMs: Number(result.freeze.ms.toFixed(1)), servers: result.servers.length }, 'cluster snapshot taken; copying');
     if (signal.aborted) throw new KvError('BACKUP_FAILED', 'interrupted');
 
-    mkdirSync(partial);
     writeFileDurably(layout.coordinatorFile(partial), result.coordinatorState);
     const previous = layout.previousBackup(root);
     const previousDir = previous && layout.completeDir(root, previous);
@@ -171,10 +187,12 @@ export async function runManager(client: Client, options: ManagerOptions): Promi
         const dest = layout.serverDir(partial, server.serverId);
         const linkCandidate = previousDir && layout.serverDir(previousDir, server.serverId);
         const source = local.has(server.host) ? server.path : `${server.host}:${server.path}`;
+        const linkDest = linkCandidate && existsSync(linkCandidate) ? linkCandidate : undefined;
+        log.debug({ serverId: server.serverId, source, dest, linkDest: linkDest ?? null, bytes: server.bytes, files: server.files }, 'copying server');
         const job = copy({
           source,
           dest,
-          linkDest: linkCandidate && existsSync(linkCandidate) ? linkCandidate : undefined,
+          linkDest,
           rsh: options.rsh,
           rsync,
           onProgress: (bytes) => {
@@ -187,6 +205,7 @@ export async function runManager(client: Client, options: ManagerOptions): Promi
         const previousCopy = linkCandidate && existsSync(join(linkCandidate, 'manifest.json'))
           ? { dir: linkCandidate, manifest: readManifest(linkCandidate) }
           : undefined;
+        log.debug({ serverId: server.serverId, dest }, 'copied; checking every file against the manifest');
         const checked = await checkCopy(dest, previousCopy);
         if (checked.manifest.serverId !== server.serverId || checked.manifest.clusterId !== result!.clusterId || checked.manifest.name !== name) {
           throw new KvError('BACKUP_FAILED', `the copy in ${dest} is not server ${server.serverId}'s snapshot ${name}`);
@@ -234,14 +253,17 @@ export async function runManager(client: Client, options: ManagerOptions): Promi
         files: servers.reduce((s, x) => s + x.files, 0),
         bytes: servers.reduce((s, x) => s + x.bytes, 0),
         copiedBytes: servers.reduce((s, x) => s + x.copiedBytes, 0),
+        alwaysCopiedBytes: servers.reduce((s, x) => s + x.alwaysCopiedBytes, 0),
         linkedBytes: servers.reduce((s, x) => s + x.linkedBytes, 0),
       },
     };
+    rmSync(layout.ownerFile(partial));
     writeFileDurably(layout.summaryFile(partial), JSON.stringify(summary, null, 2) + '\n');
     fsyncPath(partial);
     renameSync(partial, complete);
     fsyncPath(root);
     writeFileDurably(layout.latestFile(root), `${name}\n`);
+    log.debug({ backup: name, dir: complete }, 'backup complete; releasing the snapshots on the daemons');
     await releaseSnapshots(client, name, log);
     prune(root, options.keep, name, log);
     return summary;
@@ -261,10 +283,55 @@ export async function runManager(client: Client, options: ManagerOptions): Promi
 async function releaseSnapshots(client: Client, name: string, log: Logger): Promise<void> {
   try {
     for (const r of await client.backupRelease(name)) {
+      log.debug({ backup: name, serverId: r.serverId, released: r.released }, 'snapshot release');
       if (r.error) log.warn({ serverId: r.serverId, err: r.error }, 'snapshot not released; run kv backup-release when the daemon is back');
     }
   } catch (error) {
     log.warn({ backup: name, err: asKvError(error).message }, 'cannot release the snapshots; run kv backup-release');
+  }
+}
+
+/**
+ * Partial directories of earlier runs: removed, except one whose owner still runs on this host (a run whose lock
+ * expired while it copies; it fails by itself, and its directory is its own to remove).
+ */
+function removeDeadPartials(root: string, log: Logger): void {
+  for (const stale of readdirSync(root).filter((n) => n.endsWith('.partial'))) {
+    const dir = join(root, stale);
+    let owner: string | undefined;
+    try {
+      owner = readFileSync(layout.ownerFile(dir), 'utf8').trim();
+    } catch {
+      // written by a version that recorded no owner, or died before writing it
+    }
+    if (owner !== undefined && !provedGone(owner) && parseOwner(owner)?.host === hostname()) {
+      log.warn({ dir, owner }, 'leaving a partial backup whose owner still runs');
+      continue;
+    }
+    log.warn({ dir, owner: owner ?? null }, 'removing a partial backup left by an earlier run');
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Releases snapshots that earlier backup-manager runs left on the daemons when they died before releasing them.
+ * Only those it can prove dead: we hold the backup lock, so theirs expired or was released, and their process
+ * (on this host) is gone. Snapshots of `kv backup` are kept on purpose and are never touched.
+ */
+async function releaseDeadRuns(client: Client, log: Logger): Promise<void> {
+  const left = new Map<string, string>();
+  for (const daemon of await client.listSnapshots()) {
+    for (const snapshot of daemon.snapshots) {
+      if (snapshot.owner && parseOwner(snapshot.owner)?.tool === managerTool) left.set(snapshot.name, snapshot.owner);
+    }
+  }
+  for (const [name, owner] of left) {
+    if (!provedGone(owner)) {
+      log.warn({ backup: name, owner }, 'a snapshot of another backup-manager run is on the daemons and its owner cannot be proved gone; kv backup-release it once it is');
+      continue;
+    }
+    log.info({ backup: name, owner }, 'releasing snapshots left by a backup-manager run that died');
+    await releaseSnapshots(client, name, log);
   }
 }
 

@@ -1,11 +1,17 @@
 // The real rsync binary, for copying snapshots: -a --delete, --link-dest against the previous backup so unchanged
-// files become hard links, --fsync where this rsync has it, and --info=progress2 parsed for progress.
+// files become hard links, --fsync where this rsync has it, and --info=progress2 parsed for progress. rsync dies
+// with backup-manager (setpriv --pdeathsig), so a killed run leaves no copy running.
 import { spawn, spawnSync } from 'node:child_process';
 import { KvError } from '../../shared/errors.js';
 
 export interface RsyncInfo {
   version: string;
   fsync: boolean;
+  /**
+   * util-linux's setpriv, to start rsync with PR_SET_PDEATHSIG: the kernel kills rsync when backup-manager dies,
+   * even by SIGKILL (Node cannot set it on a child itself). Debian and most Linux systems have it.
+   */
+  setpriv: boolean;
 }
 
 /** Fails with one clear line when rsync is missing: checked before the cluster is frozen. */
@@ -16,7 +22,8 @@ export function checkRsync(): RsyncInfo {
   }
   const version = /version\s+(\S+)/.exec(result.stdout)?.[1] ?? 'unknown';
   const help = spawnSync('rsync', ['--help'], { encoding: 'utf8' }).stdout ?? '';
-  return { version, fsync: help.includes('--fsync') };
+  const setpriv = spawnSync('setpriv', ['--pdeathsig', 'KILL', 'true']).status === 0;
+  return { version, fsync: help.includes('--fsync'), setpriv };
 }
 
 export interface CopyOptions {
@@ -40,7 +47,9 @@ export function copy(options: CopyOptions): Copy {
   if (options.linkDest) args.push(`--link-dest=${options.linkDest}`);
   if (options.rsh) args.push('-e', options.rsh);
   args.push(`${options.source}/`, `${options.dest}/`);
-  const child = spawn('rsync', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = options.rsync.setpriv
+    ? spawn('setpriv', ['--pdeathsig', 'KILL', 'rsync', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+    : spawn('rsync', args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => {

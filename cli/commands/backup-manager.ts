@@ -1,10 +1,12 @@
 import type { CommandModule } from 'yargs';
 import { Client } from '../../shared/client.js';
 import { createLogger } from '../../shared/log.js';
+import { badRequest } from '../../shared/errors.js';
 import { coordinatorOption, jsonOption } from '../options.js';
 import { fail } from '../run.js';
-import { backupOptions, ownerName } from './backup.js';
-import { preflight, runManager } from '../backup/manager.js';
+import { backupOptions } from './backup.js';
+import { ownerName } from '../backup/owner.js';
+import { managerTool, preflight, runManager } from '../backup/manager.js';
 import { createProgress } from '../backup/progress.js';
 import { formatBytes } from '../backup/report.js';
 
@@ -20,7 +22,7 @@ export const backupManagerCommand: CommandModule<object, Args> = {
       .option('all-replicas', { type: 'boolean', default: false, describe: 'copy every replica, not one per partition (--one-replica)' })
       .option('rsh', { type: 'string', describe: 'remote shell for daemons on other hosts (rsync -e), e.g. "ssh -p 22"' })
       .check((argv) => {
-        if (argv.keep !== undefined && (!Number.isInteger(argv.keep) || argv.keep < 1)) throw new Error('--keep must be a whole number of at least 1');
+        if (argv.keep !== undefined && (!Number.isInteger(argv.keep) || argv.keep < 1)) throw badRequest('--keep must be a whole number of at least 1');
         return true;
       })
       .example('kv backup-manager --backup-dir /backups --keep 7', ''),
@@ -40,7 +42,7 @@ export const backupManagerCommand: CommandModule<object, Args> = {
         rsh: argv.rsh,
         leaseMs: argv['lease-ms'],
         deadlineMs: argv['deadline-ms'],
-        owner: ownerName('kv backup-manager'),
+        owner: ownerName(managerTool),
         replicas: argv['all-replicas'] ? 'all' : 'one',
         log,
         progress: createProgress(log, 'copying'),
@@ -54,7 +56,8 @@ export const backupManagerCommand: CommandModule<object, Args> = {
           : [
               `backup ${summary.name} complete in ${argv['backup-dir']}`,
               `  servers ${t.servers}, files ${t.files}, ${formatBytes(t.bytes)}`,
-              `  copied ${formatBytes(t.copiedBytes)}, hard-linked from ${summary.previous ?? '(no previous backup)'} ${formatBytes(t.linkedBytes)}`,
+              `  copied ${formatBytes(t.copiedBytes)} (${formatBytes(t.alwaysCopiedBytes)} of it always copied: write-ahead logs, MANIFEST, CURRENT), ` +
+                `hard-linked from ${summary.previous ?? '(no previous backup)'} ${formatBytes(t.linkedBytes)}`,
               `  freeze ${summary.freeze.ms.toFixed(1)} ms (${summary.freeze.beganAt} to ${summary.freeze.endedAt}), total ${(summary.totalMs / 1000).toFixed(1)} s`,
               '',
             ].join('\n'),

@@ -1,4 +1,4 @@
-// Offline and housekeeping backup commands: verify-backup, list-backups, backup-release.
+// Offline and housekeeping backup commands: verify-backup, list-backups, list-snapshots, backup-release.
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { CommandModule } from 'yargs';
@@ -15,7 +15,7 @@ export const verifyBackupCommand: CommandModule<object, { dir: string; json: boo
   builder: (y) => jsonOption(y).positional('dir', { type: 'string', demandOption: true, describe: 'DIR/<ts>' }),
   handler: async (argv) => {
     try {
-      const verdict = await verifyBackup(resolve(argv.dir));
+      const verdict = await verifyBackup(layout.existingDir(resolve(argv.dir), 'the backup'));
       if (argv.json) process.stdout.write(JSON.stringify(verdict, null, 2) + '\n');
       else {
         for (const s of verdict.servers) {
@@ -41,7 +41,7 @@ export const listBackupsCommand: CommandModule<object, { dir: string; json: bool
   builder: (y) => jsonOption(y).positional('dir', { type: 'string', demandOption: true }),
   handler: (argv) => {
     try {
-      const root = resolve(argv.dir);
+      const root = layout.existingDir(resolve(argv.dir), 'the backup directory');
       const latest = layout.previousBackup(root);
       const rows = layout.completeBackups(root).map((name) => {
         const s = JSON.parse(readFileSync(layout.summaryFile(layout.completeDir(root, name)), 'utf8')) as BackupSummary;
@@ -74,5 +74,43 @@ export const backupReleaseCommand: CommandModule<object, { coordinator: string; 
         process.stdout.write(`${r.serverId} ${r.error ? `not released: ${r.error}` : r.released ? 'released' : 'had no such snapshot'}\n`);
       }
       return results.some((r) => r.error) ? 1 : 0;
+    }),
+};
+
+/** "3d 4h", "12m 5s", "7s": an age at a glance, its two largest units. */
+function formatAge(ms: number): string {
+  let rest = Math.max(0, Math.floor(ms / 1000));
+  const parts: string[] = [];
+  for (const [unit, seconds] of [['d', 86_400], ['h', 3_600], ['m', 60], ['s', 1]] as const) {
+    const n = Math.floor(rest / seconds);
+    rest -= n * seconds;
+    if (n > 0 || (unit === 's' && parts.length === 0)) parts.push(`${n}${unit}`);
+  }
+  return parts.slice(0, 2).join(' ');
+}
+
+export const listSnapshotsCommand: CommandModule<object, { coordinator: string; 'timeout-ms': number; json: boolean }> = {
+  command: 'list-snapshots',
+  describe: "list every daemon's snapshots with age and owner (a dead backup-manager run's are released by the next run)",
+  builder: (y) => jsonOption(coordinatorOption(y)),
+  handler: (argv) =>
+    withClient(argv, async (client) => {
+      const daemons = await client.listSnapshots();
+      const now = Date.now();
+      const rows = daemons.flatMap((d) =>
+        d.snapshots.map((s) => ({ serverId: d.serverId, ...s, ageMs: s.capturedAt === null ? null : now - Date.parse(s.capturedAt) })),
+      );
+      if (argv.json) {
+        process.stdout.write(JSON.stringify({ snapshots: rows, unreachable: daemons.filter((d) => d.error).map((d) => ({ serverId: d.serverId, error: d.error })) }, null, 2) + '\n');
+      } else {
+        process.stdout.write('server  snapshot              age      size        owner\n');
+        for (const r of rows) {
+          const age = r.ageMs === null ? '-' : formatAge(r.ageMs);
+          const owner = r.sealed ? (r.owner ?? '(not recorded)') : '(never sealed: its backup died during the freeze)';
+          process.stdout.write(`${r.serverId.padEnd(6)}  ${r.name.padEnd(20)}  ${age.padEnd(7)}  ${formatBytes(r.bytes).padEnd(10)}  ${owner}\n`);
+        }
+        for (const d of daemons.filter((x) => x.error)) process.stdout.write(`${d.serverId.padEnd(6)}  (cannot list: ${d.error})\n`);
+      }
+      return daemons.some((d) => d.error) ? 1 : 0;
     }),
 };

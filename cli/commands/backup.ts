@@ -1,6 +1,5 @@
 // kv backup NAME: one consistent cut of the whole cluster. The coordinator drives it; this command asks for it,
 // writes NAME.coordinator.bin and prints where every daemon put its snapshot.
-import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { CommandModule } from 'yargs';
 import { backupDeadlineMsDefault, freezeLeaseMsDefault } from '../../shared/limits.js';
@@ -8,13 +7,12 @@ import { checkWritableDir, writeFileDurably } from '../../shared/durable-file.js
 import { coordinatorOption, jsonOption } from '../options.js';
 import { fail, withClient } from '../run.js';
 import { formatFreeze } from '../backup/report.js';
+import { ownerName } from '../backup/owner.js';
 
 export const backupOptions = <T>(y: import('yargs').Argv<T>) =>
   y
     .option('lease-ms', { type: 'number', default: freezeLeaseMsDefault, describe: 'daemons thaw by themselves this long after freezing' })
     .option('deadline-ms', { type: 'number', default: backupDeadlineMsDefault, describe: 'keep retrying an unsettled cluster this long' });
-
-export const ownerName = (tool: string) => `${tool} (pid ${process.pid} on ${hostname()})`;
 
 export const backupCommand: CommandModule<object, { coordinator: string; 'timeout-ms': number; name: string; out: string; json: boolean; 'lease-ms': number; 'deadline-ms': number }> = {
   command: 'backup <name>',

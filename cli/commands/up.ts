@@ -3,8 +3,9 @@
 // on the same ports or data is never reported as this one. A process that dies later is started again
 // (restart-budget.ts) while the others keep serving.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, realpathSync } from 'node:fs';
+import { realpathSync } from 'node:fs';
 import { delimiter, join, relative, resolve, sep } from 'node:path';
+import { makeDir } from '../../shared/make-dir.js';
 import type { CommandModule } from 'yargs';
 import { formatAddress, parseAddress } from '../../shared/address.js';
 import { KvError, badRequest } from '../../shared/errors.js';
@@ -128,7 +129,7 @@ export const upCommand: CommandModule<object, Args> = {
   handler: async (argv) => {
     const log = createLogger('up');
     const dir = resolve(argv.dir);
-    mkdirSync(dir, { recursive: true });
+    makeDir(dir, 'the --dir folder');
     const coordinator = formatAddress({ host: argv.listen, port: argv.port });
     const budget = { ...restartBudgetDefaults, restartsMax: argv['restarts-max'] };
     const coord = new Member('coordinator', ['coordinator', '--listen', argv.listen, '--port', String(argv.port), '--data', join(dir, 'coordinator')], budget);

@@ -1,5 +1,6 @@
 // Backups and restores for tests: run backup-manager as a process, restore a backup onto new ports and dirs.
-import { cpSync, readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, cpSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BackupSummary } from '../../cli/backup/manager.js';
 import { Client } from '../../shared/client.js';
@@ -43,4 +44,24 @@ export async function restore(t: TestLike, backupDir: string, serverIds: string[
     return serverIds.every((id) => up.has(id)) && config.spaces.every((s) => s.partitions.every((p) => settledChain(p.chain)));
   }, 30_000);
   return { coordinator, daemons, client };
+}
+
+/** A PATH whose rsync is the real one at about 100 KB/s. */
+export function slowRsyncPath(t: TestLike): string {
+  const real = spawnSync('sh', ['-c', 'command -v rsync'], { encoding: 'utf8' }).stdout.trim();
+  const dir = tempDir(t, 'kv-slow-rsync-');
+  writeFileSync(join(dir, 'rsync'), `#!/bin/sh\nexec ${real} --bwlimit=100 "$@"\n`);
+  chmodSync(join(dir, 'rsync'), 0o755);
+  return `${dir}:${process.env.PATH}`;
+}
+
+/** Pids of processes whose command line mentions `text`. */
+export function processesMentioning(text: string): number[] {
+  return readdirSync('/proc').filter((n) => /^\d+$/.test(n)).flatMap((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(text) ? [Number(pid)] : [];
+    } catch {
+      return []; // gone meanwhile
+    }
+  });
 }
