@@ -15,9 +15,24 @@ import { backupReleaseCommand, listBackupsCommand, verifyBackupCommand } from '.
 import { exitCodes } from './exit-codes.js';
 import { KvError } from '../shared/errors.js';
 import { fail } from './run.js';
+import { pino } from 'pino';
+
+const usageError = (message: string): never => {
+  process.stderr.write(`kv: ${message}\n(kv --help for usage)\n`);
+  process.exit(exitCodes.usage);
+};
+
+// Checked before any command runs: pino would throw it from the first logger, as a stack trace.
+const logLevels = [...Object.keys(pino.levels.values), 'silent'];
+const logLevel = process.env.KV_LOG_LEVEL;
+if (logLevel !== undefined && !logLevels.includes(logLevel)) {
+  usageError(`KV_LOG_LEVEL is "${logLevel}"; it must be one of ${logLevels.join(', ')} (or unset, for info)`);
+}
 
 await yargs(hideBin(process.argv))
   .scriptName('kv')
+  // Flags are read by their --kebab-case names only; expanding them to camelCase too names each unknown flag twice.
+  .parserConfiguration({ 'camel-case-expansion': false })
   .usage('$0 <command> [options]\n\nA distributed key-value store with coordinated, consistent, incremental backup.')
   .command(upCommand)
   .command(coordinatorCommand)
@@ -44,10 +59,7 @@ await yargs(hideBin(process.argv))
   .version()
   .fail((message, error) => {
     // A flag's coerce or check threw: a usage error like any other, one line, exit 2.
-    if (error instanceof KvError || error?.name === 'YError' || !error) {
-      process.stderr.write(`kv: ${error?.message ?? message}\n(kv --help for usage)\n`);
-      process.exit(exitCodes.usage);
-    }
+    if (error instanceof KvError || error?.name === 'YError' || !error) usageError(error?.message ?? message);
     fail(error);
   })
   .parseAsync();

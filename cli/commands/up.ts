@@ -7,6 +7,7 @@ import { Client } from '../../shared/client.js';
 import { KvError } from '../../shared/errors.js';
 import { createLogger } from '../../shared/log.js';
 import { fail } from '../run.js';
+import { portOption, wholeNumberOption } from '../options.js';
 
 interface Child {
   name: string;
@@ -39,14 +40,10 @@ export const upCommand: CommandModule<object, { dir: string; daemons: number; li
   builder: (y) =>
     y
       .option('dir', { type: 'string', default: './kv-data', describe: 'folder holding every process data dir' })
-      .option('daemons', { type: 'number', default: 3, describe: 'number of daemons' })
+      .option('daemons', wholeNumberOption('daemons', { min: 1 }, { default: 3, describe: 'number of daemons' }))
       .option('listen', { type: 'string', default: '127.0.0.1', describe: 'address every process listens on' })
-      .option('port', { type: 'number', default: 1982, describe: "the coordinator's port" })
-      .option('daemon-port', { type: 'number', default: 2012, describe: "the first daemon's port; the others follow" })
-      .check((argv) => {
-        if (!Number.isInteger(argv.daemons) || argv.daemons < 1) throw new Error('--daemons must be a whole number of at least 1');
-        return true;
-      }),
+      .option('port', portOption('port', 1, { default: 1982, describe: "the coordinator's port" }))
+      .option('daemon-port', portOption('daemon-port', 1, { default: 2012, describe: "the first daemon's port; the others follow" })),
   handler: async (argv) => {
     const log = createLogger('up');
     const dir = resolve(argv.dir);
