@@ -7,7 +7,7 @@ import { daemonCommand } from './commands/daemon.js';
 import { showConfigCommand } from './commands/show-config.js';
 import { addSpaceCommand, rmSpaceCommand, serverForgetCommand } from './commands/spaces.js';
 import { setReadOnlyCommand, setReadWriteCommand } from './commands/read-only.js';
-import { countCommand, delCommand, getCommand, putCommand } from './commands/data.js';
+import { atomicAddCommand, condPutCommand, countCommand, delCommand, getCommand, putCommand, putIfNotExistCommand } from './commands/data.js';
 import { upCommand } from './commands/up.js';
 import { backupCommand } from './commands/backup.js';
 import { backupManagerCommand } from './commands/backup-manager.js';
@@ -44,6 +44,9 @@ await yargs(hideBin(process.argv))
   .command(setReadOnlyCommand)
   .command(setReadWriteCommand)
   .command(putCommand)
+  .command(putIfNotExistCommand)
+  .command(condPutCommand)
+  .command(atomicAddCommand)
   .command(getCommand)
   .command(delCommand)
   .command(countCommand)
