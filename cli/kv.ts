@@ -31,8 +31,10 @@ if (logLevel !== undefined && !logLevels.includes(logLevel)) {
 
 await yargs(hideBin(process.argv))
   .scriptName('kv')
-  // Flags are read by their --kebab-case names only; expanding them to camelCase too names each unknown flag twice.
-  .parserConfiguration({ 'camel-case-expansion': false })
+  // Flags are read by their --kebab-case names only (expanding them to camelCase too names each unknown flag
+  // twice), and a flag given again overrides the earlier value, as in most commands, instead of becoming an array
+  // that no flag of kv expects.
+  .parserConfiguration({ 'camel-case-expansion': false, 'duplicate-arguments-array': false })
   .usage('$0 <command> [options]\n\nA distributed key-value store with coordinated, consistent, incremental backup.')
   .command(upCommand)
   .command(coordinatorCommand)

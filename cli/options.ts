@@ -9,8 +9,7 @@ export const defaultCoordinator = () => process.env.KV_COORDINATOR ?? '127.0.0.1
 
 /**
  * A flag that takes one whole number from `min` to `max` (no upper bound when `max` is absent). yargs reads the
- * text as a number (NaN when it is not one); this turns anything outside the range, or the flag given twice, into
- * one line naming the flag.
+ * text as a number (NaN when it is not one); this turns anything outside the range into one line naming the flag.
  */
 type NumberFlag = Pick<Options, 'describe' | 'alias' | 'hidden' | 'defaultDescription'> & { default?: number };
 
@@ -22,7 +21,6 @@ export function wholeNumberOption<O extends NumberFlag>(flag: string, range: { m
     type: 'number' as const,
     requiresArg: true,
     coerce: (value: unknown): number => {
-      if (Array.isArray(value)) throw badRequest(`--${flag} was given more than once`);
       const number = value as number;
       if (!Number.isSafeInteger(number) || number < range.min || (range.max !== undefined && number > range.max)) {
         throw badRequest(`--${flag} must be ${allowed}${unit}${Number.isNaN(number) ? '' : `, not ${number}`}`);
