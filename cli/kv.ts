@@ -63,8 +63,11 @@ await yargs(hideBin(process.argv))
   .alias('h', 'help')
   .version()
   .fail((message, error) => {
-    // A flag's coerce or check threw: a usage error like any other, one line, exit 2.
-    if (error instanceof KvError || error?.name === 'YError' || !error) usageError(error?.message ?? message);
+    // yargs' own complaints, and a flag's coerce or check that threw (yargs rewraps those): a usage error, one line
+    // with the code every kv error line carries, exit 2. Anything else came from a command and keeps its code.
+    if (!error || error.name === 'YError' || (error instanceof KvError && error.code === 'BAD_REQUEST')) {
+      usageError(`${error?.message ?? message} (BAD_REQUEST)`);
+    }
     fail(error);
   })
   .parseAsync();

@@ -14,18 +14,18 @@ export const defaultCoordinator = () => process.env.KV_COORDINATOR ?? '127.0.0.1
 type NumberFlag = Pick<Options, 'describe' | 'alias' | 'hidden' | 'defaultDescription'> & { default?: number };
 
 export function wholeNumberOption<O extends NumberFlag>(flag: string, range: { min: number; max?: number; unit?: string }, options: O) {
-  const unit = range.unit ? ` (${range.unit})` : '';
-  const allowed = range.max === undefined ? `a whole number of at least ${range.min}` : `a whole number from ${range.min} to ${range.max}`;
+  const number = range.unit ? `a whole number of ${range.unit}` : 'a whole number';
+  const allowed = range.max === undefined ? `${number}, at least ${range.min}` : `${number} from ${range.min} to ${range.max}`;
   return {
     ...options,
     type: 'number' as const,
     requiresArg: true,
     coerce: (value: unknown): number => {
-      const number = value as number;
-      if (!Number.isSafeInteger(number) || number < range.min || (range.max !== undefined && number > range.max)) {
-        throw badRequest(`--${flag} must be ${allowed}${unit}${Number.isNaN(number) ? '' : `, not ${number}`}`);
+      const given = value as number;
+      if (!Number.isSafeInteger(given) || given < range.min || (range.max !== undefined && given > range.max)) {
+        throw badRequest(`--${flag} must be ${allowed}${Number.isNaN(given) ? '' : `, not ${given}`}`);
       }
-      return number;
+      return given;
     },
   };
 }

@@ -19,7 +19,7 @@ export const coordinatorCommand: CommandModule<object, {
       .option('restore', { type: 'string', describe: "start from a backup's coordinator.bin (read-only; --data must be new)" })
       .option('heartbeat-interval-ms', msOption('heartbeat-interval-ms', 1, { default: heartbeatIntervalMsDefault, describe: 'how often daemons renew their read leases (their heartbeats)' }))
       .option('heartbeat-timeout-ms', msOption('heartbeat-timeout-ms', 1, { default: heartbeatTimeoutMsDefault, describe: 'silence after which a daemon is not available (its read lease ends 5% + 100 ms sooner)' }))
-      .option('value-bytes-max', wholeNumberOption('value-bytes-max', { min: 1, max: frameBytesMax, unit: 'bytes, at most the largest message' }, {
+      .option('value-bytes-max', wholeNumberOption('value-bytes-max', { min: 1, max: frameBytesMax, unit: 'bytes' }, {
         describe: `largest stored value, in bytes, on every daemon (default ${valueBytesMaxDefault}; kept in the cluster config)`,
       }))
       .option('fault-stall-after-freeze-ms', msOption('fault-stall-after-freeze-ms', 0, { default: 0, hidden: true, describe: 'testing only: stall backups after freezing' }))

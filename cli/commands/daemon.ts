@@ -20,7 +20,7 @@ export const daemonCommand: CommandModule<object, {
       .option('data', { alias: 'D', type: 'string', demandOption: true, describe: 'data directory (LevelDB and snapshots)' })
       .option('value-bytes-max', { type: 'number', hidden: true, describe: 'moved: the largest value is a cluster setting (kv coordinator --value-bytes-max)' })
       // LevelDB clips the write buffer to this range anyway; outside it a value would not do what it says.
-      .option('write-buffer-bytes', wholeNumberOption('write-buffer-bytes', { min: 64 * 1024, max: 1024 * 1024 * 1024 }, {
+      .option('write-buffer-bytes', wholeNumberOption('write-buffer-bytes', { min: 64 * 1024, max: 1024 * 1024 * 1024, unit: 'bytes' }, {
         describe: "LevelDB's write buffer (memtable) size; default 4 MiB",
       }))
       .example('kv daemon --listen 127.0.0.1 --listen-port 2012 --coordinator 127.0.0.1:1982 --data ./d1', ''),
