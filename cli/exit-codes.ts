@@ -5,7 +5,7 @@ export const exitCodes = {
   ok: 0,
   /** Anything not listed below. */
   failure: 1,
-  /** Bad flags or arguments, or a request the cluster refused as malformed. */
+  /** Bad flags, arguments or KV_LOG_LEVEL, or a request refused as malformed or too big for one message. */
   usage: 2,
   /** The cluster (or a part of it) could not be reached in time; trying again later may work. */
   unavailable: 3,
@@ -13,7 +13,7 @@ export const exitCodes = {
   notFound: 4,
   /** The cluster is read-only. */
   readOnly: 5,
-  /** A condition (cond_put, put_if_not_exist) did not hold. */
+  /** A condition did not hold: kv cond-put, kv put-if-not-exist. */
   conditionFailed: 6,
 } as const;
 

@@ -3,8 +3,9 @@
 import { extendedChain, findServer, findSpace, valueBytesMaxOf, type ClusterConfig, type Freeze, type PartitionInfo, type ServerInfo, type ServerState } from '../shared/config.js';
 import { KvError, badRequest } from '../shared/errors.js';
 import { newId64 } from '../shared/ids.js';
-import { frameBytesMax, partitionsMax, spaceNameLengthMax } from '../shared/limits.js';
+import { frameBytesMax, partitionsMax } from '../shared/limits.js';
 import { dataFormatVersions } from '../shared/data-format.js';
+import { checkSpaceName } from '../shared/names.js';
 
 export const newCluster = (clusterId = newId64()): ClusterConfig => ({
   clusterId,
@@ -138,9 +139,7 @@ export function setServerState(config: ClusterConfig, serverId: string, state: S
 }
 
 export function addSpace(config: ClusterConfig, name: string, partitions: number, tolerate: number): ClusterConfig {
-  if (!/^[A-Za-z0-9_.-]+$/.test(name) || name.length > spaceNameLengthMax) {
-    throw badRequest(`space name "${name}" must be 1-${spaceNameLengthMax} letters, digits, '_', '.' or '-'`);
-  }
+  checkSpaceName(name);
   if (!Number.isInteger(tolerate) || tolerate < 0) throw badRequest(`--tolerate is a whole number >= 0, not ${tolerate}`);
   if (!Number.isInteger(partitions) || partitions < 1 || partitions > partitionsMax) {
     throw badRequest(`a space has 1 to ${partitionsMax} partitions, not ${partitions}`);

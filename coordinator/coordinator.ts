@@ -366,8 +366,10 @@ export class Coordinator {
       return await runBackup(request, host);
     } catch (error) {
       const kvError = asKvError(error);
-      if (kvError.code === 'BACKUP_FAILED' || kvError.code === 'BACKUP_IN_PROGRESS') throw kvError;
-      throw new KvError('BACKUP_FAILED', `backup ${request.name} failed: ${kvError.message} (${kvError.code})`);
+      // A refused request (a name taken on a daemon) stays what it is, so the caller can tell it from a failure;
+      // the code is the contract, so it is not repeated inside the message.
+      if (kvError.code === 'BACKUP_FAILED' || kvError.code === 'BACKUP_IN_PROGRESS' || kvError.code === 'BAD_REQUEST') throw kvError;
+      throw new KvError('BACKUP_FAILED', `backup ${request.name} failed: ${kvError.message}`);
     } finally {
       if (ownLock) this.backupLock.release(ownLock);
     }

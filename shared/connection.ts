@@ -25,6 +25,8 @@ interface Pending {
   deadline: number;
   /** In a message already sent (not still in the outbox). */
   sent: boolean;
+  /** The size of that message: a peer that closes with 1009 refused the first message over its limit. */
+  messageBytes: number;
   /** For the TIMEOUT message: what was asked, and how long it was given. */
   type: string;
   timeoutMs: number;
@@ -59,7 +61,7 @@ export class Connection {
   ) {
     socket.binaryType = 'nodebuffer';
     socket.on('message', (data: Buffer) => this.receive(data));
-    socket.on('close', () => this.onClose());
+    socket.on('close', (code) => this.onClose(code));
     // 'error' is always followed by 'close'; listening keeps it from being thrown as an unhandled event.
     socket.on('error', () => {});
   }
@@ -116,7 +118,7 @@ export class Connection {
     const id = this.nextId++;
     return new Promise<Results[T]>((resolve, reject) => {
       const deadline = performance.now() + timeoutMs;
-      this.pending.set(id, { resolve: resolve as (result: unknown) => void, reject, deadline, sent: false, type: request.t, timeoutMs });
+      this.pending.set(id, { resolve: resolve as (result: unknown) => void, reject, deadline, sent: false, messageBytes: 0, type: request.t, timeoutMs });
       this.sweeper ??= setInterval(() => this.sweep(), deadlineSweepMs);
       const frame = request as { t: T } & RequestOf<T> & { id: number };
       frame.id = id;
@@ -172,14 +174,67 @@ export class Connection {
     if (this.outbox.length === 0 || this.socket.readyState !== WebSocket.OPEN) return;
     const frames = this.outbox;
     this.outbox = [];
+    const message = encodeBatch(frames);
+    if (message.length > frameBytesMax) return this.sendSplit(frames);
+    this.markSent(frames, message.length);
+    this.socket.send(message);
+  }
+
+  private markSent(frames: readonly Message[], messageBytes: number): void {
     for (const frame of frames) {
-      const pending = 'id' in frame && frame.t !== 'reply' && frame.t !== 'error' ? this.pending.get(frame.id as number) : undefined;
+      const pending = this.ownRequest(frame);
       if (pending && !pending.sent) {
         pending.sent = true;
+        pending.messageBytes = messageBytes;
         this.awaiting++;
       }
     }
-    this.socket.send(encodeBatch(frames));
+  }
+
+  private ownRequest(frame: Message): Pending | undefined {
+    return 'id' in frame && frame.t !== 'reply' && frame.t !== 'error' ? this.pending.get(frame.id as number) : undefined;
+  }
+
+  /**
+   * The rare batch over the peer's message limit (which would close the connection with 1009, failing everything
+   * on it, and a retried write would do it again): its frames go in messages that fit, and a frame too big on its
+   * own is answered here, at once: our request fails with BAD_REQUEST, our reply becomes an error answer. Anything
+   * else that big cannot be answered, so the connection closes as the peer would have closed it.
+   */
+  private sendSplit(frames: readonly Message[]): void {
+    let batch: Message[] = [];
+    let bytes = 0;
+    const sendBatch = () => {
+      if (batch.length === 0) return;
+      const message = encodeBatch(batch);
+      this.markSent(batch, message.length);
+      this.socket.send(message);
+      batch = [];
+      bytes = 0;
+    };
+    for (let frame of frames) {
+      // One frame's own batch is at least as big as its share of a shared one, so the sums below never undercount.
+      let size = encodeBatch([frame]).length;
+      if (size > frameBytesMax) {
+        const tooBig = `a message of ${size} bytes, over the limit of ${frameBytesMax}`;
+        const pending = this.ownRequest(frame);
+        if (pending) {
+          this.forget((frame as { id: number }).id, pending);
+          pending.reject(new KvError('BAD_REQUEST', `the ${frame.t} would be ${tooBig}`));
+          continue;
+        }
+        if (frame.t !== 'reply') {
+          this.socket.close(1009, 'a frame over the message limit');
+          return;
+        }
+        frame = { t: 'error', id: frame.id, code: 'BAD_REQUEST', message: `the answer would be ${tooBig}` };
+        size = encodeBatch([frame]).length;
+      }
+      if (bytes + size > frameBytesMax) sendBatch();
+      batch.push(frame);
+      bytes += size;
+    }
+    sendBatch();
   }
 
   private forget(id: number, pending: Pending): void {
@@ -224,14 +279,23 @@ export class Connection {
     else pending.resolve(result);
   }
 
-  private onClose(): void {
+  private onClose(code: number): void {
     if (this.closed) return;
     this.closed = true;
     this.stopSweeping();
     clearTimeout(this.holdTimer);
     this.awaiting = 0;
+    // 1009: a message was over the limit of one end (a peer with a smaller limit than ours). The peer read nothing
+    // after the first such message; the biggest message out is over the limit too, so its requests fail for good
+    // rather than being retried into the same wall. The others were lost with the connection, as in any drop.
+    let refusedBytes = Infinity;
+    if (code === 1009) refusedBytes = [...this.pending.values()].reduce((most, p) => Math.max(most, p.messageBytes), 0);
     for (const [id, pending] of this.pending) {
-      pending.reject(new KvError('CONNECTION_LOST', `connection to ${this.peer} closed before request ${id} was answered`));
+      pending.reject(
+        pending.sent && pending.messageBytes >= refusedBytes
+          ? new KvError('BAD_REQUEST', `${this.peer} closed the connection (1009): the ${pending.type} was in a message of ${pending.messageBytes} bytes, over its limit`)
+          : new KvError('CONNECTION_LOST', `connection to ${this.peer} closed before request ${id} was answered`),
+      );
     }
     this.pending.clear();
     for (const listener of this.closeListeners) listener();

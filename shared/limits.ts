@@ -87,3 +87,8 @@ export const snapshotSealMsMax = 30 * 60_000;
 export const transferRetryDelayMs = 1_000;
 /** How long a backup lock lasts unless its holder renews it. */
 export const backupLockMsDefault = 30_000;
+/**
+ * Largest JSON text `kv put --file` (and the other writing commands) reads: a value as big as a message, with its
+ * bytes in base64 (a third bigger) and room for the JSON around them. Bigger input is refused before it is parsed.
+ */
+export const valueTextBytesMax = 2 * frameBytesMax;

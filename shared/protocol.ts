@@ -3,6 +3,7 @@
 // Requests carry `id`; the answer is a `reply` or an `error` with the same id. Pushes carry no id.
 import { Type, type Static, type TObject } from '@sinclair/typebox';
 import { ClusterConfig } from './config.js';
+import { snapshotNamePattern } from './names.js';
 
 export const AttrValue = Type.Union([Type.String(), Type.Number(), Type.Boolean(), Type.Null(), Type.Uint8Array()]);
 export type AttrValue = Static<typeof AttrValue>;
@@ -13,8 +14,8 @@ const Id = Type.Integer({ minimum: 0 });
 /** The config version the sender routed this request by. */
 const Version = Type.Integer({ minimum: 0 });
 const Name = Type.String({ minLength: 1 });
-/** Backup and snapshot names become directory names: no separators, and never `.` or `..` (the snapshot dir's parents). */
-export const SnapshotName = Type.String({ pattern: '^(?!\\.\\.?$)[A-Za-z0-9_:.-]{1,128}$' });
+/** Backup and snapshot names become directory names (shared/names.ts). */
+export const SnapshotName = Type.String({ pattern: snapshotNamePattern });
 
 const request = <T extends string, P extends Record<string, import('@sinclair/typebox').TSchema>>(t: T, props: P) =>
   Type.Object({ t: Type.Literal(t), id: Id, ...props }, { additionalProperties: false });

@@ -139,9 +139,76 @@ t.test('bad flags: exit 2 and one readable line', async (t) => {
     },
     { what: 'put with a value that is not JSON', args: ['put', 's', 'k', '{not json', '-c', '127.0.0.1:1'], pattern: /JSON/ },
     { what: 'put with a nested value', args: ['put', 's', 'k', '{"a":{"b":1}}', '-c', '127.0.0.1:1'], pattern: /"a"/ },
+    // Every numeric flag is checked by the parser, in the flag's own terms (never NaN, never a schema path).
+    ...[
+      { command: ['get', 's', 'k', '-c', '127.0.0.1:1'], flag: 'timeout-ms', values: ['abc', '-5', '0', '1.5', ''] },
+      { command: ['add-space', 'x', '-c', '127.0.0.1:1'], flag: 'partitions', values: ['abc', '0', '5000', '2.5'] },
+      { command: ['add-space', 'x', '-c', '127.0.0.1:1'], flag: 'tolerate', values: ['-1', 'one'] },
+      { command: ['backup', 'b', '-c', '127.0.0.1:1'], flag: 'lease-ms', values: ['5', 'abc'] },
+      { command: ['backup', 'b', '-c', '127.0.0.1:1'], flag: 'deadline-ms', values: ['-1'] },
+      { command: ['backup-manager', '--backup-dir', dir, '-c', '127.0.0.1:1'], flag: 'lease-ms', values: ['1.5'] },
+      { command: ['coordinator', '--data', join(dir, 'cf')], flag: 'heartbeat-interval-ms', values: ['0', 'abc'] },
+      { command: ['coordinator', '--data', join(dir, 'cf')], flag: 'heartbeat-timeout-ms', values: ['-3'] },
+      { command: ['coordinator', '--data', join(dir, 'cf')], flag: 'value-bytes-max', values: ['0', 'big'] },
+      { command: ['daemon', '--data', join(dir, 'df'), '-c', '127.0.0.1:1'], flag: 'listen-port', values: ['abc'] },
+      { command: ['daemon', '--data', join(dir, 'df')], flag: 'coordinator-port', values: ['0', '70000'] },
+      { command: ['daemon', '--data', join(dir, 'df'), '-c', '127.0.0.1:1'], flag: 'write-buffer-bytes', values: ['10', 'x'] },
+      { command: ['up', '--dir', join(dir, 'up')], flag: 'daemons', values: ['0', 'three'] },
+      { command: ['up', '--dir', join(dir, 'up')], flag: 'port', values: ['0', 'abc'] },
+      { command: ['up', '--dir', join(dir, 'up')], flag: 'daemon-port', values: ['70000'] },
+    ].flatMap(({ command, flag, values }) =>
+      values.map((value) => ({
+        what: `${command[0]} --${flag} ${JSON.stringify(value)}`,
+        args: [...command, `--${flag}=${value}`],
+        pattern: new RegExp(`^kv: --${flag} must be a whole number( of [a-z]+)?( from \\d+ to \\d+|, at least \\d+)(, not -?[\\d.]+)? \\(BAD_REQUEST\\)$`),
+      })),
+    ),
+    { what: 'a numeric flag without its value', args: ['get', 's', 'k', '--timeout-ms'], pattern: /timeout-ms/ },
+    { what: 'add-space of a bad name', args: ['add-space', 'no spaces!', '-c', '127.0.0.1:1'], pattern: /space name "no spaces!" must be 1-128 letters/ },
+    { what: 'add-space of an empty name', args: ['add-space', '', '-c', '127.0.0.1:1'], pattern: /space name "" must be/ },
+    { what: 'a backup name with a slash', args: ['backup', 'a/b', '-c', '127.0.0.1:1'], pattern: /backup name "a\/b" must be 1-128 letters/ },
+    { what: 'backup-release of ..', args: ['backup-release', '..', '-c', '127.0.0.1:1'], pattern: /backup name "\.\." must be/ },
+    {
+      what: 'backup-manager with --one-replica and --all-replicas',
+      args: ['backup-manager', '--backup-dir', dir, '--one-replica', '--all-replicas', '-c', '127.0.0.1:1'],
+      pattern: /--one-replica and --all-replicas/,
+    },
   ];
   const results = await Promise.all(cases.map((c) => kv(t, c.args)));
   cases.forEach((c, i) => assertOneLine(t, c.what, results[i]!, 2, c.pattern));
+  for (const [i, c] of cases.entries()) {
+    t.notMatch(results[i]!.stderr, /NaN|malformed|Expected (integer|string)|\^\(|INTERNAL/, `${c.what}: no protocol internals, NaN or INTERNAL`);
+  }
+});
+
+t.test('flags named once, KV_LOG_LEVEL checked, --one-replica accepted', async (t) => {
+  const dir = tempDir(t);
+  const closed = `127.0.0.1:${await freePort()}`;
+  const [unknown, level, oneReplica, twice] = await Promise.all([
+    kv(t, ['get', 's', 'k', '--bogus-flag', '1']),
+    kv(t, ['coordinator', '--port', '0', '--data', join(dir, 'c')], { KV_LOG_LEVEL: 'bogus' }),
+    kv(t, ['backup-manager', '--backup-dir', dir, '--one-replica', '-c', closed]),
+    kv(t, ['get', 's', 'k', '-c', '127.0.0.1:1', '--timeout-ms', 'x', '-c', closed, '--timeout-ms', '5000']),
+  ]);
+  assertOneLine(t, 'flags given twice: the last of each counts', twice, 3, new RegExp(`${closed}.*\\(UNAVAILABLE\\)$`));
+  assertOneLine(t, 'an unknown flag', unknown, 2, /Unknown argument: bogus-flag \(BAD_REQUEST\)$/);
+  t.notMatch(unknown.stderr, /bogusFlag/, 'the unknown flag is named once, as it was typed');
+  assertOneLine(t, 'KV_LOG_LEVEL=bogus', level, 2, /KV_LOG_LEVEL is "bogus"; it must be one of .*debug/);
+  t.notMatch(oneReplica.stderr, /Unknown argument/, '--one-replica is a flag of backup-manager');
+  t.not(oneReplica.code, 2, 'and passes the parser (it fails later, on the cluster or rsync, not on usage)');
+  t.not(oneReplica.code, 0);
+});
+
+t.test('a backup name taken on the daemons: BAD_REQUEST, its code said once', async (t) => {
+  const cluster = await startCluster(t, { daemons: 1 });
+  await seed(cluster);
+  const out = tempDir(t);
+  const args = ['backup', 'taken', '--out', out, '-c', cluster.coordinator.address];
+  t.equal((await kv(t, args)).code, 0, 'the first backup of the name works');
+  const again = await kv(t, args);
+  assertOneLine(t, 'a second backup of the same name', again, 2, /taken.*exists already.*\(BAD_REQUEST\)$/);
+  t.notMatch(again.stderr, /\(BAD_REQUEST\).*\(|\(BACKUP_FAILED\)/, 'one error code, once');
+  await assertServes(t, cluster, 1);
 });
 
 t.test('a bad --coordinator address on a client command: exit 2 and one readable line', async (t) => {

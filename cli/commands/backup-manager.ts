@@ -19,9 +19,11 @@ export const backupManagerCommand: CommandModule<object, Args> = {
     backupOptions(jsonOption(coordinatorOption(y)))
       .option('backup-dir', { type: 'string', demandOption: true, describe: 'where backups are kept' })
       .option('keep', { type: 'number', describe: 'keep only the newest N complete backups' })
-      .option('all-replicas', { type: 'boolean', default: false, describe: 'copy every replica, not one per partition (--one-replica)' })
+      .option('one-replica', { type: 'boolean', describe: 'copy one replica of each partition (the default)' })
+      .option('all-replicas', { type: 'boolean', default: false, describe: 'copy every replica, not one per partition' })
       .option('rsh', { type: 'string', describe: 'remote shell for daemons on other hosts (rsync -e), e.g. "ssh -p 22"' })
       .check((argv) => {
+        if (argv['one-replica'] && argv['all-replicas']) throw badRequest('--one-replica and --all-replicas exclude each other: give one');
         if (argv.keep !== undefined && (!Number.isInteger(argv.keep) || argv.keep < 1)) throw badRequest('--keep must be a whole number of at least 1');
         return true;
       })

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { CommandModule } from 'yargs';
 import { coordinatorOption, jsonOption } from '../options.js';
+import { checkSnapshotName } from '../../shared/names.js';
 import { fail, withClient } from '../run.js';
 import { verifyBackup } from '../backup/verify.js';
 import * as layout from '../backup/layout.js';
@@ -66,7 +67,7 @@ export const listBackupsCommand: CommandModule<object, { dir: string; json: bool
 export const backupReleaseCommand: CommandModule<object, { coordinator: string; 'timeout-ms': number; name: string }> = {
   command: 'backup-release <name>',
   describe: 'delete snapshot NAME on every daemon (after copying a hand-made backup)',
-  builder: (y) => coordinatorOption(y).positional('name', { type: 'string', demandOption: true }),
+  builder: (y) => coordinatorOption(y).positional('name', { type: 'string', demandOption: true, coerce: (name: string) => checkSnapshotName(String(name)) }),
   handler: (argv) =>
     withClient(argv, async (client) => {
       const results = await client.backupRelease(argv.name);

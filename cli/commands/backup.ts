@@ -4,22 +4,23 @@ import { join, resolve } from 'node:path';
 import type { CommandModule } from 'yargs';
 import { backupDeadlineMsDefault, freezeLeaseMsDefault } from '../../shared/limits.js';
 import { checkWritableDir, writeFileDurably } from '../../shared/durable-file.js';
-import { coordinatorOption, jsonOption } from '../options.js';
+import { coordinatorOption, jsonOption, msOption } from '../options.js';
+import { checkSnapshotName } from '../../shared/names.js';
 import { fail, withClient } from '../run.js';
 import { formatFreeze } from '../backup/report.js';
 import { ownerName } from '../backup/owner.js';
 
 export const backupOptions = <T>(y: import('yargs').Argv<T>) =>
   y
-    .option('lease-ms', { type: 'number', default: freezeLeaseMsDefault, describe: 'daemons thaw by themselves this long after freezing' })
-    .option('deadline-ms', { type: 'number', default: backupDeadlineMsDefault, describe: 'keep retrying an unsettled cluster this long' });
+    .option('lease-ms', msOption('lease-ms', 100, { default: freezeLeaseMsDefault, describe: 'daemons thaw by themselves this long after freezing' }))
+    .option('deadline-ms', msOption('deadline-ms', 0, { default: backupDeadlineMsDefault, describe: 'keep retrying an unsettled cluster this long' }));
 
 export const backupCommand: CommandModule<object, { coordinator: string; 'timeout-ms': number; name: string; out: string; json: boolean; 'lease-ms': number; 'deadline-ms': number }> = {
   command: 'backup <name>',
   describe: 'take one consistent snapshot of every daemon (kept on the daemons) and save the coordinator state',
   builder: (y) =>
     backupOptions(jsonOption(coordinatorOption(y)))
-      .positional('name', { type: 'string', demandOption: true, describe: 'a new name: letters, digits, _ : . -' })
+      .positional('name', { type: 'string', demandOption: true, describe: 'a new name: letters, digits, _ : . -', coerce: (name: string) => checkSnapshotName(String(name)) })
       .option('out', { type: 'string', default: '.', describe: 'where NAME.coordinator.bin goes' }),
   handler: (argv) => {
     const out = resolve(argv.out);

@@ -1,7 +1,8 @@
 import type { CommandModule } from 'yargs';
 import { Coordinator } from '../../coordinator/coordinator.js';
 import { createLogger } from '../../shared/log.js';
-import { heartbeatIntervalMsDefault, heartbeatTimeoutMsDefault, valueBytesMaxDefault } from '../../shared/limits.js';
+import { frameBytesMax, heartbeatIntervalMsDefault, heartbeatTimeoutMsDefault, valueBytesMaxDefault } from '../../shared/limits.js';
+import { msOption, portOption, wholeNumberOption } from '../options.js';
 import { serve } from '../run.js';
 
 export const coordinatorCommand: CommandModule<object, {
@@ -13,13 +14,15 @@ export const coordinatorCommand: CommandModule<object, {
   builder: (y) =>
     y
       .option('listen', { alias: 'l', type: 'string', default: '127.0.0.1', describe: 'address to listen on' })
-      .option('port', { alias: 'p', type: 'number', default: 1982, describe: 'port to listen on (0: any free port)' })
+      .option('port', portOption('port', 0, { alias: 'p', default: 1982, describe: 'port to listen on (0: any free port)' }))
       .option('data', { alias: 'd', type: 'string', demandOption: true, describe: 'directory for the cluster state' })
       .option('restore', { type: 'string', describe: "start from a backup's coordinator.bin (read-only; --data must be new)" })
-      .option('heartbeat-interval-ms', { type: 'number', default: heartbeatIntervalMsDefault, describe: 'how often daemons renew their read leases (their heartbeats)' })
-      .option('heartbeat-timeout-ms', { type: 'number', default: heartbeatTimeoutMsDefault, describe: 'silence after which a daemon is not available (its read lease ends 5% + 100 ms sooner)' })
-      .option('value-bytes-max', { type: 'number', describe: `largest stored value, in bytes, on every daemon (default ${valueBytesMaxDefault}; kept in the cluster config)` })
-      .option('fault-stall-after-freeze-ms', { type: 'number', default: 0, hidden: true, describe: 'testing only: stall backups after freezing' })
+      .option('heartbeat-interval-ms', msOption('heartbeat-interval-ms', 1, { default: heartbeatIntervalMsDefault, describe: 'how often daemons renew their read leases (their heartbeats)' }))
+      .option('heartbeat-timeout-ms', msOption('heartbeat-timeout-ms', 1, { default: heartbeatTimeoutMsDefault, describe: 'silence after which a daemon is not available (its read lease ends 5% + 100 ms sooner)' }))
+      .option('value-bytes-max', wholeNumberOption('value-bytes-max', { min: 1, max: frameBytesMax, unit: 'bytes' }, {
+        describe: `largest stored value, in bytes, on every daemon (default ${valueBytesMaxDefault}; kept in the cluster config)`,
+      }))
+      .option('fault-stall-after-freeze-ms', msOption('fault-stall-after-freeze-ms', 0, { default: 0, hidden: true, describe: 'testing only: stall backups after freezing' }))
       .example('kv coordinator --port 1982 --data ./coord', '')
       .example('kv coordinator --restore /backups/2026-11-21T10:00:00/coordinator.bin --port 1983 --data ./coord2', ''),
   handler: (argv) => {

@@ -4,7 +4,7 @@ import { createLogger } from '../../shared/log.js';
 import { formatAddress, parseAddress } from '../../shared/address.js';
 import { fail, serve } from '../run.js';
 import { badRequest } from '../../shared/errors.js';
-import { defaultCoordinator } from '../options.js';
+import { defaultCoordinator, portOption, wholeNumberOption } from '../options.js';
 
 export const daemonCommand: CommandModule<object, {
   listen: string; 'listen-port': number; coordinator: string; 'coordinator-port'?: number; data: string; 'value-bytes-max'?: number; 'write-buffer-bytes'?: number;
@@ -14,12 +14,15 @@ export const daemonCommand: CommandModule<object, {
   builder: (y) =>
     y
       .option('listen', { alias: 'l', type: 'string', default: '127.0.0.1', describe: 'address to serve clients on' })
-      .option('listen-port', { alias: 'p', type: 'number', default: 2012, describe: 'port to serve on (0: any free port)' })
+      .option('listen-port', portOption('listen-port', 0, { alias: 'p', default: 2012, describe: 'port to serve on (0: any free port)' }))
       .option('coordinator', { alias: 'c', type: 'string', default: defaultCoordinator(), describe: 'the coordinator, HOST:PORT (or HOST with --coordinator-port)' })
-      .option('coordinator-port', { alias: 'P', type: 'number', describe: "the coordinator's port (HyperDex spelling)" })
+      .option('coordinator-port', portOption('coordinator-port', 1, { alias: 'P', describe: "the coordinator's port (HyperDex spelling)" }))
       .option('data', { alias: 'D', type: 'string', demandOption: true, describe: 'data directory (LevelDB and snapshots)' })
       .option('value-bytes-max', { type: 'number', hidden: true, describe: 'moved: the largest value is a cluster setting (kv coordinator --value-bytes-max)' })
-      .option('write-buffer-bytes', { type: 'number', describe: "LevelDB's write buffer (memtable) size; default 4 MiB" })
+      // LevelDB clips the write buffer to this range anyway; outside it a value would not do what it says.
+      .option('write-buffer-bytes', wholeNumberOption('write-buffer-bytes', { min: 64 * 1024, max: 1024 * 1024 * 1024, unit: 'bytes' }, {
+        describe: "LevelDB's write buffer (memtable) size; default 4 MiB",
+      }))
       .example('kv daemon --listen 127.0.0.1 --listen-port 2012 --coordinator 127.0.0.1:1982 --data ./d1', ''),
   handler: (argv) => {
     const log = createLogger('daemon');

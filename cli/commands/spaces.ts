@@ -1,6 +1,7 @@
 import type { CommandModule } from 'yargs';
-import { partitionsDefault } from '../../shared/limits.js';
-import { coordinatorOption } from '../options.js';
+import { partitionsDefault, partitionsMax } from '../../shared/limits.js';
+import { checkSpaceName } from '../../shared/names.js';
+import { coordinatorOption, wholeNumberOption } from '../options.js';
 import { withClient } from '../run.js';
 
 export const addSpaceCommand: CommandModule<object, { coordinator: string; 'timeout-ms': number; name: string; partitions: number; tolerate: number }> = {
@@ -8,9 +9,9 @@ export const addSpaceCommand: CommandModule<object, { coordinator: string; 'time
   describe: 'create a space, its partitions spread over the available daemons',
   builder: (y) =>
     coordinatorOption(y)
-      .positional('name', { type: 'string', demandOption: true, describe: 'the space name' })
-      .option('partitions', { type: 'number', default: partitionsDefault, describe: 'number of partitions' })
-      .option('tolerate', { type: 'number', default: 0, describe: 'daemon failures each partition survives' }),
+      .positional('name', { type: 'string', demandOption: true, describe: 'the space name', coerce: (name: string) => checkSpaceName(String(name)) })
+      .option('partitions', wholeNumberOption('partitions', { min: 1, max: partitionsMax }, { default: partitionsDefault, describe: 'number of partitions' }))
+      .option('tolerate', wholeNumberOption('tolerate', { min: 0 }, { default: 0, describe: 'daemon failures each partition survives' })),
   handler: (argv) =>
     withClient(argv, async (client) => {
       const config = await client.addSpace(argv.name, { partitions: argv.partitions, tolerate: argv.tolerate });
@@ -32,7 +33,7 @@ export const serverForgetCommand: CommandModule<object, { coordinator: string; '
 export const rmSpaceCommand: CommandModule<object, { coordinator: string; 'timeout-ms': number; name: string }> = {
   command: 'rm-space <name>',
   describe: 'remove a space and all its data',
-  builder: (y) => coordinatorOption(y).positional('name', { type: 'string', demandOption: true }),
+  builder: (y) => coordinatorOption(y).positional('name', { type: 'string', demandOption: true, coerce: (name: string) => checkSpaceName(String(name)) }),
   handler: (argv) =>
     withClient(argv, async (client) => {
       const config = await client.rmSpace(argv.name);

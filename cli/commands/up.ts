@@ -8,9 +8,9 @@ import { delimiter, join, relative, resolve, sep } from 'node:path';
 import { makeDir } from '../../shared/make-dir.js';
 import type { CommandModule } from 'yargs';
 import { formatAddress, parseAddress } from '../../shared/address.js';
-import { KvError, badRequest } from '../../shared/errors.js';
+import { KvError } from '../../shared/errors.js';
 import { createLogger } from '../../shared/log.js';
-import { defaultCoordinator } from '../options.js';
+import { defaultCoordinator, portOption, wholeNumberOption } from '../options.js';
 import { RestartBudget, restartBudgetDefaults, type RestartBudgetOptions } from '../restart-budget.js';
 import { fail, isReady, type Ready } from '../run.js';
 
@@ -116,16 +116,11 @@ export const upCommand: CommandModule<object, Args> = {
   builder: (y) =>
     y
       .option('dir', { type: 'string', default: './kv-data', describe: 'folder holding every process data dir' })
-      .option('daemons', { type: 'number', default: 3, describe: 'number of daemons' })
+      .option('daemons', wholeNumberOption('daemons', { min: 1 }, { default: 3, describe: 'number of daemons' }))
       .option('listen', { type: 'string', default: '127.0.0.1', describe: 'address every process listens on' })
-      .option('port', { type: 'number', default: 1982, describe: "the coordinator's port" })
-      .option('daemon-port', { type: 'number', default: 2012, describe: "the first daemon's port; the others follow" })
-      .option('restarts-max', { type: 'number', default: restartBudgetDefaults.restartsMax, describe: 'restarts of one process within a minute, after which kv up stops the cluster' })
-      .check((argv) => {
-        if (!Number.isInteger(argv.daemons) || argv.daemons < 1) throw badRequest('--daemons must be a whole number of at least 1');
-        if (!Number.isInteger(argv['restarts-max']) || argv['restarts-max'] < 0) throw badRequest('--restarts-max must be a whole number of at least 0');
-        return true;
-      }),
+      .option('port', portOption('port', 1, { default: 1982, describe: "the coordinator's port" }))
+      .option('daemon-port', portOption('daemon-port', 1, { default: 2012, describe: "the first daemon's port; the others follow" }))
+      .option('restarts-max', wholeNumberOption('restarts-max', { min: 0 }, { default: restartBudgetDefaults.restartsMax, describe: 'restarts of one process within a minute, after which kv up stops the cluster' })),
   handler: async (argv) => {
     const log = createLogger('up');
     const dir = resolve(argv.dir);
