@@ -86,10 +86,20 @@ export class KvProcess {
         }
       }
     });
+    // Settled once the process has exited and its output is read: 'exit' can come before the last of stderr
+    // (a one-line error, then exit). A child that inherited the pipes may hold them open: then 5 s after exit.
     this.exited = new Promise((resolve) =>
       child.once('exit', (code, signal) => {
-        this.exitCode = code ?? (signal ? null : code);
-        resolve(code);
+        const done = () => {
+          this.exitCode = code ?? (signal ? null : code);
+          resolve(code);
+        };
+        if (child.stdout?.readableEnded !== false && child.stderr?.readableEnded !== false) return done();
+        const late = setTimeout(done, 5_000);
+        child.once('close', () => {
+          clearTimeout(late);
+          done();
+        });
       }),
     );
   }
