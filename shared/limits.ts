@@ -92,3 +92,9 @@ export const backupLockMsDefault = 30_000;
  * bytes in base64 (a third bigger) and room for the JSON around them. Bigger input is refused before it is parsed.
  */
 export const valueTextBytesMax = 2 * frameBytesMax;
+
+/**
+ * Seconds a backup's rsync may go without moving any data before it gives up (rsync --timeout): a daemon host cut
+ * off mid-copy fails the backup, and frees its lock, instead of hanging for TCP's minutes.
+ */
+export const rsyncIoTimeoutSeconds = 30;

@@ -20,7 +20,7 @@ import { decodeState } from '../../shared/state-file.js';
 import { replicasAtCut, serversToCopy, type ReplicaChoice } from './replicas.js';
 import * as layout from './layout.js';
 import type { Progress } from './progress.js';
-import { checkRsync, copy, type Copy } from './rsync.js';
+import { checkRsync, copy, remotePath, type Copy } from './rsync.js';
 import { parseOwner, provedGone } from './owner.js';
 
 /** The owner tool name of a backup-manager run (cli/commands/backup-manager.ts). */
@@ -186,11 +186,13 @@ export async function runManager(client: Client, options: ManagerOptions): Promi
       toCopy.map(async (server): Promise<ServerSummary> => {
         const dest = layout.serverDir(partial, server.serverId);
         const linkCandidate = previousDir && layout.serverDir(previousDir, server.serverId);
-        const source = local.has(server.host) ? server.path : `${server.host}:${server.path}`;
+        const remote = !local.has(server.host);
+        const source = remote ? remotePath(server.host, server.path) : server.path;
         const linkDest = linkCandidate && existsSync(linkCandidate) ? linkCandidate : undefined;
         log.debug({ serverId: server.serverId, source, dest, linkDest: linkDest ?? null, bytes: server.bytes, files: server.files }, 'copying server');
         const job = copy({
           source,
+          remote,
           dest,
           linkDest,
           rsh: options.rsh,

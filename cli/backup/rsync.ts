@@ -3,6 +3,29 @@
 // with backup-manager (setpriv --pdeathsig), so a killed run leaves no copy running.
 import { spawn, spawnSync } from 'node:child_process';
 import { KvError } from '../../shared/errors.js';
+import { rsyncIoTimeoutSeconds } from '../../shared/limits.js';
+
+/**
+ * The remote shell when the operator names none: ssh that notices a dead peer (a cut between the backup host and
+ * a daemon host) within about 15 s instead of TCP's minutes, and never waits for a password nobody will type.
+ */
+export const defaultRsh = 'ssh -o BatchMode=yes -o ServerAliveInterval=5 -o ServerAliveCountMax=3';
+
+/** rsync's name for a directory on `host` (an IPv6 address goes in brackets, or rsync reads `::` as its daemon syntax). */
+export const remotePath = (host: string, path: string): string => (host.includes(':') ? `[${host}]:${path}` : `${host}:${path}`);
+
+/**
+ * Why rsync failed, in its own words and its remote shell's: every line it wrote to stderr except the generic
+ * closing ones, which name no cause ("connection unexpectedly closed", "rsync error: ... (code N)"), unless they
+ * are all there is. Bounded: a few lines.
+ */
+export function rsyncFailure(stderr: string): string {
+  const lines = stderr.split(/[\r\n]+/).map((line) => line.trim()).filter(Boolean);
+  const generic = /^rsync: connection unexpectedly closed|^rsync error: /i;
+  const causes = lines.filter((line) => !generic.test(line));
+  const chosen = causes.length > 0 ? causes.slice(0, 3) : lines.slice(-2);
+  return [...new Set(chosen)].join('; ');
+}
 
 export interface RsyncInfo {
   version: string;
@@ -27,12 +50,16 @@ export function checkRsync(): RsyncInfo {
 }
 
 export interface CopyOptions {
-  /** A local path or host:path, the directory whose contents are copied. */
+  /** The directory whose contents are copied: a local path, or `host:path` (see remotePath). */
   source: string;
+  /** Whether the source is on another host: then a remote shell (`rsh`, or defaultRsh) carries the copy. */
+  remote: boolean;
   dest: string;
   linkDest: string | undefined;
   rsh: string | undefined;
   rsync: RsyncInfo;
+  /** Seconds without any data after which rsync gives up (a hung peer); rsyncIoTimeoutSeconds by default. */
+  ioTimeoutSeconds?: number;
   onProgress?: (bytes: number) => void;
 }
 
@@ -42,10 +69,10 @@ export interface Copy {
 }
 
 export function copy(options: CopyOptions): Copy {
-  const args = ['-a', '--delete', '--info=progress2', '--no-inc-recursive'];
+  const args = ['-a', '--delete', '--info=progress2', '--no-inc-recursive', `--timeout=${options.ioTimeoutSeconds ?? rsyncIoTimeoutSeconds}`];
   if (options.rsync.fsync) args.push('--fsync');
   if (options.linkDest) args.push(`--link-dest=${options.linkDest}`);
-  if (options.rsh) args.push('-e', options.rsh);
+  if (options.remote) args.push('-e', options.rsh ?? defaultRsh);
   args.push(`${options.source}/`, `${options.dest}/`);
   const child = options.rsync.setpriv
     ? spawn('setpriv', ['--pdeathsig', 'KILL', 'rsync', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
@@ -64,7 +91,7 @@ export function copy(options: CopyOptions): Copy {
     child.once('exit', (code, signal) => {
       if (code === 0) resolve();
       else {
-        const why = stderr.trim().split('\n').slice(-2).join(' ') || (signal ? `killed by ${signal}` : `exit ${code}`);
+        const why = rsyncFailure(stderr) || (signal ? `killed by ${signal}` : `exit ${code}`);
         reject(new KvError('BACKUP_FAILED', `rsync ${options.source} failed: ${why}`));
       }
     });
