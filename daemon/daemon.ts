@@ -3,6 +3,7 @@
 // Reads go straight to LevelDB, while the daemon holds a read lease; every write goes through the replica's queue.
 import type WebSocket from 'ws';
 import type { WebSocketServer } from 'ws';
+import { advertisedAddress } from '../shared/advertise.js';
 import { valueBytesMaxOf, type ClusterConfig } from '../shared/config.js';
 import { Connection } from '../shared/connection.js';
 import { KvError, asKvError } from '../shared/errors.js';
@@ -26,6 +27,8 @@ export interface DaemonOptions {
   host: string;
   port: number;
   coordinator: string;
+  /** The address to register instead of the bound one (shared/advertise.ts); undefined: the bound one. */
+  advertise?: string | undefined;
   dataDir: string;
   /** LevelDB's write buffer; undefined: LevelDB's default (4 MiB). */
   writeBufferBytes?: number;
@@ -100,7 +103,8 @@ export class Daemon {
     });
     // Every line from here on says which daemon wrote it (shared/log-writer.ts).
     options.log.setBindings({ port: Number(address.split(':').pop()) } satisfies WriterBindings);
-    options.log.info({ address }, 'listening');
+    const advertised = advertisedAddress(address, options.advertise);
+    options.log.info({ address, ...(advertised !== address && { advertised }) }, 'listening');
     const identity = await storage.identity();
     if (identity) options.log.setBindings({ serverId: identity.serverId } satisfies WriterBindings);
     const copied = copiedSnapshot(options.dataDir);
@@ -109,7 +113,7 @@ export class Daemon {
     }
     this.link = new CoordinatorLink({
       coordinator: options.coordinator,
-      address,
+      address: advertised,
       identity,
       copyOf: copied && { name: copied.name, configVersion: copied.configVersion },
       saveIdentity: (given) => {

@@ -4,16 +4,18 @@ import { createLogger } from '../../shared/log.js';
 import { formatAddress, parseAddress } from '../../shared/address.js';
 import { fail, serve } from '../run.js';
 import { badRequest } from '../../shared/errors.js';
+import { checkAdvertisable } from '../../shared/advertise.js';
 import { defaultCoordinator, portOption, wholeNumberOption } from '../options.js';
 
 export const daemonCommand: CommandModule<object, {
-  listen: string; 'listen-port': number; coordinator: string; 'coordinator-port'?: number; data: string; 'value-bytes-max'?: number; 'write-buffer-bytes'?: number;
+  listen: string; 'listen-port': number; advertise?: string; coordinator: string; 'coordinator-port'?: number; data: string; 'value-bytes-max'?: number; 'write-buffer-bytes'?: number;
 }> = {
   command: 'daemon',
   describe: 'run a storage daemon',
   builder: (y) =>
     y
       .option('listen', { alias: 'l', type: 'string', default: '127.0.0.1', describe: 'address to serve clients on' })
+      .option('advertise', { type: 'string', describe: 'the address to register, HOST or HOST:PORT, that clients and other daemons dial (needed with a wildcard --listen)' })
       .option('listen-port', portOption('listen-port', 0, { alias: 'p', default: 2012, describe: 'port to serve on (0: any free port)' }))
       .option('coordinator', { alias: 'c', type: 'string', default: defaultCoordinator(), describe: 'the coordinator, HOST:PORT (or HOST with --coordinator-port)' })
       .option('coordinator-port', portOption('coordinator-port', 1, { alias: 'P', describe: "the coordinator's port (HyperDex spelling)" }))
@@ -34,6 +36,7 @@ export const daemonCommand: CommandModule<object, {
       coordinator = argv['coordinator-port'] === undefined
         ? formatAddress(parseAddress(argv.coordinator, 1982))
         : formatAddress({ host: parseAddress(argv.coordinator, 0).host, port: argv['coordinator-port'] });
+      checkAdvertisable(argv.listen, argv.advertise, coordinator);
     } catch (error) {
       fail(error);
     }
@@ -42,6 +45,7 @@ export const daemonCommand: CommandModule<object, {
         host: argv.listen,
         port: argv['listen-port'],
         coordinator,
+        advertise: argv.advertise,
         dataDir: argv.data,
         ...(argv['write-buffer-bytes'] ? { writeBufferBytes: argv['write-buffer-bytes'] } : {}),
         log,
