@@ -347,7 +347,8 @@ export class Client {
         try {
           connection = await this.daemons.get(server.address, route.path, remaining);
         } catch (error) {
-          lastError = new KvError('UNAVAILABLE', `daemon ${server.id} at ${server.address} cannot be reached`);
+          // Its cause (refused, a name that does not resolve, no route) is what the operator can act on.
+          lastError = new KvError('UNAVAILABLE', `daemon ${server.id} at ${server.address} cannot be reached: ${asKvError(error).message.replace(/^cannot connect to \S+: /, '')}`);
           await Promise.all([this.refresh(), pause(backoff)]);
           backoff = Math.min(backoff * 2, reconnectDelayMsMax / 4);
           continue;

@@ -41,6 +41,24 @@ const deadlineSweepMs = 20;
 const holdMsMax = 2;
 const holdFramesMax = 256;
 
+/** Why a connection could not be made, in words, with the system's code for a search. */
+export function connectFailure(error: NodeJS.ErrnoException): string {
+  const host = (error as { hostname?: string }).hostname;
+  switch (error.code) {
+    case 'ENOTFOUND':
+      return `the name ${host ?? ''} does not resolve (ENOTFOUND)`.replace('name  ', 'name ');
+    case 'EAI_AGAIN':
+      return `the name ${host ?? ''} could not be resolved now: no answer from DNS (EAI_AGAIN)`.replace('name  ', 'name ');
+    case 'ECONNREFUSED':
+      return 'nothing listens there (ECONNREFUSED)';
+    case 'EHOSTUNREACH':
+    case 'ENETUNREACH':
+      return `no route to that host (${error.code})`;
+    default:
+      return error.code ?? error.message;
+  }
+}
+
 export class Connection {
   private outbox: Message[] = [];
   private flushScheduled = false;
@@ -87,7 +105,7 @@ export class Connection {
       });
       socket.once('error', (error: NodeJS.ErrnoException) => {
         clearTimeout(timer);
-        reject(new KvError('UNAVAILABLE', `cannot connect to ${address}: ${error.code ?? error.message}`));
+        reject(new KvError('UNAVAILABLE', `cannot connect to ${address}: ${connectFailure(error)}`));
       });
     });
   }
