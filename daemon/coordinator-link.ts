@@ -5,7 +5,7 @@ import { Connection } from '../shared/connection.js';
 import type { ClusterConfig } from '../shared/config.js';
 import { KvError, asKvError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
-import { heartbeatIntervalMsDefault, reconnectDelayMsMax, reconnectDelayMsMin, requestTimeoutMsDefault } from '../shared/limits.js';
+import { heartbeatIntervalMsDefault, heartbeatTimeoutMsDefault, reconnectDelayMsMax, reconnectDelayMsMin, requestTimeoutMsDefault } from '../shared/limits.js';
 import { Backoff } from '../shared/backoff.js';
 import { dataFormatVersions } from '../shared/data-format.js';
 import type { ReadLease } from './read-lease.js';
@@ -49,6 +49,14 @@ export class CoordinatorLink {
    * attempts to register again, so a restarted coordinator sees every daemon back well within its grace.
    */
   private intervalMs = heartbeatIntervalMsDefault;
+  /**
+   * The coordinator's heartbeat timeout, from its lease answers: a session whose coordinator has answered no lease
+   * request for this long is dropped and registered anew. A coordinator whose host lost power closes nothing; its
+   * sockets stay ESTABLISHED on this side, and without this the daemon would wait on it for good.
+   */
+  private timeoutMs = heartbeatTimeoutMsDefault;
+  /** When (lease.now()) the coordinator last answered a lease request on the current session. */
+  private answeredAt = 0;
   private readonly backoff = new Backoff(reconnectDelayMsMin, reconnectDelayMsMax);
 
   constructor(private readonly options: LinkOptions) {
@@ -170,6 +178,7 @@ export class CoordinatorLink {
     this.registered = true;
     // The logger carries the server id (daemon.ts binds it).
     options.log.info({ clusterId: this.known.clusterId, incarnation: this.known.incarnation }, 'registered with the coordinator');
+    this.answeredAt = options.lease.now();
     this.renew(connection);
     connection.onceClosed(() => {
       clearTimeout(this.renewTimer);
@@ -187,8 +196,16 @@ export class CoordinatorLink {
     if (this.stopped || connection.closed) return;
     const { lease, log } = this.options;
     const requestedAt = lease.now();
+    const silentMs = requestedAt - this.answeredAt;
+    if (silentMs > this.timeoutMs) {
+      log.warn({ coordinator: this.options.coordinator, silentMs: Math.round(silentMs) }, 'the coordinator answers no lease requests; dropping the session to register anew');
+      connection.terminate(); // its close starts the reconnect
+      return;
+    }
     connection.request({ t: 'lease' }, requestTimeoutMsDefault).then(
       (answer) => {
+        if (connection === this.connection) this.answeredAt = Math.max(this.answeredAt, lease.now());
+        this.timeoutMs = answer.timeoutMs;
         lease.grant(requestedAt, answer);
         if (answer.intervalMs === this.intervalMs) return;
         this.intervalMs = answer.intervalMs;

@@ -381,6 +381,8 @@ export function nemesisNamed(name: string): Nemesis {
  */
 export class CoordinatorProxy {
   private readonly pairs = new Set<ProxyPair>();
+  /** Connections left silent by restartBehind, closed with the proxy. */
+  private readonly abandoned: ProxyPair[] = [];
   private isCut = false;
   address = '';
 
@@ -414,8 +416,22 @@ export class CoordinatorProxy {
     for (const pair of this.pairs) pair.release();
   }
 
+  /**
+   * The coordinator's host lost power and came back: every connection of before is dead without a FIN (its
+   * clients' sockets stay open and silent for good), the coordinator has lost its end, and new connections work.
+   */
+  restartBehind(): void {
+    for (const pair of this.pairs) {
+      pair.abandon();
+      this.abandoned.push(pair);
+    }
+    this.pairs.clear();
+    this.isCut = false;
+  }
+
   async close(): Promise<void> {
     for (const pair of this.pairs) pair.destroy();
+    for (const pair of this.abandoned) pair.destroyAbandoned();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 
@@ -492,6 +508,18 @@ class ProxyPair {
     this.downstream.end();
     this.upstream?.end();
     setTimeout(() => this.destroy(), 1_000).unref();
+  }
+
+  /** Forwards nothing more and closes the coordinator's side; the client's side stays open and silent. */
+  abandon(): void {
+    this.hold();
+    this.done = true;
+    this.upstream?.destroy();
+    this.onDone();
+  }
+
+  destroyAbandoned(): void {
+    this.downstream.destroy();
   }
 
   destroy(): void {
