@@ -12,7 +12,7 @@ import { findServer, findSpace, type ClusterConfig, type ServerInfo } from './co
 import { Connection } from './connection.js';
 import { ConnectionPool } from './connection-pool.js';
 import { KvError, asKvError, badRequest } from './errors.js';
-import { keyBytesMax, partitionsDefault, snapshotSealMsMax, reconnectDelayMsMax, reconnectDelayMsMin, requestTimeoutMsDefault, requestTimeoutMsMax, scanPageEntriesMax, writeWindowMax } from './limits.js';
+import { coordinatorPingIntervalMs, coordinatorSilenceMsMax, keyBytesMax, partitionsDefault, snapshotSealMsMax, reconnectDelayMsMax, reconnectDelayMsMin, requestTimeoutMsDefault, requestTimeoutMsMax, scanPageEntriesMax, writeWindowMax } from './limits.js';
 import { partitionOf } from './partition.js';
 import { daemonPath, retryableTypes, writeTypes, type Attrs, type BackupLock, type BackupResult, type ClusterStatus, type RequestOf, type RequestType, type Results } from './protocol.js';
 import { Backoff } from './backoff.js';
@@ -433,6 +433,8 @@ export class Client {
 
   private adoptCoordinator(connection: Connection): void {
     this.coordinator = connection;
+    // A coordinator whose host died closes nothing: a session silent for this long is dropped and made anew.
+    connection.watch(coordinatorPingIntervalMs, coordinatorSilenceMsMax);
     connection.onceClosed(() => {
       if (this.coordinator !== connection) return;
       this.coordinator = undefined;

@@ -69,6 +69,7 @@ export class Connection {
   private nextId = 1;
   private sweeper: NodeJS.Timeout | undefined;
   private closeListeners: Array<() => void> = [];
+  private watchTimer: NodeJS.Timeout | undefined;
   closed = false;
 
   constructor(
@@ -79,7 +80,10 @@ export class Connection {
   ) {
     socket.binaryType = 'nodebuffer';
     socket.on('message', (data: Buffer) => this.receive(data));
-    socket.on('close', (code) => this.onClose(code));
+    socket.on('close', (code) => {
+      clearInterval(this.watchTimer);
+      this.onClose(code);
+    });
     // 'error' is always followed by 'close'; listening keeps it from being thrown as an unhandled event.
     socket.on('error', () => {});
   }
@@ -178,6 +182,34 @@ export class Connection {
   /** Drops the connection at once, without the close handshake a hung peer would never answer. */
   terminate(): void {
     this.socket.terminate();
+  }
+
+  /**
+   * Expects to hear from the peer: a WebSocket ping every `intervalMs` (the peer's ws answers it), and the
+   * connection is terminated (its close listeners run, so its owner reconnects) when nothing, pong or message,
+   * has come for `silenceMs`. A peer whose host died sends no FIN: without this the socket stays open for good.
+   */
+  watch(intervalMs: number, silenceMs: number, onSilent?: (silentMs: number) => void): void {
+    let heardAt = performance.now();
+    const heard = () => (heardAt = performance.now());
+    this.socket.on('pong', heard);
+    this.socket.on('message', heard);
+    clearInterval(this.watchTimer);
+    this.watchTimer = setInterval(() => {
+      const silentMs = performance.now() - heardAt;
+      if (silentMs > silenceMs) {
+        clearInterval(this.watchTimer);
+        onSilent?.(silentMs);
+        this.terminate();
+        return;
+      }
+      try {
+        this.socket.ping();
+      } catch {
+        // not open any more: its close is on its way
+      }
+    }, intervalMs);
+    this.watchTimer.unref();
   }
 
   close(code = 1000, reason = ''): void {

@@ -98,3 +98,10 @@ export const valueTextBytesMax = 2 * frameBytesMax;
  * off mid-copy fails the backup, and frees its lock, instead of hanging for TCP's minutes.
  */
 export const rsyncIoTimeoutSeconds = 30;
+
+/**
+ * How often a client pings its coordinator session, and how long the session may stay silent (no pong, no push)
+ * before the client drops it and subscribes anew: a coordinator host that lost power sends no FIN.
+ */
+export const coordinatorPingIntervalMs = 1_000;
+export const coordinatorSilenceMsMax = 10_000;

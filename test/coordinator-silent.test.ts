@@ -28,3 +28,19 @@ t.test('a daemon whose coordinator went silent drops the session and registers a
   }, 30_000);
   t.same(await client.get('s', 'k'), { v: 1 }, 'and it serves again');
 });
+
+t.test('a client whose coordinator session went silent subscribes anew and follows the config again', async (t) => {
+  const coordinator = await startCoordinator(t, { heartbeat: fastHeartbeats });
+  const proxy = await CoordinatorProxy.start(coordinator.address);
+  t.teardown(() => proxy.close());
+  await startDaemon(t, coordinator.address);
+  const follower = await Client.connect(proxy.address);
+  t.teardown(() => follower.close());
+  const admin = await Client.connect(coordinator.address);
+  t.teardown(() => admin.close());
+
+  proxy.restartBehind(); // the follower's session is dead without a FIN; it sends no request of its own
+  const changed = await admin.addSpace('after', { partitions: 1 });
+  await waitFor(`the follower to reach config ${changed.version} by itself`, () => follower.currentConfig.version >= changed.version, 40_000);
+  t.ok(follower.currentConfig.spaces.some((s) => s.name === 'after'), 'its config names the space added while its session was dead');
+});
