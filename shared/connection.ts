@@ -43,12 +43,13 @@ const holdFramesMax = 256;
 
 /** Why a connection could not be made, in words, with the system's code for a search. */
 export function connectFailure(error: NodeJS.ErrnoException): string {
-  const host = (error as { hostname?: string }).hostname;
+  const hostname = (error as { hostname?: string }).hostname;
+  const name = hostname ? `the name ${hostname}` : 'the name';
   switch (error.code) {
     case 'ENOTFOUND':
-      return `the name ${host ?? ''} does not resolve (ENOTFOUND)`.replace('name  ', 'name ');
+      return `${name} does not resolve (ENOTFOUND)`;
     case 'EAI_AGAIN':
-      return `the name ${host ?? ''} could not be resolved now: no answer from DNS (EAI_AGAIN)`.replace('name  ', 'name ');
+      return `${name} could not be resolved now: no answer from DNS (EAI_AGAIN)`;
     case 'ECONNREFUSED':
       return 'nothing listens there (ECONNREFUSED)';
     case 'EHOSTUNREACH':
