@@ -15,6 +15,10 @@ export const exitCodes = {
   readOnly: 5,
   /** A condition did not hold: kv cond-put, kv put-if-not-exist. */
   conditionFailed: 6,
+  /** TLS on: this process's certificate is not one of the cluster's (or the server's is not), or none was given. */
+  unauthenticated: 7,
+  /** TLS on: the certificate's role may not do this (an admin operation with a client certificate). */
+  forbidden: 8,
 } as const;
 
 export function exitCodeOf(code: ErrorCode): number {
@@ -31,6 +35,10 @@ export function exitCodeOf(code: ErrorCode): number {
       return exitCodes.readOnly;
     case 'CONDITION_FAILED':
       return exitCodes.conditionFailed;
+    case 'UNAUTHENTICATED':
+      return exitCodes.unauthenticated;
+    case 'FORBIDDEN':
+      return exitCodes.forbidden;
     default:
       return exitCodes.failure;
   }

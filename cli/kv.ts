@@ -12,6 +12,7 @@ import { upCommand } from './commands/up.js';
 import { backupCommand } from './commands/backup.js';
 import { backupManagerCommand } from './commands/backup-manager.js';
 import { backupReleaseCommand, listBackupsCommand, listSnapshotsCommand, verifyBackupCommand } from './commands/backup-tools.js';
+import { certsCommand } from './commands/certs.js';
 import { exitCodes } from './exit-codes.js';
 import { KvError } from '../shared/errors.js';
 import { fail } from './run.js';
@@ -58,6 +59,7 @@ await yargs(hideBin(process.argv))
   .command(listBackupsCommand)
   .command(listSnapshotsCommand)
   .command(backupReleaseCommand)
+  .command(certsCommand)
   .demandCommand(1, 'name a command; kv --help lists them')
   .strict()
   .help()

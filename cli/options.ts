@@ -4,6 +4,7 @@ import type { Argv, Options } from 'yargs';
 import { parseAddress, formatAddress } from '../shared/address.js';
 import { badRequest } from '../shared/errors.js';
 import { requestTimeoutMsDefault, requestTimeoutMsMax } from '../shared/limits.js';
+import { loadTls, type TlsSettings } from '../shared/tls.js';
 
 export const defaultCoordinator = () => process.env.KV_COORDINATOR ?? '127.0.0.1:1982';
 
@@ -37,8 +38,34 @@ export const msOption = <O extends NumberFlag>(flag: string, min: number, option
 export const portOption = <O extends NumberFlag>(flag: string, min: 0 | 1, options: O) =>
   wholeNumberOption(flag, { min, max: 65535 }, options);
 
+/** The TLS flags as parsed: all three or none (tlsOption checks). */
+export interface TlsArgs {
+  'tls-cert'?: string | undefined;
+  'tls-key'?: string | undefined;
+  'tls-ca'?: string | undefined;
+}
+
+/**
+ * --tls-cert, --tls-key and --tls-ca, for every command that makes or takes connections: all three (TLS on, with
+ * this process's certificate and the cluster CA) or none (TLS off). Checked while parsing, so a missing one or an
+ * unreadable file is a usage error (exit 2) before anything is started or asked.
+ */
+export const tlsOption = <T>(yargs: Argv<T>) =>
+  yargs
+    .option('tls-cert', { type: 'string', requiresArg: true, describe: "TLS on: this process's certificate (kv certs issue), PEM" })
+    .option('tls-key', { type: 'string', requiresArg: true, describe: 'TLS on: its private key, PEM' })
+    .option('tls-ca', { type: 'string', requiresArg: true, describe: "TLS on: the cluster CA's certificate (kv certs init), PEM" })
+    .check((argv) => {
+      tlsOf(argv as TlsArgs);
+      return true;
+    });
+
+/** The TLS settings the flags name, or undefined for TLS off. */
+export const tlsOf = (argv: TlsArgs): TlsSettings | undefined =>
+  loadTls({ cert: argv['tls-cert'], key: argv['tls-key'], ca: argv['tls-ca'] });
+
 export const coordinatorOption = <T>(yargs: Argv<T>) =>
-  yargs.option('timeout-ms', wholeNumberOption('timeout-ms', { min: 1, max: requestTimeoutMsMax, unit: 'milliseconds' }, {
+  tlsOption(yargs).option('timeout-ms', wholeNumberOption('timeout-ms', { min: 1, max: requestTimeoutMsMax, unit: 'milliseconds' }, {
     default: requestTimeoutMsDefault,
     describe: 'how long one operation may take, retries included',
   })).option('coordinator', {

@@ -3,6 +3,7 @@ import { asKvError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import { Client } from '../shared/client.js';
 import { exitCodeOf } from './exit-codes.js';
+import { tlsOf, type TlsArgs } from './options.js';
 
 export function fail(error: unknown): never {
   const kvError = asKvError(error);
@@ -12,12 +13,12 @@ export function fail(error: unknown): never {
 
 /** Runs a short command against the cluster: connect, do the work, close. */
 export async function withClient(
-  argv: { coordinator: string; 'timeout-ms': number },
+  argv: { coordinator: string; 'timeout-ms': number } & TlsArgs,
   work: (client: Client) => Promise<number | void>,
 ): Promise<void> {
   let client: Client | undefined;
   try {
-    client = await Client.connect(argv.coordinator, { subscribe: false, timeoutMs: argv['timeout-ms'] });
+    client = await Client.connect(argv.coordinator, { subscribe: false, timeoutMs: argv['timeout-ms'], tls: tlsOf(argv) });
     const code = await work(client);
     await client.close();
     process.exitCode = code ?? 0;

@@ -8,7 +8,10 @@ import { Connection } from '../shared/connection.js';
 import { KvError, asKvError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import type { WriterBindings } from '../shared/log-writer.js';
-import { listen } from '../shared/listen.js';
+import { listen, roleOf } from '../shared/listen.js';
+import { checkAllowed, coordinatorRules } from '../shared/roles.js';
+import { peerAddressOf, type TlsSettings } from '../shared/tls.js';
+import type { IncomingMessage } from 'node:http';
 import type { Message, MessageOf, RequestOf, RequestType, Results } from '../shared/protocol.js';
 import { randomUUID } from 'node:crypto';
 import { newSessionId } from '../shared/ids.js';
@@ -34,6 +37,8 @@ export interface CoordinatorOptions {
   /** The largest stored value, for the whole cluster; undefined: keep the config's. */
   valueBytesMax?: number;
   log: Logger;
+  /** TLS on: listen with this certificate and take only clients with one of the cluster CA (shared/tls.ts). */
+  tls?: TlsSettings | undefined;
   /** Testing only: how long a backup stalls after freezing (to kill things mid-freeze). */
   faultStallAfterFreezeMs?: number;
 }
@@ -145,20 +150,22 @@ export class Coordinator {
   }
 
   private async listen(): Promise<void> {
-    const { server, address } = await listen(this.options.host, this.options.port);
+    const { log, tls } = this.options;
+    const { server, address } = await listen(this.options.host, this.options.port, undefined, tls, (peer, why) =>
+      log.warn({ peer, why }, 'refused a connection: no valid credential'));
     this.server = server;
     this.address = address;
     // Every line from here on says it is this coordinator's (shared/log-writer.ts).
     this.options.log.setBindings({ port: Number(address.split(':').pop()) } satisfies WriterBindings);
-    server.on('connection', (socket: WebSocket) => this.accept(socket));
+    server.on('connection', (socket: WebSocket, request: IncomingMessage) => this.accept(socket, request));
     this.listeningSince = this.lastCheck = performance.now();
     this.heartbeat = setInterval(() => this.checkHeartbeats(), this.options.heartbeatIntervalMs);
     this.settleWhenAllBack();
     this.settle = setTimeout(() => this.settleNow(), this.options.heartbeatTimeoutMs);
   }
 
-  private accept(socket: WebSocket): void {
-    const connection = new Connection(socket, (message, conn) => this.handle(message, conn), 'peer');
+  private accept(socket: WebSocket, request: IncomingMessage): void {
+    const connection = new Connection(socket, (message, conn) => this.handle(message, conn), peerAddressOf(request), roleOf(request));
     this.connections.add(connection);
     connection.onceClosed(() => {
       this.connections.delete(connection);
@@ -214,6 +221,14 @@ export class Coordinator {
   }
 
   private handle(message: Message, connection: Connection): void {
+    try {
+      checkAllowed(coordinatorRules, connection.role, message.t);
+    } catch (error) {
+      const refusal = asKvError(error);
+      this.options.log.warn({ peer: connection.peer, role: connection.role, t: message.t }, 'refused a request its role may not make');
+      if ('id' in message && typeof message.id === 'number') connection.fail(message.id, refusal);
+      return;
+    }
     const answer = (id: number, work: Promise<unknown>) =>
       work.then(
         (result) => connection.reply(id, result),

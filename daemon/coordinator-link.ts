@@ -9,11 +9,12 @@ import { heartbeatIntervalMsDefault, heartbeatTimeoutMsDefault, reconnectDelayMs
 import { Backoff } from '../shared/backoff.js';
 import { dataFormatVersions } from '../shared/data-format.js';
 import type { ReadLease } from './read-lease.js';
+import type { TlsSettings } from '../shared/tls.js';
 import type { Identity } from './storage.js';
 import type { Message, RequestOf, RequestType, Results } from '../shared/protocol.js';
 
 /** Registration answers after which retrying cannot help. */
-const fatalCodes = new Set(['CLUSTER_MISMATCH', 'UNKNOWN_SERVER', 'BAD_REQUEST', 'DATA_DIR_INVALID']);
+const fatalCodes = new Set(['CLUSTER_MISMATCH', 'UNKNOWN_SERVER', 'BAD_REQUEST', 'DATA_DIR_INVALID', 'UNAUTHENTICATED', 'FORBIDDEN']);
 /** Failed registrations between two warnings in the log, after the first. */
 const registerWarnEvery = 20;
 
@@ -33,6 +34,8 @@ export interface LinkOptions {
   /** The lease this session's heartbeats renew. */
   lease: ReadLease;
   log: Logger;
+  /** TLS on: the session is TLS, with the daemon's certificate (shared/tls.ts). */
+  tls?: TlsSettings | undefined;
 }
 
 export class CoordinatorLink {
@@ -150,6 +153,8 @@ export class CoordinatorLink {
         else options.onRequest(message, connection);
       },
       requestTimeoutMsDefault,
+      '/',
+      options.tls,
     );
     try {
       const answer = await connection.request(

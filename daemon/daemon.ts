@@ -9,7 +9,10 @@ import { Connection } from '../shared/connection.js';
 import { KvError, asKvError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import type { WriterBindings } from '../shared/log-writer.js';
-import { listen } from '../shared/listen.js';
+import { listen, roleOf } from '../shared/listen.js';
+import { checkAllowed, daemonRules } from '../shared/roles.js';
+import { peerAddressOf, type TlsSettings } from '../shared/tls.js';
+import type { IncomingMessage } from 'node:http';
 import { scanPageBytesMax, scanPageEntriesMax, shutdownGraceMs } from '../shared/limits.js';
 import { daemonPathMismatch, type Message } from '../shared/protocol.js';
 import * as attributes from './attributes.js';
@@ -33,6 +36,8 @@ export interface DaemonOptions {
   /** LevelDB's write buffer; undefined: LevelDB's default (4 MiB). */
   writeBufferBytes?: number;
   log: Logger;
+  /** TLS on: every connection, accepted or made, is TLS with this certificate (shared/tls.ts). */
+  tls?: TlsSettings | undefined;
   /** Called when the coordinator refuses this daemon for good while it runs. */
   onFatal: (error: KvError) => void;
   /** Aborted: stop trying to register, undo the start and reject (SIGTERM before the coordinator was reached). */
@@ -64,6 +69,7 @@ export class Daemon {
       serverId: () => this.link?.serverId,
       stopping: () => this.stopping,
       reportDone: (spaceId, partition, source) => this.link.ask({ t: 'transfer_done', spaceId, partition, source }),
+      tls: options.tls,
     });
     this.freezes = new FreezeKeeper(this.replicas, options.log);
     this.snapshots = new SnapshotKeeper(options.dataDir, this.freezes, () => this.link?.identity, options.log);
@@ -91,13 +97,17 @@ export class Daemon {
 
   private async run(): Promise<void> {
     const { options, storage } = this;
-    const { server, address } = await listen(options.host, options.port, (path) =>
-      daemonPathMismatch(path, this.link?.identity?.serverId, this.config?.incarnation),
+    const { server, address } = await listen(
+      options.host,
+      options.port,
+      (path) => daemonPathMismatch(path, this.link?.identity?.serverId, this.config?.incarnation),
+      options.tls,
+      (peer, why) => options.log.warn({ peer, why }, 'refused a connection: no valid credential'),
     );
     this.server = server;
     this.address = address;
-    server.on('connection', (socket: WebSocket) => {
-      const connection = new Connection(socket, (message, conn) => this.handle(message, conn), 'client');
+    server.on('connection', (socket: WebSocket, request: IncomingMessage) => {
+      const connection = new Connection(socket, (message, conn) => this.handle(message, conn), peerAddressOf(request), roleOf(request));
       this.connections.add(connection);
       connection.onceClosed(() => this.connections.delete(connection));
     });
@@ -125,6 +135,7 @@ export class Daemon {
       onFatal: options.onFatal,
       lease: this.lease,
       log: options.log,
+      tls: options.tls,
     });
     await this.link.start(options.abort);
   }
@@ -165,6 +176,13 @@ export class Daemon {
     if (!('id' in message) || typeof message.id !== 'number') return;
     const id = message.id;
     let result: unknown;
+    try {
+      checkAllowed(daemonRules, connection.role, message.t);
+    } catch (error) {
+      this.options.log.warn({ peer: connection.peer, role: connection.role, t: message.t }, 'refused a request its role may not make');
+      connection.fail(id, asKvError(error));
+      return;
+    }
     try {
       result = this.serve(message);
     } catch (error) {

@@ -10,6 +10,7 @@
 // work in arrival order, across replicas. Nothing held is dropped or applied twice.
 import type { ClusterConfig, SpaceInfo } from '../shared/config.js';
 import { ConnectionPool } from '../shared/connection-pool.js';
+import type { TlsSettings } from '../shared/tls.js';
 import { KvError } from '../shared/errors.js';
 import { heldWritesMax } from '../shared/limits.js';
 import type { Logger } from '../shared/log.js';
@@ -35,6 +36,8 @@ export interface ReplicasOptions {
   lease?: ReadLease;
   /** Tells the coordinator a transfer to this daemon is complete. */
   reportDone?: (spaceId: number, partition: number, source: string) => Promise<unknown>;
+  /** TLS on: connections to other daemons are TLS, with this daemon's certificate. */
+  tls?: TlsSettings | undefined;
 }
 
 // partitionsMax keeps the partition within 16 bits, and space ids are far below 2^36: one exact number.
@@ -50,13 +53,15 @@ export class Replicas implements ReplicaHost {
   /** Work a freeze holds, in arrival order; each admits its item when called. */
   private held: Array<() => void> = [];
   private holding = false;
-  readonly chainPeers = new ConnectionPool();
-  readonly transferPeers = new ConnectionPool();
+  readonly chainPeers: ConnectionPool;
+  readonly transferPeers: ConnectionPool;
   readonly storage: Storage;
   readonly env: QueueEnv;
   readonly log: Logger;
 
   constructor(private readonly options: ReplicasOptions) {
+    this.chainPeers = new ConnectionPool(options.tls);
+    this.transferPeers = new ConnectionPool(options.tls);
     this.storage = options.storage;
     this.env = options.env;
     this.log = options.log;

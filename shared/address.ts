@@ -19,4 +19,4 @@ export function parseAddress(text: string, defaultPort?: number): Address {
 export const formatAddress = ({ host, port }: Address): string =>
   host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 
-export const wsUrl = (address: string): string => `ws://${address}`;
+export const wsUrl = (address: string, secure = false): string => `${secure ? 'wss' : 'ws'}://${address}`;

@@ -16,6 +16,7 @@ import { coordinatorPingIntervalMs, coordinatorSilenceMsMax, keyBytesMax, partit
 import { partitionOf } from './partition.js';
 import { daemonPath, retryableTypes, writeTypes, type Attrs, type BackupLock, type BackupResult, type ClusterStatus, type RequestOf, type RequestType, type Results } from './protocol.js';
 import { Backoff } from './backoff.js';
+import type { TlsSettings } from './tls.js';
 
 
 export type { Attrs, AttrValue } from './protocol.js';
@@ -30,6 +31,11 @@ export interface ClientOptions {
    * client refreshes only when a daemon says its route is stale.
    */
   subscribe?: boolean;
+  /**
+   * TLS on: connect over wss:// with this certificate (a client or admin one, shared/tls.ts) and trust only servers
+   * with a certificate of this CA. Undefined: plain ws://, for a cluster with TLS off.
+   */
+  tls?: TlsSettings | undefined;
 }
 
 type DataRequest = 'get' | 'put' | 'del' | 'put_if_not_exist' | 'cond_put' | 'atomic_add' | 'count' | 'scan';
@@ -62,7 +68,7 @@ export class Client {
   private coordinator: Connection | undefined;
   private reconnecting: Promise<Connection> | undefined;
   private refreshing: Promise<void> | undefined;
-  private readonly daemons = new ConnectionPool();
+  private readonly daemons: ConnectionPool;
   /** Derived from `config` (rebuilt when it changes), so an operation does not search the config for its route. */
   private routes = new Map<string, SpaceRoutes>();
   private routesConfig: ClusterConfig | undefined;
@@ -89,6 +95,7 @@ export class Client {
     private readonly session: string,
   ) {
     this.timeoutMs = options.timeoutMs ?? requestTimeoutMsDefault;
+    this.daemons = new ConnectionPool(options.tls);
     this.config = config;
     this.adoptCoordinator(coordinator);
   }
@@ -99,7 +106,7 @@ export class Client {
       throw badRequest(`an operation's timeout is 1 to ${requestTimeoutMsMax} ms, not ${timeoutMs}`);
     }
     let client: Client | undefined;
-    const connection = await Connection.open(coordinator, (m) => client?.onPush(m), timeoutMs);
+    const connection = await Connection.open(coordinator, (m) => client?.onPush(m), timeoutMs, '/', options.tls);
     try {
       const type = options.subscribe === false ? 'get_config' : 'subscribe';
       const [config, { session }] = await Promise.all([
@@ -347,6 +354,8 @@ export class Client {
         try {
           connection = await this.daemons.get(server.address, route.path, remaining);
         } catch (error) {
+          // A credential refused now is refused on every attempt.
+          if (asKvError(error).code === 'UNAUTHENTICATED') throw error;
           // Its cause (refused, a name that does not resolve, no route) is what the operator can act on.
           lastError = new KvError('UNAVAILABLE', `daemon ${server.id} at ${server.address} cannot be reached: ${asKvError(error).message.replace(/^cannot connect to \S+: /, '')}`);
           await Promise.all([this.refresh(), pause(backoff)]);
@@ -473,7 +482,7 @@ export class Client {
     if (this.coordinator && !this.coordinator.closed) return Promise.resolve(this.coordinator);
     if (this.closed) return Promise.reject(new KvError('UNAVAILABLE', 'the client is closed'));
     this.reconnecting ??= (async () => {
-      const connection = await Connection.open(this.coordinatorAddress, (m) => this.onPush(m), this.timeoutMs);
+      const connection = await Connection.open(this.coordinatorAddress, (m) => this.onPush(m), this.timeoutMs, '/', this.options.tls);
       try {
         if (this.options.subscribe !== false) this.adopt(await connection.request({ t: 'subscribe' }, this.timeoutMs));
       } catch (error) {

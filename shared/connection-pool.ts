@@ -2,6 +2,7 @@
 // daemon; daemons keep one per chain successor. Many requests share a connection (pipelining).
 import { Connection } from './connection.js';
 import { requestTimeoutMsDefault } from './limits.js';
+import type { TlsSettings } from './tls.js';
 
 interface Entry {
   opening: Promise<Connection>;
@@ -11,6 +12,9 @@ interface Entry {
 
 export class ConnectionPool {
   private readonly connections = new Map<string, Entry>();
+
+  /** `tls`: every connection of the pool is made with these settings (shared/tls.ts); undefined: plain. */
+  constructor(private readonly tls?: TlsSettings) {}
 
   /** The name a connection to `path` on `address` goes by in this pool (see `ready`). */
   static key(address: string, path: string): string {
@@ -22,7 +26,7 @@ export class ConnectionPool {
     const known = this.connections.get(key);
     if (known) return known.opening;
     const entry: Entry = {
-      opening: Connection.open(address, () => {}, Math.min(timeoutMs, requestTimeoutMsDefault), path),
+      opening: Connection.open(address, () => {}, Math.min(timeoutMs, requestTimeoutMsDefault), path, this.tls),
       open: undefined,
     };
     this.connections.set(key, entry);

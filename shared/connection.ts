@@ -15,6 +15,8 @@ import { KvError, isErrorCode, type ErrorCode } from './errors.js';
 import { frameBytesMax } from './limits.js';
 import type { Message, RequestOf, RequestType, Results } from './protocol.js';
 import { wsUrl } from './address.js';
+import type { Role } from './roles.js';
+import type { TlsSettings } from './tls.js';
 
 export type FrameHandler = (message: Message, connection: Connection) => void;
 
@@ -55,10 +57,41 @@ export function connectFailure(error: NodeJS.ErrnoException): string {
     case 'EHOSTUNREACH':
     case 'ENETUNREACH':
       return `no route to that host (${error.code})`;
+    case 'ECONNRESET':
+      return 'the server reset the connection (ECONNRESET; a server with TLS on resets a client without it)';
+    case 'ERR_SSL_WRONG_VERSION_NUMBER':
+    case 'ERR_SSL_PACKET_LENGTH_TOO_LONG':
+      return 'the server does not speak TLS (is TLS off there?)';
     default:
       return error.code ?? error.message;
   }
 }
+
+/**
+ * Why the server's certificate was not accepted, in words, or undefined when `error` is not about the server's
+ * certificate. These fail for good (UNAUTHENTICATED): trying again meets the same certificate.
+ */
+export function certificateFailure(error: NodeJS.ErrnoException): string | undefined {
+  switch (error.code) {
+    case 'UNABLE_TO_VERIFY_LEAF_SIGNATURE':
+    case 'UNABLE_TO_GET_ISSUER_CERT':
+    case 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY':
+    case 'SELF_SIGNED_CERT_IN_CHAIN':
+    case 'DEPTH_ZERO_SELF_SIGNED_CERT':
+    case 'CERT_SIGNATURE_FAILURE':
+      return `its certificate is not signed by the CA of --tls-ca (another cluster's CA?) (${error.code})`;
+    case 'ERR_TLS_CERT_ALTNAME_INVALID':
+      return `its certificate does not name the address dialled (reissue it with that --host) (${error.code})`;
+    case 'CERT_HAS_EXPIRED':
+    case 'CERT_NOT_YET_VALID':
+      return `its certificate is outside its validity period (${error.code})`;
+    default:
+      return error.code?.startsWith('ERR_SSL_') && /alert/i.test(error.message) ? `the TLS handshake failed: ${error.message.replace(/^.*routines:+/, '')}` : undefined;
+  }
+}
+
+/** The reason a server gave when it refused the WebSocket upgrade (the body of its answer), bounded. */
+const refusalBytesMax = 1024;
 
 export class Connection {
   private outbox: Message[] = [];
@@ -78,6 +111,8 @@ export class Connection {
     private readonly onFrame: FrameHandler,
     /** A name for error messages: the peer's address or role. */
     readonly peer: string,
+    /** The peer's role from its certificate, fixed when the connection was accepted; undefined with TLS off. */
+    readonly role?: Role,
   ) {
     socket.binaryType = 'nodebuffer';
     socket.on('message', (data: Buffer) => this.receive(data));
@@ -89,10 +124,18 @@ export class Connection {
     socket.on('error', () => {});
   }
 
-  /** Opens a connection; fails with UNAVAILABLE when nothing accepts it (so the request was never sent). */
-  static open(address: string, onFrame: FrameHandler, timeoutMs: number, path = '/'): Promise<Connection> {
+  /**
+   * Opens a connection; fails with UNAVAILABLE when nothing accepts it (so the request was never sent), and with
+   * UNAUTHENTICATED when TLS is on and either end's certificate is refused. With `tls`, over wss:// showing this
+   * process's certificate and accepting only a server certificate of the cluster CA that names `address`.
+   */
+  static open(address: string, onFrame: FrameHandler, timeoutMs: number, path = '/', tls?: TlsSettings): Promise<Connection> {
     return new Promise((resolve, reject) => {
-      const socket = new WebSocket(wsUrl(address) + path, { maxPayload: frameBytesMax, perMessageDeflate: false });
+      const socket = new WebSocket(wsUrl(address, tls !== undefined) + path, {
+        maxPayload: frameBytesMax,
+        perMessageDeflate: false,
+        ...(tls && { cert: tls.cert, key: tls.key, ca: tls.ca }),
+      });
       const timer = setTimeout(() => {
         socket.terminate();
         reject(new KvError('UNAVAILABLE', `${address} did not accept a connection within ${timeoutMs} ms`));
@@ -104,13 +147,29 @@ export class Connection {
       });
       socket.once('unexpected-response', (_request, response) => {
         clearTimeout(timer);
-        socket.terminate();
-        const why = response.statusCode === 421 ? 'it is not the server this client meant (a restarted or different cluster?)' : `HTTP ${response.statusCode}`;
-        reject(new KvError('UNAVAILABLE', `${address} refused the connection: ${why}`));
+        const status = response.statusCode ?? 0;
+        if (status !== 401 && status !== 403) {
+          socket.terminate();
+          const why = status === 421 ? 'it is not the server this client meant (a restarted or different cluster?)' : `HTTP ${status}`;
+          reject(new KvError('UNAVAILABLE', `${address} refused the connection: ${why}`));
+          return;
+        }
+        // The server says why in the body (listen.ts): read a little of it, then give up on the socket.
+        let body = '';
+        const done = () => {
+          socket.terminate();
+          reject(new KvError('UNAUTHENTICATED', `${address} refused this process's credential: ${body.trim() || `HTTP ${status}`}`));
+        };
+        response.setEncoding('utf8');
+        response.on('data', (chunk: string) => (body = (body + chunk).slice(0, refusalBytesMax)));
+        response.once('end', done);
+        response.once('error', done);
       });
       socket.once('error', (error: NodeJS.ErrnoException) => {
         clearTimeout(timer);
-        reject(new KvError('UNAVAILABLE', `cannot connect to ${address}: ${connectFailure(error)}`));
+        const certificate = certificateFailure(error);
+        if (certificate) reject(new KvError('UNAUTHENTICATED', `${address} is not trusted: ${certificate}`));
+        else reject(new KvError('UNAVAILABLE', `cannot connect to ${address}: ${connectFailure(error)}`));
       });
     });
   }

@@ -20,6 +20,8 @@ export const errorCodes = [
   'CONNECTION_LOST',
   'BACKUP_IN_PROGRESS',
   'BACKUP_FAILED',
+  'UNAUTHENTICATED',
+  'FORBIDDEN',
   'INTERNAL',
 ] as const;
 

@@ -105,3 +105,7 @@ export const rsyncIoTimeoutSeconds = 30;
  */
 export const coordinatorPingIntervalMs = 1_000;
 export const coordinatorSilenceMsMax = 10_000;
+
+/** How long a cluster CA made by `kv certs init` is valid, and a certificate `kv certs issue` makes (825: what browsers accept). */
+export const caCertificateDays = 3650;
+export const certificateDays = 825;

@@ -1,41 +1,81 @@
-// Starting a WebSocket server, with "port in use" turned into one clear error.
+// Starting a WebSocket server, with "port in use" turned into one clear error. With TLS settings, over https:
+// every client must show a certificate of the cluster CA naming a role (tls.ts), or the upgrade is refused with
+// 401 and the reason in the body, before any request of it is read.
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import type { IncomingMessage } from 'node:http';
 import { WebSocketServer } from 'ws';
 import { KvError, badRequest } from './errors.js';
 import { frameBytesMax } from './limits.js';
 import { formatAddress } from './address.js';
+import { identify, peerAddressOf, type TlsSettings } from './tls.js';
+import type { Role } from './roles.js';
 
 /** Judges a connection before it is accepted, by the path it asked for: a reason to refuse it, or undefined. */
 export type Admission = (path: string) => string | undefined;
 
-export function listen(host: string, port: number, admit?: Admission): Promise<{ server: WebSocketServer; address: string }> {
+/** Told of each upgrade refused for its credential: who knocked, and why it was refused. */
+export type OnRefused = (peer: string, why: string) => void;
+
+type VerifyDone = (ok: boolean, code?: number, reason?: string) => void;
+
+export function listen(
+  host: string,
+  port: number,
+  admit?: Admission,
+  tls?: TlsSettings,
+  onRefused?: OnRefused,
+): Promise<{ server: WebSocketServer; address: string }> {
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     return Promise.reject(badRequest(`cannot listen on port ${port}: a port is a whole number from 0 to 65535`));
   }
   return new Promise((resolve, reject) => {
-    const server = new WebSocketServer({
-      host,
-      port,
-      maxPayload: frameBytesMax,
-      perMessageDeflate: false,
-      ...(admit && {
-        verifyClient: (info: { req: { url?: string } }, done: (ok: boolean, code?: number, reason?: string) => void) => {
-          const refusal = admit(info.req.url ?? '/');
-          // 421 Misdirected Request: the client meant another server.
-          if (refusal) done(false, 421, refusal);
-          else done(true);
-        },
-      }),
-    });
-    server.once('error', (error: NodeJS.ErrnoException) => {
+    const verifyClient = (info: { req: IncomingMessage }, done: VerifyDone) => {
+      if (tls) {
+        const identity = identify(info.req);
+        if (!identity.ok) {
+          onRefused?.(peerAddressOf(info.req), identity.why);
+          return done(false, 401, identity.why);
+        }
+      }
+      const refusal = admit?.(info.req.url ?? '/');
+      // 421 Misdirected Request: the client meant another server.
+      if (refusal) done(false, 421, refusal);
+      else done(true);
+    };
+    const common = { maxPayload: frameBytesMax, perMessageDeflate: false, ...((admit || tls) && { verifyClient }) };
+    let web: HttpsServer | undefined;
+    let server: WebSocketServer;
+    if (tls) {
+      // The certificate is verified here, not in the handshake, so that a refused client hears why (HTTP 401).
+      web = createHttpsServer({ cert: tls.cert, key: tls.key, ca: tls.ca, requestCert: true, rejectUnauthorized: false }, (_request, response) => {
+        response.writeHead(426, { 'content-type': 'text/plain' }).end('kv speaks WebSocket here\n');
+      });
+      server = new WebSocketServer({ server: web, ...common });
+      // ws leaves a server it was given open: close it with the WebSocket server, as ws does its own.
+      const closeWs = server.close.bind(server);
+      server.close = (callback?: (error?: Error) => void) => {
+        closeWs(callback);
+        web!.close();
+      };
+      web.listen(port, host);
+    } else server = new WebSocketServer({ host, port, ...common });
+    const events = web ?? server;
+    events.once('error', (error: NodeJS.ErrnoException) => {
       server.close();
       if (error.code === 'EADDRINUSE') {
         reject(new KvError('ADDRESS_IN_USE', `${formatAddress({ host, port })} is already in use by another process`));
       } else reject(new KvError('UNAVAILABLE', `cannot listen on ${formatAddress({ host, port })}: ${error.message}`));
     });
-    server.once('listening', () => {
-      const bound = server.address();
+    events.once('listening', () => {
+      const bound = (web ?? server).address();
       const actualPort = typeof bound === 'object' && bound ? bound.port : port;
       resolve({ server, address: formatAddress({ host, port: actualPort }) });
     });
   });
+}
+
+/** The role of an accepted connection's peer: from its certificate with TLS on (listen checked it), none with TLS off. */
+export function roleOf(request: IncomingMessage): Role | undefined {
+  const identity = identify(request);
+  return identity.ok ? identity.role : undefined;
 }

@@ -67,4 +67,5 @@ t.test('formatAddress and wsUrl', async (t) => {
     t.equal(formatAddress(parseAddress(text)), text, `round trip ${text}`);
   }
   t.equal(wsUrl('[::1]:1982'), 'ws://[::1]:1982');
+  t.equal(wsUrl('[::1]:1982', true), 'wss://[::1]:1982');
 });

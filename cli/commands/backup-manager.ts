@@ -2,7 +2,7 @@ import type { CommandModule } from 'yargs';
 import { Client } from '../../shared/client.js';
 import { createLogger } from '../../shared/log.js';
 import { badRequest } from '../../shared/errors.js';
-import { coordinatorOption, jsonOption } from '../options.js';
+import { coordinatorOption, jsonOption, tlsOf, type TlsArgs } from '../options.js';
 import { fail } from '../run.js';
 import { backupOptions } from './backup.js';
 import { ownerName } from '../backup/owner.js';
@@ -10,7 +10,7 @@ import { managerTool, preflight, runManager } from '../backup/manager.js';
 import { createProgress } from '../backup/progress.js';
 import { formatBytes } from '../backup/report.js';
 
-type Args = { 'all-replicas': boolean; coordinator: string; 'timeout-ms': number; 'backup-dir': string; keep?: number; rsh?: string; json: boolean; 'lease-ms': number; 'deadline-ms': number };
+type Args = { 'all-replicas': boolean; coordinator: string; 'timeout-ms': number; 'backup-dir': string; keep?: number; rsh?: string; json: boolean; 'lease-ms': number; 'deadline-ms': number } & TlsArgs;
 
 export const backupManagerCommand: CommandModule<object, Args> = {
   command: 'backup-manager',
@@ -37,7 +37,7 @@ export const backupManagerCommand: CommandModule<object, Args> = {
     let client: Client | undefined;
     try {
       preflight(argv['backup-dir']); // rsync and the directory, before we touch the cluster
-      client = await Client.connect(argv.coordinator, { subscribe: false, timeoutMs: argv['timeout-ms'] });
+      client = await Client.connect(argv.coordinator, { subscribe: false, timeoutMs: argv['timeout-ms'], tls: tlsOf(argv) });
       const summary = await runManager(client, {
         root: argv['backup-dir'],
         keep: argv.keep,

@@ -2,17 +2,17 @@ import type { CommandModule } from 'yargs';
 import { Coordinator } from '../../coordinator/coordinator.js';
 import { createLogger } from '../../shared/log.js';
 import { frameBytesMax, heartbeatIntervalMsDefault, heartbeatTimeoutMsDefault, valueBytesMaxDefault } from '../../shared/limits.js';
-import { msOption, portOption, wholeNumberOption } from '../options.js';
+import { msOption, portOption, tlsOf, tlsOption, wholeNumberOption, type TlsArgs } from '../options.js';
 import { serve } from '../run.js';
 
 export const coordinatorCommand: CommandModule<object, {
   listen: string; port: number; data: string; restore?: string; 'heartbeat-interval-ms': number; 'heartbeat-timeout-ms': number;
   'fault-stall-after-freeze-ms': number; 'value-bytes-max'?: number;
-}> = {
+} & TlsArgs> = {
   command: 'coordinator',
   describe: 'run the coordinator, which holds the cluster config',
   builder: (y) =>
-    y
+    tlsOption(y)
       .option('listen', { alias: 'l', type: 'string', default: '127.0.0.1', describe: 'address to listen on' })
       .option('port', portOption('port', 0, { alias: 'p', default: 1982, describe: 'port to listen on (0: any free port)' }))
       .option('data', { alias: 'd', type: 'string', demandOption: true, describe: 'directory for the cluster state' })
@@ -37,6 +37,7 @@ export const coordinatorCommand: CommandModule<object, {
         heartbeatTimeoutMs: argv['heartbeat-timeout-ms'],
         ...(argv['value-bytes-max'] === undefined ? {} : { valueBytesMax: argv['value-bytes-max'] }),
         faultStallAfterFreezeMs: argv['fault-stall-after-freeze-ms'],
+        tls: tlsOf(argv),
         log,
       }),
     );

@@ -5,15 +5,15 @@ import { formatAddress, parseAddress } from '../../shared/address.js';
 import { fail, serve } from '../run.js';
 import { badRequest } from '../../shared/errors.js';
 import { checkAdvertisable } from '../../shared/advertise.js';
-import { defaultCoordinator, portOption, wholeNumberOption } from '../options.js';
+import { defaultCoordinator, portOption, tlsOf, tlsOption, wholeNumberOption, type TlsArgs } from '../options.js';
 
 export const daemonCommand: CommandModule<object, {
   listen: string; 'listen-port': number; advertise?: string; coordinator: string; 'coordinator-port'?: number; data: string; 'value-bytes-max'?: number; 'write-buffer-bytes'?: number;
-}> = {
+} & TlsArgs> = {
   command: 'daemon',
   describe: 'run a storage daemon',
   builder: (y) =>
-    y
+    tlsOption(y)
       .option('listen', { alias: 'l', type: 'string', default: '127.0.0.1', describe: 'address to serve clients on' })
       .option('advertise', { type: 'string', describe: 'the address to register, HOST or HOST:PORT, that clients and other daemons dial (needed with a wildcard --listen)' })
       .option('listen-port', portOption('listen-port', 0, { alias: 'p', default: 2012, describe: 'port to serve on (0: any free port)' }))
@@ -47,6 +47,7 @@ export const daemonCommand: CommandModule<object, {
         coordinator,
         advertise: argv.advertise,
         dataDir: argv.data,
+        tls: tlsOf(argv),
         ...(argv['write-buffer-bytes'] ? { writeBufferBytes: argv['write-buffer-bytes'] } : {}),
         log,
         abort,
