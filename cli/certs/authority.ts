@@ -114,3 +114,22 @@ function sign(ca: { cert: string; key: string }, serial: Buffer, out: string, re
     '-days', String(certificateDays), '-sha256', '-copy_extensions', 'copyall', '-out', out,
   ], request);
 }
+
+/**
+ * The certificates of a local cluster in `dir` (kv up --tls-dir): the CA, one per member and `admin` for the
+ * operator, each made only if missing, so a second run reuses them. Members name `host` and loopback.
+ */
+export function localClusterCertificates(dir: string, host: string, members: Array<{ name: string; role: Role }>): void {
+  if (!existsSync(caFiles(dir).cert)) initAuthority(dir, false);
+  const hosts = [...new Set([host.replace(/^\[(.*)\]$/, '$1'), ...loopbackHosts])].filter((h) => h !== '0.0.0.0' && h !== '::');
+  for (const { name, role } of [...members, { name: 'admin', role: 'admin' as const }]) {
+    if (existsSync(issuedFiles(dir, name).cert)) continue;
+    issueCertificate({ dir, role, name, hosts: role === 'admin' ? [] : hosts, force: true });
+  }
+}
+
+/** The --tls-* flags of certificate `name` in `dir`. */
+export const tlsFlags = (dir: string, name: string): string[] => {
+  const files = issuedFiles(dir, name);
+  return ['--tls-cert', files.cert, '--tls-key', files.key, '--tls-ca', caFiles(dir).cert];
+};

@@ -13,6 +13,7 @@ import { createLogger } from '../../shared/log.js';
 import { defaultCoordinator, portOption, wholeNumberOption } from '../options.js';
 import { RestartBudget, restartBudgetDefaults, type RestartBudgetOptions } from '../restart-budget.js';
 import { fail, isReady, type Ready } from '../run.js';
+import { localClusterCertificates, tlsFlags } from '../certs/authority.js';
 
 const kvScript = process.argv[1]!;
 /** How long the cluster may take to come up: every daemon registered. */
@@ -108,7 +109,7 @@ function coordinatorFlag(coordinator: string): string {
   return ` -c ${coordinator}`;
 }
 
-type Args = { dir: string; daemons: number; listen: string; port: number; 'daemon-port': number; 'restarts-max': number };
+type Args = { dir: string; daemons: number; listen: string; port: number; 'daemon-port': number; 'restarts-max': number; 'tls-dir'?: string };
 
 export const upCommand: CommandModule<object, Args> = {
   command: 'up',
@@ -120,6 +121,7 @@ export const upCommand: CommandModule<object, Args> = {
       .option('listen', { type: 'string', default: '127.0.0.1', describe: 'address every process listens on' })
       .option('port', portOption('port', 1, { default: 1982, describe: "the coordinator's port" }))
       .option('daemon-port', portOption('daemon-port', 1, { default: 2012, describe: "the first daemon's port; the others follow" }))
+      .option('tls-dir', { type: 'string', requiresArg: true, describe: 'run with TLS on: a CA and certificates in this folder (made if missing; admin.crt is for your commands)' })
       .option('restarts-max', wholeNumberOption('restarts-max', { min: 0 }, { default: restartBudgetDefaults.restartsMax, describe: 'restarts of one process within a minute, after which kv up stops the cluster' })),
   handler: async (argv) => {
     const log = createLogger('up');
@@ -127,11 +129,21 @@ export const upCommand: CommandModule<object, Args> = {
     makeDir(dir, 'the --dir folder');
     const coordinator = formatAddress({ host: argv.listen, port: argv.port });
     const budget = { ...restartBudgetDefaults, restartsMax: argv['restarts-max'] };
-    const coord = new Member('coordinator', ['coordinator', '--listen', argv.listen, '--port', String(argv.port), '--data', join(dir, 'coordinator')], budget);
-    const daemons = Array.from({ length: argv.daemons }, (_, i) =>
-      new Member(`daemon-${i + 1}`, [
+    const tlsDir = argv['tls-dir'] === undefined ? undefined : resolve(argv['tls-dir']);
+    const daemonNames = Array.from({ length: argv.daemons }, (_, i) => `daemon-${i + 1}`);
+    if (tlsDir) {
+      try {
+        localClusterCertificates(tlsDir, argv.listen, [{ name: 'coordinator', role: 'coordinator' }, ...daemonNames.map((name) => ({ name, role: 'daemon' as const }))]);
+      } catch (error) {
+        fail(error);
+      }
+    }
+    const tls = (name: string) => (tlsDir ? tlsFlags(tlsDir, name) : []);
+    const coord = new Member('coordinator', ['coordinator', '--listen', argv.listen, '--port', String(argv.port), '--data', join(dir, 'coordinator'), ...tls('coordinator')], budget);
+    const daemons = daemonNames.map((name, i) =>
+      new Member(name, [
         'daemon', '--listen', argv.listen, '--listen-port', String(argv['daemon-port'] + i),
-        '--coordinator', coordinator, '--data', join(dir, `daemon-${i + 1}`),
+        '--coordinator', coordinator, '--data', join(dir, name), ...tls(name),
       ], budget),
     );
     let stopping = false;
@@ -189,7 +201,7 @@ export const upCommand: CommandModule<object, Args> = {
     }
     for (const member of [coord, ...daemons]) supervise(member);
     const kv = kvInvocation();
-    const c = coordinatorFlag(coordinator);
+    const c = coordinatorFlag(coordinator) + (tlsDir ? ` ${tlsFlags(tlsDir, 'admin').join(' ')}` : '');
     process.stdout.write(
       [
         `kv cluster ${ready[0]?.clusterId} is up (data in ${dir})`,
