@@ -108,13 +108,14 @@ export interface Cluster {
 
 /**
  * Starts `kv up` with `daemons` daemons, their data under `dir` (daemon-1 … daemon-N, coordinator). `nodeArgs`
- * are node's own flags for kv up and, through it, for every kv process (e.g. --cpu-prof).
+ * are node's own flags for kv up and, through it, for every kv process (e.g. --cpu-prof); `upArgs` more flags for
+ * kv up (--tls-dir).
  */
-export function startCluster(dir: string, coordinatorPort: number, daemonBase: number, daemons = 3, nodeArgs: string[] = []): Cluster {
+export function startCluster(dir: string, coordinatorPort: number, daemonBase: number, daemons = 3, nodeArgs: string[] = [], upArgs: string[] = []): Cluster {
   // Its own process group, so that a hung cluster can be killed as a whole as a last resort.
   const child = spawn(
     process.execPath,
-    [...nodeArgs, kvScript, 'up', '--dir', dir, '--daemons', String(daemons), '--port', String(coordinatorPort), '--daemon-port', String(daemonBase)],
+    [...nodeArgs, kvScript, 'up', '--dir', dir, '--daemons', String(daemons), '--port', String(coordinatorPort), '--daemon-port', String(daemonBase), ...upArgs],
     { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env: { ...process.env, KV_LOG_LEVEL: process.env.KV_LOG_LEVEL ?? 'info' } },
   );
   const cluster: Cluster = {

@@ -108,6 +108,7 @@ export const reference = 'kv';
 const displayNames: Record<string, string> = {
   kv: 'kv, tolerate 0',
   'kv-tolerate1': 'kv, tolerate 1',
+  'kv-tls': 'kv, tolerate 0, TLS',
   redis: 'Redis',
   etcd: 'etcd',
   level: 'classic-level in-process',

@@ -1,7 +1,7 @@
 // YCSB-style side-by-side benchmark: one load generator (this process) against kv and its peers, each started
 // here on loopback and stopped afterwards.
 //
-//   npm run bench [-- ycsb] [--systems kv,kv-tolerate1,redis,etcd,level] [--workloads load,a,b,c] [--keys 100000]
+//   npm run bench [-- ycsb] [--systems kv,kv-tolerate1,kv-tls,redis,etcd,level] [--workloads load,a,b,c] [--keys 100000]
 //                 [--value-bytes 100] [--concurrency 64] [--seconds 10] [--warmup-seconds 2]
 //                 [--distribution zipfian|uniform] [--partitions 16] [--rounds 1] [--no-write] [--json]
 //
@@ -35,12 +35,14 @@ import { LevelSystem } from './systems/level.js';
 import { RedisSystem } from './systems/redis.js';
 import { chooser, makeKeys, Values, workloadNames, workloads, type Distribution, type WorkloadName } from './workload.js';
 
-const systemNames = ['kv', 'kv-tolerate1', 'redis', 'etcd', 'level'] as const;
+const systemNames = ['kv', 'kv-tolerate1', 'kv-tls', 'redis', 'etcd', 'level'] as const;
+/** Run when --systems is not given: kv-tls only on request (it measures what TLS costs, issue 13). */
+const defaultSystems = systemNames.filter((name) => name !== 'kv-tls');
 const stopTimeoutMs = 60_000;
 
 const usage = `usage: npm run bench [-- ycsb] [options]   (node dist/bench/ycsb/run.js [options])
 
-  --systems LIST          ${systemNames.join(',')} (default: all)
+  --systems LIST          ${systemNames.join(',')} (default: all but kv-tls)
   --workloads LIST        load,a,b,c (default: all; the load phase always runs, it is reported when listed)
   --keys N                keys loaded and chosen from (default 100000)
   --value-bytes B         bytes per value (default 100)
@@ -61,7 +63,7 @@ const usage = `usage: npm run bench [-- ycsb] [options]   (node dist/bench/ycsb/
 function parseOptions(): YcsbOptions {
   const { values } = parseArgs({
     options: {
-      systems: { type: 'string', default: systemNames.join(',') },
+      systems: { type: 'string', default: defaultSystems.join(',') },
       workloads: { type: 'string', default: workloadNames.join(',') },
       keys: { type: 'string', default: '100000' },
       'value-bytes': { type: 'string', default: '100' },
@@ -129,6 +131,8 @@ function createSystem(name: string, options: YcsbOptions): System {
       return new KvSystem('kv', 0, options.partitions, profileArgs(options));
     case 'kv-tolerate1':
       return new KvSystem('kv-tolerate1', 1, options.partitions, profileArgs(options));
+    case 'kv-tls':
+      return new KvSystem('kv-tls', 0, options.partitions, profileArgs(options), true);
     case 'redis':
       return new RedisSystem();
     case 'etcd':

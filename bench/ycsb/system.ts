@@ -10,7 +10,7 @@ export interface ProcessRef {
 }
 
 export interface System {
-  /** The short name used on the command line, in the JSON and in charts: kv, kv-tolerate1, redis, etcd, level. */
+  /** The short name used on the command line, in the JSON and in charts: kv, kv-tolerate1, kv-tls, redis, etcd, level. */
   readonly name: string;
   /** What it is, for tables: "kv (3 daemons, tolerate 0)". */
   readonly label: string;

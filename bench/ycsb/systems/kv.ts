@@ -1,9 +1,11 @@
 // kv itself: `kv up` with 3 daemons (a coordinator and the daemons as child processes) in a temp dir on free
 // loopback ports, one space with the given partitions and tolerate, one Client for every concurrent request.
+// With `tls`, kv up --tls-dir: every connection is mutual TLS, the client an admin (it makes the space).
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { Client } from '../../../shared/client.js';
+import { loadTls } from '../../../shared/tls.js';
 import { freePorts, progress, saveLog, startCluster, stopCluster, waitUntilUp, type Cluster } from '../../cluster.js';
 import { childrenOf, kvProcessName } from '../../proc-cpu.js';
 import type { ProcessRef, System } from '../system.js';
@@ -23,8 +25,9 @@ export class KvSystem implements System {
     private readonly partitions: number,
     /** Node flags for kv up and its children (e.g. --cpu-prof). */
     private readonly nodeArgs: string[] = [],
+    private readonly tls = false,
   ) {
-    this.label = `kv (${daemons} daemons, tolerate ${tolerate})`;
+    this.label = `kv (${daemons} daemons, tolerate ${tolerate}${tls ? ', TLS' : ''})`;
   }
 
   unavailable(): string | undefined {
@@ -35,9 +38,11 @@ export class KvSystem implements System {
     this.dir = mkdtempSync(join(os.tmpdir(), `kv-bench-ycsb-${this.name}-`));
     const ports = await freePorts(daemons);
     progress(`${this.name}: kv up in ${this.dir} (coordinator :${ports.coordinator}, daemons :${ports.daemonBase}..${ports.daemonBase + daemons - 1})`);
-    this.cluster = startCluster(join(this.dir, 'cluster'), ports.coordinator, ports.daemonBase, daemons, this.nodeArgs);
+    const certs = join(this.dir, 'certs');
+    this.cluster = startCluster(join(this.dir, 'cluster'), ports.coordinator, ports.daemonBase, daemons, this.nodeArgs, this.tls ? ['--tls-dir', certs] : []);
     await waitUntilUp(this.cluster);
-    this.client = await Client.connect(this.cluster.coordinator);
+    const tls = this.tls ? loadTls({ cert: join(certs, 'admin.crt'), key: join(certs, 'admin.key'), ca: join(certs, 'ca.crt') }) : undefined;
+    this.client = await Client.connect(this.cluster.coordinator, { tls });
     const config = await this.client.addSpace(spaceName, { partitions: this.partitions, tolerate: this.tolerate });
     // addSpace adopts the config it returns: the client routes by it from here on.
     if (config.servers.length !== daemons) throw new Error(`the cluster has ${config.servers.length} servers, not ${daemons}`);
@@ -89,6 +94,6 @@ export class KvSystem implements System {
   }
 
   details(): string {
-    return `kv up, ${daemons} daemons, space "${spaceName}" with ${this.partitions} partitions, tolerate ${this.tolerate}; LevelDB writes not fsynced`;
+    return `kv up${this.tls ? ' --tls-dir (every connection mutual TLS, P-256 certificates)' : ''}, ${daemons} daemons, space "${spaceName}" with ${this.partitions} partitions, tolerate ${this.tolerate}; LevelDB writes not fsynced`;
   }
 }
