@@ -38,31 +38,41 @@ export const msOption = <O extends NumberFlag>(flag: string, min: number, option
 export const portOption = <O extends NumberFlag>(flag: string, min: 0 | 1, options: O) =>
   wholeNumberOption(flag, { min, max: 65535 }, options);
 
-/** The TLS flags as parsed: all three or none (tlsOption checks). */
+/** The TLS flags as parsed (tlsOption checks them). */
 export interface TlsArgs {
   'tls-cert'?: string | undefined;
   'tls-key'?: string | undefined;
   'tls-ca'?: string | undefined;
+  'token-file'?: string | undefined;
 }
 
 /**
  * --tls-cert, --tls-key and --tls-ca, for every command that makes or takes connections: all three (TLS on, with
- * this process's certificate and the cluster CA) or none (TLS off). Checked while parsing, so a missing one or an
- * unreadable file is a usage error (exit 2) before anything is started or asked.
+ * this process's certificate and the cluster CA) or none (TLS off); a client may give --tls-ca and --token-file
+ * instead of a certificate. Checked while parsing, so a missing one or an unreadable file is a usage error (exit 2)
+ * before anything is started or asked. `server`: a daemon or coordinator, which needs its own certificate.
  */
-export const tlsOption = <T>(yargs: Argv<T>) =>
+export const tlsOption = <T>(yargs: Argv<T>, server = false) =>
   yargs
     .option('tls-cert', { type: 'string', requiresArg: true, describe: "TLS on: this process's certificate (kv certs issue), PEM" })
     .option('tls-key', { type: 'string', requiresArg: true, describe: 'TLS on: its private key, PEM' })
     .option('tls-ca', { type: 'string', requiresArg: true, describe: "TLS on: the cluster CA's certificate (kv certs init), PEM" })
+    .option('token-file', {
+      type: 'string',
+      requiresArg: true,
+      hidden: server,
+      describe: 'TLS on, a client without a certificate: a file holding a token (kv certs token), with --tls-ca',
+    })
     .check((argv) => {
-      tlsOf(argv as TlsArgs);
+      const tls = tlsOf(argv as TlsArgs);
+      if (server && (argv as TlsArgs)['token-file'] !== undefined) throw badRequest('--token-file is for clients: a daemon or coordinator proves itself with --tls-cert and --tls-key');
+      if (server && tls && !tls.cert) throw badRequest('a daemon or coordinator with TLS on needs --tls-cert and --tls-key');
       return true;
     });
 
 /** The TLS settings the flags name, or undefined for TLS off. */
 export const tlsOf = (argv: TlsArgs): TlsSettings | undefined =>
-  loadTls({ cert: argv['tls-cert'], key: argv['tls-key'], ca: argv['tls-ca'] });
+  loadTls({ cert: argv['tls-cert'], key: argv['tls-key'], ca: argv['tls-ca'], token: argv['token-file'] });
 
 export const coordinatorOption = <T>(yargs: Argv<T>) =>
   tlsOption(yargs).option('timeout-ms', wholeNumberOption('timeout-ms', { min: 1, max: requestTimeoutMsMax, unit: 'milliseconds' }, {

@@ -165,7 +165,9 @@ export class Coordinator {
   }
 
   private accept(socket: WebSocket, request: IncomingMessage): void {
-    const connection = new Connection(socket, (message, conn) => this.handle(message, conn), peerAddressOf(request), roleOf(request));
+    const role = roleOf(request, this.options.tls);
+    if (role === null) return socket.terminate();
+    const connection = new Connection(socket, (message, conn) => this.handle(message, conn), peerAddressOf(request), role);
     this.connections.add(connection);
     connection.onceClosed(() => {
       this.connections.delete(connection);

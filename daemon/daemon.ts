@@ -107,7 +107,9 @@ export class Daemon {
     this.server = server;
     this.address = address;
     server.on('connection', (socket: WebSocket, request: IncomingMessage) => {
-      const connection = new Connection(socket, (message, conn) => this.handle(message, conn), peerAddressOf(request), roleOf(request));
+      const role = roleOf(request, options.tls);
+      if (role === null) return socket.terminate();
+      const connection = new Connection(socket, (message, conn) => this.handle(message, conn), peerAddressOf(request), role);
       this.connections.add(connection);
       connection.onceClosed(() => this.connections.delete(connection));
     });

@@ -109,3 +109,9 @@ export const coordinatorSilenceMsMax = 10_000;
 /** How long a cluster CA made by `kv certs init` is valid, and a certificate `kv certs issue` makes (825: what browsers accept). */
 export const caCertificateDays = 3650;
 export const certificateDays = 825;
+
+/** How long a token made by `kv certs token` is valid unless told, and at most. */
+export const tokenTtlHoursDefault = 24;
+export const tokenTtlHoursMax = 24 * 366;
+/** Longest token a server reads (a statement of a few fields and a signature: far below this). */
+export const tokenBytesMax = 4096;

@@ -31,11 +31,12 @@ export function listen(
   return new Promise((resolve, reject) => {
     const verifyClient = (info: { req: IncomingMessage }, done: VerifyDone) => {
       if (tls) {
-        const identity = identify(info.req);
+        const identity = identify(info.req, tls.ca);
         if (!identity.ok) {
           onRefused?.(peerAddressOf(info.req), identity.why);
           return done(false, 401, identity.why);
         }
+        admitted.set(info.req, identity.role);
       }
       const refusal = admit?.(info.req.url ?? '/');
       // 421 Misdirected Request: the client meant another server.
@@ -46,6 +47,7 @@ export function listen(
     let web: HttpsServer | undefined;
     let server: WebSocketServer;
     if (tls) {
+      if (!tls.cert || !tls.key) return reject(badRequest('a server with TLS on needs its own certificate: --tls-cert and --tls-key'));
       // The certificate is verified here, not in the handshake, so that a refused client hears why (HTTP 401).
       web = createHttpsServer({ cert: tls.cert, key: tls.key, ca: tls.ca, requestCert: true, rejectUnauthorized: false }, (_request, response) => {
         response.writeHead(426, { 'content-type': 'text/plain' }).end('kv speaks WebSocket here\n');
@@ -74,8 +76,14 @@ export function listen(
   });
 }
 
-/** The role of an accepted connection's peer: from its certificate with TLS on (listen checked it), none with TLS off. */
-export function roleOf(request: IncomingMessage): Role | undefined {
-  const identity = identify(request);
-  return identity.ok ? identity.role : undefined;
+/** The role each accepted upgrade request proved, as judged once when it was accepted. */
+const admitted = new WeakMap<IncomingMessage, Role>();
+
+/**
+ * The role of an accepted connection's peer, fixed when listen accepted it: undefined with TLS off (every peer
+ * trusted), null for a request listen did not admit (never, as ws admits through verifyClient: refuse it anyway).
+ */
+export function roleOf(request: IncomingMessage, tls: TlsSettings | undefined): Role | undefined | null {
+  if (!tls) return undefined;
+  return admitted.get(request) ?? null;
 }

@@ -1,15 +1,16 @@
 // A cluster's certificate authority, made and used with the system's openssl: `kv certs init` makes the CA
 // (ca.crt, and ca.key, which only `kv certs issue` needs: keep it off the cluster's hosts), `kv certs issue` a key
 // and certificate for one process, its role in the OU (shared/roles.ts) and the addresses it is dialled at as
-// SANs. Keys are P-256 (fast to make and to handshake with) and written 0600; nothing is overwritten unless forced.
+// SANs, `kv certs token` a token (shared/token.ts) for a client without a certificate. Keys are P-256 (fast to make and to handshake with) and written 0600; nothing is overwritten unless forced.
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { KvError, badRequest } from '../../shared/errors.js';
 import { caCertificateDays, certificateDays } from '../../shared/limits.js';
 import { organizationalUnitOf, type Role } from '../../shared/roles.js';
+import { signToken } from '../../shared/token.js';
 
 export const caFiles = (dir: string) => ({ cert: join(dir, 'ca.crt'), key: join(dir, 'ca.key') });
 export const issuedFiles = (dir: string, name: string) => ({ cert: join(dir, `${name}.crt`), key: join(dir, `${name}.key`) });
@@ -133,3 +134,21 @@ export const tlsFlags = (dir: string, name: string): string[] => {
   const files = issuedFiles(dir, name);
   return ['--tls-cert', files.cert, '--tls-key', files.key, '--tls-ca', caFiles(dir).cert];
 };
+
+/** A token for `role`, signed with the CA key in `dir`, valid for `ttlHours`; written 0600 to `out` if given. */
+export function issueToken(dir: string, role: 'client' | 'admin', name: string, ttlHours: number, out: string | undefined, force: boolean): string {
+  const ca = caFiles(dir);
+  let key: Buffer;
+  try {
+    key = readFileSync(ca.key);
+  } catch {
+    throw badRequest(`${ca.key} cannot be read: make the CA first (kv certs init --dir ${dir}), or run this where its key is`);
+  }
+  const token = signToken({ role, name: checkCertName(name), expiresAt: Date.now() + ttlHours * 3_600_000 }, key);
+  if (out !== undefined) {
+    refuseExisting([out], force);
+    writeFileSync(out, token + '\n', { mode: 0o600 });
+    chmodSync(out, 0o600);
+  }
+  return token;
+}

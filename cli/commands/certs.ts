@@ -1,6 +1,8 @@
 import type { CommandModule } from 'yargs';
 import { roles, type Role } from '../../shared/roles.js';
-import { initAuthority, issueCertificate, loopbackHosts } from '../certs/authority.js';
+import { initAuthority, issueCertificate, issueToken, loopbackHosts } from '../certs/authority.js';
+import { tokenTtlHoursDefault, tokenTtlHoursMax } from '../../shared/limits.js';
+import { wholeNumberOption } from '../options.js';
 import { fail } from '../run.js';
 
 const initCommand: CommandModule<object, { dir: string; force: boolean }> = {
@@ -50,9 +52,31 @@ const issueCommand: CommandModule<object, { dir: string; role: Role; name: strin
   },
 };
 
+const tokenCommand: CommandModule<object, { dir: string; role: 'client' | 'admin'; name: string; 'ttl-hours': number; out?: string; force: boolean }> = {
+  command: 'token',
+  describe: "make a token for a client without a certificate (give it as --token-file, with --tls-ca): a statement of role and expiry signed with DIR's CA key",
+  builder: (y) =>
+    y
+      .option('dir', { type: 'string', demandOption: true, describe: 'the CA directory (kv certs init)' })
+      .option('role', { choices: ['client', 'admin'] as const, demandOption: true, describe: 'client: data operations; admin: also the cluster-changing ones' })
+      .option('name', { type: 'string', default: 'token', describe: 'who holds it, for the record' })
+      .option('ttl-hours', wholeNumberOption('ttl-hours', { min: 1, max: tokenTtlHoursMax, unit: 'hours' }, { default: tokenTtlHoursDefault, describe: 'how long it is valid (it cannot be revoked sooner)' }))
+      .option('out', { type: 'string', describe: 'write it to this file (0600) instead of stdout' })
+      .option('force', { type: 'boolean', default: false, describe: 'replace an existing --out file' })
+      .example('kv certs token --dir ./certs --role client --name app --out app.token', ''),
+  handler: (argv) => {
+    try {
+      const token = issueToken(argv.dir, argv.role, argv.name, argv['ttl-hours'], argv.out, argv.force);
+      process.stdout.write(argv.out === undefined ? `${token}\n` : `wrote a ${argv.role} token valid for ${argv['ttl-hours']} h to ${argv.out}\n`);
+    } catch (error) {
+      fail(error);
+    }
+  },
+};
+
 export const certsCommand: CommandModule = {
   command: 'certs <command>',
-  describe: 'make a cluster CA and certificates for TLS (uses openssl)',
-  builder: (y) => y.command(initCommand).command(issueCommand).demandCommand(1, 'name a certs command: init or issue'),
+  describe: 'make a cluster CA, certificates and tokens for TLS (uses openssl)',
+  builder: (y) => y.command(initCommand).command(issueCommand).command(tokenCommand).demandCommand(1, 'name a certs command: init, issue or token'),
   handler: () => {},
 };

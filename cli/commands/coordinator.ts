@@ -12,7 +12,7 @@ export const coordinatorCommand: CommandModule<object, {
   command: 'coordinator',
   describe: 'run the coordinator, which holds the cluster config',
   builder: (y) =>
-    tlsOption(y)
+    tlsOption(y, true)
       .option('listen', { alias: 'l', type: 'string', default: '127.0.0.1', describe: 'address to listen on' })
       .option('port', portOption('port', 0, { alias: 'p', default: 1982, describe: 'port to listen on (0: any free port)' }))
       .option('data', { alias: 'd', type: 'string', demandOption: true, describe: 'directory for the cluster state' })

@@ -13,7 +13,7 @@ export const daemonCommand: CommandModule<object, {
   command: 'daemon',
   describe: 'run a storage daemon',
   builder: (y) =>
-    tlsOption(y)
+    tlsOption(y, true)
       .option('listen', { alias: 'l', type: 'string', default: '127.0.0.1', describe: 'address to serve clients on' })
       .option('advertise', { type: 'string', describe: 'the address to register, HOST or HOST:PORT, that clients and other daemons dial (needed with a wildcard --listen)' })
       .option('listen-port', portOption('listen-port', 0, { alias: 'p', default: 2012, describe: 'port to serve on (0: any free port)' }))
