@@ -155,6 +155,7 @@ export class CoordinatorLink {
       requestTimeoutMsDefault,
       '/',
       options.tls,
+      'coordinator',
     );
     try {
       const answer = await connection.request(

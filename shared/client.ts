@@ -106,7 +106,7 @@ export class Client {
       throw badRequest(`an operation's timeout is 1 to ${requestTimeoutMsMax} ms, not ${timeoutMs}`);
     }
     let client: Client | undefined;
-    const connection = await Connection.open(coordinator, (m) => client?.onPush(m), timeoutMs, '/', options.tls);
+    const connection = await Connection.open(coordinator, (m) => client?.onPush(m), timeoutMs, '/', options.tls, 'coordinator');
     try {
       const type = options.subscribe === false ? 'get_config' : 'subscribe';
       const [config, { session }] = await Promise.all([
@@ -482,7 +482,7 @@ export class Client {
     if (this.coordinator && !this.coordinator.closed) return Promise.resolve(this.coordinator);
     if (this.closed) return Promise.reject(new KvError('UNAVAILABLE', 'the client is closed'));
     this.reconnecting ??= (async () => {
-      const connection = await Connection.open(this.coordinatorAddress, (m) => this.onPush(m), this.timeoutMs, '/', this.options.tls);
+      const connection = await Connection.open(this.coordinatorAddress, (m) => this.onPush(m), this.timeoutMs, '/', this.options.tls, 'coordinator');
       try {
         if (this.options.subscribe !== false) this.adopt(await connection.request({ t: 'subscribe' }, this.timeoutMs));
       } catch (error) {

@@ -1,5 +1,6 @@
 // One connection per (address, path), opened on first use and forgotten when it closes. Clients keep one per
-// daemon; daemons keep one per chain successor. Many requests share a connection (pipelining).
+// daemon; daemons keep one per chain successor. Many requests share a connection (pipelining). With TLS on, every
+// peer must show a daemon's certificate.
 import { Connection } from './connection.js';
 import { requestTimeoutMsDefault } from './limits.js';
 import type { TlsSettings } from './tls.js';
@@ -26,7 +27,7 @@ export class ConnectionPool {
     const known = this.connections.get(key);
     if (known) return known.opening;
     const entry: Entry = {
-      opening: Connection.open(address, () => {}, Math.min(timeoutMs, requestTimeoutMsDefault), path, this.tls),
+      opening: Connection.open(address, () => {}, Math.min(timeoutMs, requestTimeoutMsDefault), path, this.tls, 'daemon'),
       open: undefined,
     };
     this.connections.set(key, entry);

@@ -15,7 +15,8 @@ import { KvError, isErrorCode, type ErrorCode } from './errors.js';
 import { frameBytesMax } from './limits.js';
 import type { Message, RequestOf, RequestType, Results } from './protocol.js';
 import { wsUrl } from './address.js';
-import type { Role } from './roles.js';
+import { roleOfOrganizationalUnit, type Role } from './roles.js';
+import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 import type { TlsSettings } from './tls.js';
 
 export type FrameHandler = (message: Message, connection: Connection) => void;
@@ -82,12 +83,22 @@ export function certificateFailure(error: NodeJS.ErrnoException): string | undef
       return `its certificate is not signed by the CA of --tls-ca (another cluster's CA?) (${error.code})`;
     case 'ERR_TLS_CERT_ALTNAME_INVALID':
       return `its certificate does not name the address dialled (reissue it with that --host) (${error.code})`;
+    case 'ERR_KV_SERVER_ROLE':
+      return error.message;
     case 'CERT_HAS_EXPIRED':
     case 'CERT_NOT_YET_VALID':
       return `its certificate is outside its validity period (${error.code})`;
     default:
       return error.code?.startsWith('ERR_SSL_') && /alert/i.test(error.message) ? `the TLS handshake failed: ${error.message.replace(/^.*routines:+/, '')}` : undefined;
   }
+}
+
+/** Undefined when the server's certificate has `role`, else the error the TLS handshake fails with. */
+function checkRole(certificate: PeerCertificate, role: Role): Error | undefined {
+  const unit = certificate.subject?.OU;
+  const found = roleOfOrganizationalUnit(Array.isArray(unit) ? unit[0] : unit);
+  if (found === role) return undefined;
+  return Object.assign(new Error(`its certificate is a ${found ?? 'non-kv'} one, not a ${role}'s`), { code: 'ERR_KV_SERVER_ROLE' });
 }
 
 /** The reason a server gave when it refused the WebSocket upgrade (the body of its answer), bounded. */
@@ -127,14 +138,17 @@ export class Connection {
   /**
    * Opens a connection; fails with UNAVAILABLE when nothing accepts it (so the request was never sent), and with
    * UNAUTHENTICATED when TLS is on and either end's certificate is refused. With `tls`, over wss:// showing this
-   * process's certificate and accepting only a server certificate of the cluster CA that names `address`.
+   * process's certificate and accepting only a server certificate of the cluster CA that names `address` and,
+   * given `serverRole`, has that role: a client's or an admin's certificate cannot pose as a cluster member.
    */
-  static open(address: string, onFrame: FrameHandler, timeoutMs: number, path = '/', tls?: TlsSettings): Promise<Connection> {
+  static open(address: string, onFrame: FrameHandler, timeoutMs: number, path = '/', tls?: TlsSettings, serverRole?: Role): Promise<Connection> {
     return new Promise((resolve, reject) => {
       const socket = new WebSocket(wsUrl(address, tls !== undefined) + path, {
         maxPayload: frameBytesMax,
         perMessageDeflate: false,
-        ...(tls && { cert: tls.cert, key: tls.key, ca: tls.ca }),
+        ...(tls && { ca: tls.ca, ...(tls.cert && { cert: tls.cert, key: tls.key }) }),
+        ...(tls && serverRole && { checkServerIdentity: (host: string, certificate: PeerCertificate) => checkServerIdentity(host, certificate) ?? checkRole(certificate, serverRole) }),
+        ...(tls?.token && { headers: { authorization: `Bearer ${tls.token}` } }),
       });
       const timer = setTimeout(() => {
         socket.terminate();

@@ -25,8 +25,8 @@ function npmCli(): string {
   return process.env.npm_execpath ?? join(dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'bin', 'npm-cli.js');
 }
 
-t.test('without rsync on PATH, npm test stops at once with the line to run', async (t) => {
-  // A PATH with node (npm's scripts run `node`) and sh, and none of rsync.
+t.test('without rsync and openssl on PATH, npm test stops at once with the line to run', async (t) => {
+  // A PATH with node (npm's scripts run `node`) and sh, and neither rsync nor openssl.
   const bin = join(tempDir(t), 'bin');
   mkdirSync(bin);
   symlinkSync(process.execPath, join(bin, 'node'));
@@ -34,16 +34,16 @@ t.test('without rsync on PATH, npm test stops at once with the line to run', asy
   const started = Date.now();
   const result = await npmTest(bin);
   t.not(result.code, 0, 'npm test fails');
-  t.match(result.stderr, /^npm test needs rsync .*: apt-get install -y rsync$/m, 'and says what to install');
+  t.match(result.stderr, /^npm test needs rsync openssl .*: apt-get install -y rsync openssl$/m, 'and says what to install');
   t.notMatch(result.stdout + result.stderr, /tsc -p|# \{ total/, 'before building or running any test');
   t.comment(`stopped after ${Date.now() - started} ms`);
 });
 
-t.test('with rsync on PATH, the check passes', async (t) => {
+t.test('with rsync and openssl on PATH, the check passes', async (t) => {
   const result = await new Promise<number>((resolve) => {
     execFile('sh', [join(repoRoot, 'test', 'system-packages.sh')], { timeout: 10_000 }, (error) =>
       resolve(error === null ? 0 : typeof error.code === 'number' ? error.code : 1),
     );
   });
-  t.equal(result, 0, 'test/system-packages.sh exits 0 on this machine, which has rsync');
+  t.equal(result, 0, 'test/system-packages.sh exits 0 on this machine, which has rsync and openssl');
 });

@@ -1,8 +1,8 @@
-// TLS on: certificates made by kv certs, a cluster whose every connection is mutual TLS, and what is refused —
-// no credential, another CA's, a role that may not make a request — with real processes.
+// TLS on: certificates and tokens made by kv certs, a cluster whose every connection is mutual TLS, and what is
+// refused — no credential, another CA's, a forged token, a role that may not make a request — with real processes.
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
-import { cpSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { cpSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import { Client } from '../shared/client.js';
@@ -12,7 +12,7 @@ import { daemonPath } from '../shared/protocol.js';
 import { loadTls, type TlsSettings } from '../shared/tls.js';
 import { exitCodes } from '../cli/exit-codes.js';
 import { backupManager } from './helpers/backup.js';
-import { kv, messageLines, startCoordinator, startDaemon, runKvProcess, tempDir, waitFor, type TestLike } from './helpers/cluster.js';
+import { freePortRange, kv, messageLines, processStartMs, startCoordinator, startDaemon, runKvProcess, tempDir, waitFor, type TestLike } from './helpers/cluster.js';
 
 const openssl = (...args: string[]) => spawnSync('openssl', args, { encoding: 'utf8' });
 
@@ -76,7 +76,12 @@ t.test('the TLS flags: all three or none, files readable, else one line and exit
   t.match(messageLines(partial.stderr)[0], /--tls-key and --tls-ca are missing/);
   const unreadable = await kv(t, ['daemon', '--data', join(dir, 'd'), ...tlsArgs(dir, 'nobody')]);
   t.equal(unreadable.code, exitCodes.usage);
-  t.match(messageLines(unreadable.stderr)[0], /--tls-cert .*nobody\.crt: cannot read it \(ENOENT\)/);
+  t.match(messageLines(unreadable.stderr)[0], /--tls-(cert|key|ca) \S+: cannot read it \(ENOENT\)/);
+  const daemonToken = await kv(t, ['daemon', '--data', join(dir, 'd'), '--tls-ca', join(dir, 'ca.crt'), '--token-file', join(dir, 'x.token')]);
+  t.equal(daemonToken.code, exitCodes.usage, 'a daemon cannot use a token');
+  const noToken = await kv(t, ['show-config', '--tls-ca', join(dir, 'ca.crt'), '--token-file', join(dir, 'x.token')]);
+  t.equal(noToken.code, exitCodes.usage);
+  t.match(messageLines(noToken.stderr)[0], /--tls-ca .*ca\.crt: cannot read it/, 'a client with --tls-ca and --token-file: the files are read');
 });
 
 t.test('a cluster with TLS on: data, replication and transfer over TLS, roles enforced, unauthenticated peers refused, a backup without keys', async (t) => {
@@ -130,6 +135,13 @@ t.test('a cluster with TLS on: data, replication and transfer over TLS, roles en
   t.equal(distrust.code, exitCodes.unauthenticated, 'a client trusting another CA does not trust the cluster');
   t.match(messageLines(distrust.stderr), [/is not trusted: its certificate is not signed by the CA of --tls-ca/]);
   await coordinator.proc.waitForLog('refused a connection: no valid credential');
+  // A server whose certificate is the CA's but not a member's (a client's, naming this host) is not trusted either.
+  await issue(t, certs, 'client', 'rogue', ['127.0.0.1']);
+  const rogue = await startCoordinator(t, { args: tlsArgs(certs, 'rogue') });
+  const posing = await kv(t, ['show-config', '--coordinator', rogue.address, ...tlsArgs(certs, 'ops')]);
+  t.equal(posing.code, exitCodes.unauthenticated, 'a client certificate cannot pose as the coordinator');
+  t.match(messageLines(posing.stderr), [/is not trusted: its certificate is a client one, not a coordinator's \(UNAUTHENTICATED\)$/]);
+  await rogue.proc.stop();
 
   // A daemon checks for itself: another CA's certificate is refused, and only daemons may replicate.
   const spaceConfig = await client.showConfig();
@@ -168,6 +180,33 @@ t.test('a cluster with TLS on: data, replication and transfer over TLS, roles en
   t.equal((await kv(t, ['set-read-only', '--coordinator', c, ...tlsArgs(certs, 'ops')])).code, 0, 'an admin certificate sets read-only');
   t.equal((await kv(t, ['set-read-write', '--coordinator', c, ...tlsArgs(certs, 'ops')])).code, 0, 'and read-write');
 
+  // Tokens: a client without a certificate of its own, with the role the CA signed into the token.
+  const clientToken = join(certs, 'app.token');
+  const adminToken = join(certs, 'ops.token');
+  t.equal((await kv(t, ['certs', 'token', '--dir', certs, '--role', 'client', '--name', 'app', '--out', clientToken])).code, 0);
+  t.equal((await kv(t, ['certs', 'token', '--dir', certs, '--role', 'admin', '--name', 'ops', '--out', adminToken])).code, 0);
+  t.equal(statSync(clientToken).mode & 0o777, 0o600, 'a token file is 0600');
+  const withToken = (file: string) => ['--coordinator', c, '--tls-ca', join(certs, 'ca.crt'), '--token-file', file];
+  t.equal((await kv(t, ['put', 's', 'by-token', '{"ok":true}', ...withToken(clientToken)])).code, 0, 'a client token writes');
+  const read = await kv(t, ['get', 's', 'by-token', ...withToken(clientToken)]);
+  t.equal(read.stdout.trim(), '{"ok":true}', 'and reads, from the daemons too');
+  const tokenRefused = await kv(t, ['rm-space', 's', ...withToken(clientToken)]);
+  t.equal(tokenRefused.code, exitCodes.forbidden, 'a client token may not remove a space');
+  t.match(messageLines(tokenRefused.stderr), [/has role client \(FORBIDDEN\)$/]);
+  t.equal((await kv(t, ['set-read-only', ...withToken(adminToken)])).code, 0, 'an admin token may set read-only');
+  t.equal((await kv(t, ['set-read-write', ...withToken(adminToken)])).code, 0, 'and read-write');
+  const [head0, body, signature] = readFileSync(clientToken, 'utf8').trim().split('.');
+  const claims = JSON.parse(Buffer.from(body!, 'base64url').toString('utf8')) as Record<string, unknown>;
+  const forged = join(certs, 'forged.token');
+  writeFileSync(forged, `${head0}.${Buffer.from(JSON.stringify({ ...claims, role: 'admin' })).toString('base64url')}.${signature}\n`);
+  const forgedRun = await kv(t, ['rm-space', 's', ...withToken(forged)]);
+  t.equal(forgedRun.code, exitCodes.unauthenticated, 'a token whose role was changed is refused');
+  t.match(messageLines(forgedRun.stderr), [/its token is not signed by this cluster's CA \(UNAUTHENTICATED\)$/]);
+  const foreignToken = join(other, 'app.token');
+  t.equal((await kv(t, ['certs', 'token', '--dir', other, '--role', 'admin', '--out', foreignToken])).code, 0);
+  t.equal((await kv(t, ['set-read-only', ...withToken(foreignToken)])).code, exitCodes.unauthenticated, "another CA's token is refused");
+  t.notOk((await admin.showConfig()).readOnly, 'and changed nothing');
+
   // A daemon needs a daemon certificate to register.
   const impostor = runKvProcess(t, ['daemon', '--listen-port', '0', '--coordinator', c, '--data', join(tempDir(t), 'd'), ...tlsArgs(certs, 'app')]);
   t.equal(await impostor.waitForExit(), exitCodes.forbidden, 'a daemon with a client certificate cannot register, and exits');
@@ -192,9 +231,35 @@ t.test('a cluster with TLS on: data, replication and transfer over TLS, roles en
   }
   const after = await Client.connect(restored.address, { tls: tlsOf(certs, 'app'), timeoutMs: 30_000 });
   t.teardown(() => after.close());
-  await waitFor('the restored cluster to serve every key', async () => (await after.count('s').catch(() => -1)) === keys.length, 60_000);
+  await waitFor('the restored cluster to serve every key', async () => (await after.count('s').catch(() => -1)) === keys.length + 1, 60_000); // and by-token
   t.same(await after.get('s', 'k42'), { i: 42 }, 'the restored cluster serves the data over TLS');
 
   t.equal((await kv(t, ['rm-space', 's', '--coordinator', c, ...tlsArgs(certs, 'ops')])).code, 0, 'an admin certificate removes a space');
   t.notOk((await admin.showConfig()).spaces.some((s) => s.name === 's'));
+});
+
+t.test('kv up --tls-dir runs its cluster with TLS on, certificates made where missing and reused', async (t) => {
+  const dir = tempDir(t);
+  const certs = join(dir, 'certs');
+  const port = await freePortRange(1);
+  const daemonPort = await freePortRange(2);
+  const args = ['up', '--dir', join(dir, 'data'), '--daemons', '2', '--port', String(port), '--daemon-port', String(daemonPort), '--tls-dir', certs];
+  const up = runKvProcess(t, args);
+  await waitFor('kv up to report the cluster up', () => {
+    if (up.exitCode !== undefined) throw new Error(`kv up exited with ${up.exitCode}: ${up.stderr.slice(-500)}`);
+    return up.stdout.includes('is up');
+  }, processStartMs);
+  t.match(up.stdout, /--tls-cert \S+admin\.crt/, 'its hint names the admin certificate');
+  const c = `127.0.0.1:${port}`;
+  t.equal((await kv(t, ['add-space', 'u', '--coordinator', c, ...tlsArgs(certs, 'admin')])).code, 0, 'an admin adds a space');
+  t.equal((await kv(t, ['put', 'u', 'k', '{"a":1}', '--coordinator', c, ...tlsArgs(certs, 'admin')])).code, 0);
+  t.equal((await kv(t, ['get', 'u', 'k', '--coordinator', c])).code, exitCodes.unavailable, 'a command without TLS flags cannot connect');
+  t.equal(await up.stop('SIGINT'), 0);
+  const before = readFileSync(join(certs, 'ca.crt'), 'utf8');
+  const again = runKvProcess(t, args);
+  await waitFor('kv up to come up again', () => again.stdout.includes('is up') || again.exitCode !== undefined, processStartMs);
+  t.equal(readFileSync(join(certs, 'ca.crt'), 'utf8'), before, 'the second run reuses the CA');
+  const read = await kv(t, ['get', 'u', 'k', '--coordinator', c, ...tlsArgs(certs, 'admin')]);
+  t.equal(read.stdout.trim(), '{"a":1}', 'and serves the data with TLS on');
+  t.equal(await again.stop('SIGINT'), 0);
 });
