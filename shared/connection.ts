@@ -64,6 +64,8 @@ export function connectFailure(error: NodeJS.ErrnoException): string {
     case 'ERR_SSL_PACKET_LENGTH_TOO_LONG':
       return 'the server does not speak TLS (is TLS off there?)';
     default:
+      // Node names some TLS failures only in the message, under EPROTO.
+      if (error.code === 'EPROTO' && /wrong version number|packet length too long/.test(error.message)) return 'the server does not speak TLS (is TLS off there?) (EPROTO)';
       return error.code ?? error.message;
   }
 }

@@ -142,6 +142,11 @@ t.test('a cluster with TLS on: data, replication and transfer over TLS, roles en
   t.equal(posing.code, exitCodes.unauthenticated, 'a client certificate cannot pose as the coordinator');
   t.match(messageLines(posing.stderr), [/is not trusted: its certificate is a client one, not a coordinator's \(UNAUTHENTICATED\)$/]);
   await rogue.proc.stop();
+  const plainCoordinator = await startCoordinator(t);
+  const toPlain = await kv(t, ['show-config', '--coordinator', plainCoordinator.address, ...tlsArgs(certs, 'ops')]);
+  t.equal(toPlain.code, exitCodes.unavailable, 'TLS on against a server with TLS off');
+  t.match(messageLines(toPlain.stderr), [/the server does not speak TLS \(is TLS off there\?\)/]);
+  await plainCoordinator.proc.stop();
 
   // A daemon checks for itself: another CA's certificate is refused, and only daemons may replicate.
   const spaceConfig = await client.showConfig();
