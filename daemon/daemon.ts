@@ -64,6 +64,7 @@ export class Daemon {
       serverId: () => this.link?.serverId,
       stopping: () => this.stopping,
       reportDone: (spaceId, partition, source) => this.link.ask({ t: 'transfer_done', spaceId, partition, source }),
+      tellPeer: (serverId, reachable) => this.link.ask({ t: 'peer_unreachable', serverId, reachable }),
     });
     this.freezes = new FreezeKeeper(this.replicas, options.log);
     this.snapshots = new SnapshotKeeper(options.dataDir, this.freezes, () => this.link?.identity, options.log);
@@ -200,6 +201,10 @@ export class Daemon {
           return this.snapshots.list();
         case 'release_snapshot':
           return this.snapshots.release(message.name, message.freezeId);
+        case 'revoke_lease':
+          this.lease.revoke();
+          this.options.log.warn('gave up the read lease: another daemon reported this one unreachable');
+          return null;
         default:
           throw new KvError('BAD_REQUEST', `the coordinator session does not serve ${message.t}`);
       }
