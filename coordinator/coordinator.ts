@@ -12,7 +12,7 @@ import { listen } from '../shared/listen.js';
 import type { Message, MessageOf, RequestOf, RequestType, Results } from '../shared/protocol.js';
 import { randomUUID } from 'node:crypto';
 import { newSessionId } from '../shared/ids.js';
-import { backupLockMsDefault, readLeaseClockRateMargin, readLeaseMarginMs } from '../shared/limits.js';
+import { backupLockMsDefault, coordinatorPingIntervalMs, coordinatorSilenceMsMax, readLeaseClockRateMargin, readLeaseMarginMs } from '../shared/limits.js';
 import { runBackup, type BackupHost } from './backup.js';
 import { BackupLockKeeper } from './backup-lock.js';
 import { place, unblocksLeaving } from './placement.js';
@@ -165,6 +165,8 @@ export class Coordinator {
 
   private accept(socket: WebSocket): void {
     const connection = new Connection(socket, (message, conn) => this.handle(message, conn), 'peer');
+    // A subscriber or tool whose host died sends no FIN; a daemon's session is judged by its heartbeats as well.
+    connection.watch(coordinatorPingIntervalMs, coordinatorSilenceMsMax);
     this.connections.add(connection);
     connection.onceClosed(() => {
       this.connections.delete(connection);

@@ -10,7 +10,7 @@ import { KvError, asKvError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import type { WriterBindings } from '../shared/log-writer.js';
 import { listen } from '../shared/listen.js';
-import { scanPageBytesMax, scanPageEntriesMax, shutdownGraceMs } from '../shared/limits.js';
+import { peerPingIntervalMs, peerSilenceMsMax, scanPageBytesMax, scanPageEntriesMax, shutdownGraceMs } from '../shared/limits.js';
 import { daemonPathMismatch, type Message } from '../shared/protocol.js';
 import * as attributes from './attributes.js';
 import { CoordinatorLink } from './coordinator-link.js';
@@ -99,6 +99,8 @@ export class Daemon {
     this.address = address;
     server.on('connection', (socket: WebSocket) => {
       const connection = new Connection(socket, (message, conn) => this.handle(message, conn), 'client');
+      // A client or predecessor whose host died sends no FIN: its socket, and what it holds, go after this silence.
+      connection.watch(peerPingIntervalMs, peerSilenceMsMax);
       this.connections.add(connection);
       connection.onceClosed(() => this.connections.delete(connection));
     });
