@@ -7,7 +7,7 @@
 //
 // Who is taken out is derived from the reports alone, in the order they came:
 //  - a daemon that reports two or more others is itself the likely cut-off one (its own link is down): it is taken
-//    out, not they;
+//    out, not they (reports about daemons that are down anyway do not count);
 //  - otherwise the daemon reported is;
 //  - the word of a daemon already taken out does not count (in a cut both sides report each other: one goes);
 //  - nobody is taken out who holds the only live copy of a partition: that partition would be lost to clients
@@ -65,10 +65,12 @@ export class CutReports {
    */
   cutOff(config: ClusterConfig, current: ReadonlySet<string>): Map<string, string> {
     const available = new Set(config.servers.filter((s) => s.state === 'available' || current.has(s.id)).map((s) => s.id));
+    // A report about a daemon that is down anyway (it crashed, say) says nothing about the reporter's own link.
+    const live = [...this.reports.values()].filter((r) => available.has(r.peer));
     const peersOf = new Map<string, string[]>();
-    for (const { reporter, peer } of this.reports.values()) peersOf.set(reporter, [...(peersOf.get(reporter) ?? []), peer]);
+    for (const { reporter, peer } of live) peersOf.set(reporter, [...(peersOf.get(reporter) ?? []), peer]);
     const out = new Map<string, string>();
-    for (const { reporter, peer } of this.reports.values()) {
+    for (const { reporter, peer } of live) {
       if (out.has(reporter) || !available.has(reporter)) continue;
       const reported = peersOf.get(reporter)!;
       const accused = reported.length >= 2 ? reporter : peer;

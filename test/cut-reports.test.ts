@@ -44,6 +44,15 @@ t.test('a daemon that reports two others is itself the one cut off', async (t) =
   t.same([...cuts.cutOff(down, new Set([a!])).keys()], [a], 'stable once applied');
 });
 
+t.test('a report about a daemon that is down anyway does not count against its reporter', async (t) => {
+  const { config, ids: [a, b, c] } = cluster(4, 2); // three replicas: b keeps a live partner wherever c was
+  const cuts = new CutReports();
+  cuts.report(a!, c!, false, 0); // c crashed
+  cuts.report(a!, b!, false, 1);
+  const down = setServerState(config, c!, 'not_available');
+  t.same([...cuts.cutOff(down, none).keys()], [b], 'b is taken out, not a');
+});
+
 t.test('nobody holding the only live copy of a partition is taken out', async (t) => {
   const { config, ids: [a, b] } = cluster(2, 0);
   const cuts = new CutReports();
