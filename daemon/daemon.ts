@@ -10,10 +10,10 @@ import { KvError, asKvError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import type { WriterBindings } from '../shared/log-writer.js';
 import { listen, roleOf } from '../shared/listen.js';
-import { checkAllowed, daemonRules } from '../shared/roles.js';
+import { checkAllowed } from '../shared/roles.js';
 import { peerAddressOf, type TlsSettings } from '../shared/tls.js';
 import type { IncomingMessage } from 'node:http';
-import { scanPageBytesMax, scanPageEntriesMax, shutdownGraceMs } from '../shared/limits.js';
+import { peerPingIntervalMs, peerSilenceMsMax, scanPageBytesMax, scanPageEntriesMax, shutdownGraceMs } from '../shared/limits.js';
 import { daemonPathMismatch, type Message } from '../shared/protocol.js';
 import * as attributes from './attributes.js';
 import { CoordinatorLink } from './coordinator-link.js';
@@ -69,6 +69,7 @@ export class Daemon {
       serverId: () => this.link?.serverId,
       stopping: () => this.stopping,
       reportDone: (spaceId, partition, source) => this.link.ask({ t: 'transfer_done', spaceId, partition, source }),
+      tellPeer: (serverId, reachable) => this.link.ask({ t: 'peer_unreachable', serverId, reachable }),
       tls: options.tls,
     });
     this.freezes = new FreezeKeeper(this.replicas, options.log);
@@ -110,6 +111,8 @@ export class Daemon {
       const role = roleOf(request, options.tls);
       if (role === null) return socket.terminate();
       const connection = new Connection(socket, (message, conn) => this.handle(message, conn), peerAddressOf(request), role);
+      // A client or predecessor whose host died sends no FIN: its socket, and what it holds, go after this silence.
+      connection.watch(peerPingIntervalMs, peerSilenceMsMax);
       this.connections.add(connection);
       connection.onceClosed(() => this.connections.delete(connection));
     });
@@ -179,7 +182,7 @@ export class Daemon {
     const id = message.id;
     let result: unknown;
     try {
-      checkAllowed(daemonRules, connection.role, message.t);
+      checkAllowed('daemon', connection.role, message.t);
     } catch (error) {
       this.options.log.warn({ peer: connection.peer, role: connection.role, t: message.t }, 'refused a request its role may not make');
       connection.fail(id, asKvError(error));
@@ -220,6 +223,10 @@ export class Daemon {
           return this.snapshots.list();
         case 'release_snapshot':
           return this.snapshots.release(message.name, message.freezeId);
+        case 'revoke_lease':
+          this.lease.revoke();
+          this.options.log.warn('gave up the read lease: another daemon reported this one unreachable');
+          return null;
         default:
           throw new KvError('BAD_REQUEST', `the coordinator session does not serve ${message.t}`);
       }

@@ -16,6 +16,7 @@ import { heldWritesMax } from '../shared/limits.js';
 import type { Logger } from '../shared/log.js';
 import type { MessageOf } from '../shared/protocol.js';
 import { noRole } from './chain-role.js';
+import { PeerReports } from './peer-reports.js';
 import type { ReadLease } from './read-lease.js';
 import { Replica, type ReplicaHost } from './replica.js';
 import { checkForwarded, checkReplicated, checkServes, checkTransferred, locate, type Addressed } from './routing.js';
@@ -36,6 +37,8 @@ export interface ReplicasOptions {
   lease?: ReadLease;
   /** Tells the coordinator a transfer to this daemon is complete. */
   reportDone?: (spaceId: number, partition: number, source: string) => Promise<unknown>;
+  /** Tells the coordinator this daemon cannot reach a daemon it sends to, or reaches it again (peer-reports.ts). */
+  tellPeer?: (serverId: string, reachable: boolean) => Promise<unknown>;
   /** TLS on: connections to other daemons are TLS, with this daemon's certificate. */
   tls?: TlsSettings | undefined;
 }
@@ -55,16 +58,23 @@ export class Replicas implements ReplicaHost {
   private holding = false;
   readonly chainPeers: ConnectionPool;
   readonly transferPeers: ConnectionPool;
+  readonly peers: PeerReports;
   readonly storage: Storage;
   readonly env: QueueEnv;
   readonly log: Logger;
 
   constructor(private readonly options: ReplicasOptions) {
-    this.chainPeers = new ConnectionPool(options.tls);
-    this.transferPeers = new ConnectionPool(options.tls);
+    this.chainPeers = new ConnectionPool({ tls: options.tls });
+    this.transferPeers = new ConnectionPool({ tls: options.tls });
     this.storage = options.storage;
     this.env = options.env;
     this.log = options.log;
+    this.peers = new PeerReports({
+      config: () => this.config,
+      tell: options.tellPeer ?? (async () => null),
+      stopping: () => this.stopping(),
+      log: options.log,
+    });
   }
 
   /** Runs every replica by `config`: each computes its role once, here, not per request. */
@@ -210,6 +220,7 @@ export class Replicas implements ReplicaHost {
   }
 
   async close(): Promise<void> {
+    this.peers.stop();
     await this.chainPeers.closeAll();
     await this.transferPeers.closeAll();
   }

@@ -95,7 +95,7 @@ export class Client {
     private readonly session: string,
   ) {
     this.timeoutMs = options.timeoutMs ?? requestTimeoutMsDefault;
-    this.daemons = new ConnectionPool(options.tls);
+    this.daemons = new ConnectionPool({ tls: options.tls });
     this.config = config;
     this.adoptCoordinator(coordinator);
   }

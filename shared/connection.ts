@@ -12,7 +12,7 @@
 import WebSocket from 'ws';
 import { decodeBatch, encodeBatch } from './codec.js';
 import { KvError, isErrorCode, type ErrorCode } from './errors.js';
-import { frameBytesMax } from './limits.js';
+import { frameBytesMax, tcpKeepAliveDelayMs } from './limits.js';
 import type { Message, RequestOf, RequestType, Results } from './protocol.js';
 import { wsUrl } from './address.js';
 import { roleOfOrganizationalUnit, type Role } from './roles.js';
@@ -152,6 +152,7 @@ export class Connection {
         ...(tls && serverRole && { checkServerIdentity: (host: string, certificate: PeerCertificate) => checkServerIdentity(host, certificate) ?? checkRole(certificate, serverRole) }),
         ...(tls?.token && { headers: { authorization: `Bearer ${tls.token}` } }),
       });
+      socket.once('upgrade', (response) => response.socket.setKeepAlive(true, tcpKeepAliveDelayMs));
       const timer = setTimeout(() => {
         socket.terminate();
         reject(new KvError('UNAVAILABLE', `${address} did not accept a connection within ${timeoutMs} ms`));

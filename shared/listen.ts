@@ -5,7 +5,7 @@ import { createServer as createHttpsServer, type Server as HttpsServer } from 'n
 import type { IncomingMessage } from 'node:http';
 import { WebSocketServer } from 'ws';
 import { KvError, badRequest } from './errors.js';
-import { frameBytesMax } from './limits.js';
+import { frameBytesMax, tcpKeepAliveDelayMs } from './limits.js';
 import { formatAddress } from './address.js';
 import { identify, peerAddressOf, type TlsSettings } from './tls.js';
 import type { Role } from './roles.js';
@@ -61,6 +61,8 @@ export function listen(
       };
       web.listen(port, host);
     } else server = new WebSocketServer({ host, port, ...common });
+    // The peer's host may vanish without a FIN: the kernel's keep-alive closes such a socket in the end.
+    server.on('connection', (_socket, request) => request.socket.setKeepAlive(true, tcpKeepAliveDelayMs));
     const events = web ?? server;
     events.once('error', (error: NodeJS.ErrnoException) => {
       server.close();

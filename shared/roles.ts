@@ -15,53 +15,69 @@ export function roleOfOrganizationalUnit(unit: string | undefined): Role | undef
   return roles.find((role) => organizationalUnitOf(role) === unit);
 }
 
-type Rules = Partial<Record<MessageType, readonly Role[]>>;
+/** Who may send a message type to each kind of server; a server missing from an entry refuses it to every role. */
+type Rule = Partial<Record<'coordinator' | 'daemon', readonly Role[]>>;
 
 const anyone: readonly Role[] = roles;
 const admin: readonly Role[] = ['admin'];
 const daemon: readonly Role[] = ['daemon'];
 const dataUser: readonly Role[] = ['client', 'admin', 'daemon'];
+/**
+ * Sent by the coordinator over a daemon's own session (which the daemon opened to a server whose coordinator
+ * certificate it checked), or an answer or push: never a request to a server that accepted the connection.
+ */
+const overSession: Rule = {};
 
-/** What the coordinator serves, and to whom. A type missing here is refused to every role. */
-export const coordinatorRules: Rules = {
-  register: daemon,
-  lease: daemon,
-  leave: daemon,
-  transfer_done: daemon,
-  config_ack: daemon,
-  get_config: anyone,
-  subscribe: anyone,
-  open_session: anyone,
-  status: anyone,
-  add_space: admin,
-  rm_space: admin,
-  server_forget: admin,
-  set_read_only: admin,
-  backup: admin,
-  backup_lock: admin,
-  backup_unlock: admin,
-  backup_release: admin,
-  list_snapshots: admin,
+/**
+ * Every message type, so that a new one does not compile until it says who may send it: the cluster-changing and
+ * snapshot requests are the admin's, the daemon protocol the daemons', reading the config anyone's.
+ */
+const rules: Record<MessageType, Rule> = {
+  get: { daemon: dataUser },
+  put: { daemon: dataUser },
+  del: { daemon: dataUser },
+  put_if_not_exist: { daemon: dataUser },
+  cond_put: { daemon: dataUser },
+  atomic_add: { daemon: dataUser },
+  count: { daemon: dataUser },
+  scan: { daemon: dataUser },
+  replicate: { daemon },
+  transfer: { daemon },
+  register: { coordinator: daemon },
+  leave: { coordinator: daemon },
+  transfer_done: { coordinator: daemon },
+  config_ack: { coordinator: daemon },
+  lease: { coordinator: daemon },
+  peer_unreachable: { coordinator: daemon },
+  open_session: { coordinator: anyone },
+  get_config: { coordinator: anyone },
+  subscribe: { coordinator: anyone },
+  status: { coordinator: anyone },
+  add_space: { coordinator: admin },
+  rm_space: { coordinator: admin },
+  server_forget: { coordinator: admin },
+  set_read_only: { coordinator: admin },
+  backup: { coordinator: admin },
+  backup_lock: { coordinator: admin },
+  backup_unlock: { coordinator: admin },
+  backup_release: { coordinator: admin },
+  list_snapshots: { coordinator: admin },
+  prepare: overSession,
+  quiesce: overSession,
+  capture: overSession,
+  seal: overSession,
+  snapshots: overSession,
+  revoke_lease: overSession,
+  release_snapshot: overSession,
+  config: overSession,
+  reply: overSession,
+  error: overSession,
 };
 
-/** What a daemon serves to the connections it accepts (the coordinator's requests come over the daemon's own session). */
-export const daemonRules: Rules = {
-  get: dataUser,
-  put: dataUser,
-  del: dataUser,
-  put_if_not_exist: dataUser,
-  cond_put: dataUser,
-  atomic_add: dataUser,
-  count: dataUser,
-  scan: dataUser,
-  replicate: daemon,
-  transfer: daemon,
-};
-
-/** FORBIDDEN unless `role` may send `type` under `rules`; no role (TLS off) may send anything. */
-export function checkAllowed(rules: Rules, role: Role | undefined, type: MessageType): void {
+/** FORBIDDEN unless `role` may send `type` to `server`; no role (TLS off) may send anything. */
+export function checkAllowed(server: 'coordinator' | 'daemon', role: Role | undefined, type: MessageType): void {
   if (role === undefined) return;
-  const allowed = rules[type];
+  const allowed = rules[type][server];
   if (allowed?.includes(role)) return;
   const who = allowed ? `role ${allowed.join(' or ')}` : 'no role';
   throw new KvError('FORBIDDEN', `${type} needs ${who}; this connection's certificate has role ${role}`);
