@@ -9,6 +9,7 @@ import { KvError, asKvError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import type { WriterBindings } from '../shared/log-writer.js';
 import { listen } from '../shared/listen.js';
+import { advertisedAddress } from '../shared/advertise.js';
 import type { Message, MessageOf, RequestOf, RequestType, Results } from '../shared/protocol.js';
 import { randomUUID } from 'node:crypto';
 import { newSessionId } from '../shared/ids.js';
@@ -27,6 +28,8 @@ import { readFileSync } from 'node:fs';
 export interface CoordinatorOptions {
   host: string;
   port: number;
+  /** The address daemons and clients dial, HOST or HOST:PORT (the bound port by default): needed on a wildcard host. */
+  advertise?: string | undefined;
   dataDir: string;
   /** A coordinator.bin to start from; only into an empty data dir. */
   restoreFrom?: string;
@@ -70,6 +73,9 @@ export class Coordinator {
   private readonly cuts = new CutReports();
   /** The daemons taken out of chains because others cannot reach them, with why: derived from `cuts`. */
   private cutOff = new Map<string, string>();
+  /** Where this coordinator listens. */
+  bound = '';
+  /** What daemons and clients dial: --advertise, else where it listens. */
   address = '';
 
   private constructor(
@@ -95,8 +101,8 @@ export class Coordinator {
       await coordinator.listen();
       coordinator.changes = store.save(coordinator.config);
       await coordinator.changes;
-      const address = coordinator.address;
-      options.log.info({ address }, 'listening');
+      const { bound: address, address: advertised } = coordinator;
+      options.log.info({ address, ...(advertised !== address && { advertised }) }, 'listening');
       return coordinator;
     } catch (error) {
       clearInterval(coordinator.heartbeat);
@@ -153,7 +159,8 @@ export class Coordinator {
   private async listen(): Promise<void> {
     const { server, address } = await listen(this.options.host, this.options.port);
     this.server = server;
-    this.address = address;
+    this.bound = address;
+    this.address = advertisedAddress(address, this.options.advertise);
     // Every line from here on says it is this coordinator's (shared/log-writer.ts).
     this.options.log.setBindings({ port: Number(address.split(':').pop()) } satisfies WriterBindings);
     server.on('connection', (socket: WebSocket) => this.accept(socket));

@@ -44,3 +44,24 @@ t.test('a daemon on a wildcard registers its --advertise address, and clients re
   await client.put('s', 'k', { v: 1 });
   t.same(await client.get('s', 'k'), { v: 1 }, 'and clients are served through it');
 });
+
+t.test('kv coordinator on a wildcard without --advertise is refused with one line saying what to pass', async (t) => {
+  const run = await kv(t, ['coordinator', '--listen', '0.0.0.0', '--port', '0', '--data', join(tempDir(t), 'c')]);
+  t.equal(run.code, 2, 'exits 2');
+  const lines = messageLines(run.stderr).filter((l) => l !== '(kv --help for usage)');
+  t.equal(lines.length, 1, `one line (${JSON.stringify(lines)})`);
+  t.match(lines[0] ?? '', /--listen 0\.0\.0\.0 .*daemons and clients .*add --advertise HOST/);
+});
+
+t.test('a coordinator on a wildcard gives its --advertise address, and daemons and clients reach it there', async (t) => {
+  const coordinator = await startCoordinator(t, { args: ['--listen', '0.0.0.0', '--advertise', '127.0.0.1'] });
+  const listening = await coordinator.proc.waitForLog('listening');
+  t.equal(listening.address, `0.0.0.0:${coordinator.port}`, 'it logs where it listens');
+  t.equal(listening.advertised, `127.0.0.1:${coordinator.port}`, 'and the advertised host with the bound port');
+  await startDaemon(t, coordinator.address);
+  const client = await Client.connect(coordinator.address);
+  t.teardown(() => client.close());
+  await client.addSpace('s', { partitions: 2 });
+  await client.put('s', 'k', { v: 1 });
+  t.same(await client.get('s', 'k'), { v: 1 });
+});

@@ -177,7 +177,8 @@ export async function startCoordinator(
     ...(options.args ?? []),
   ], options.env);
   const listening = await proc.waitForLog('listening', processStartMs);
-  return { proc, address: String(listening.address), port: Number(listening.port), dataDir };
+  // With --advertise, what daemons and clients dial.
+  return { proc, address: String(listening.advertised ?? listening.address), port: Number(listening.port), dataDir };
 }
 
 export interface DaemonHandle {
