@@ -1,0 +1,129 @@
+// The cluster across hosts (test/helpers/lab.ts: network namespaces, one address and one disk each): a
+// coordinator host, three daemon hosts and a client host running a recorded workload, checked for
+// linearizability, every acknowledged write readable and every chain's replicas identical. Faults: the
+// coordinator's host loses power and comes back; the coordinator and a daemon are cut from each other (silently)
+// during writes, then healed. The times they take are printed as figures (bench/RESULTS.md, issue 13).
+import t from 'tap';
+import { join } from 'node:path';
+import type { ClusterConfig } from '../shared/config.js';
+import { Lab, labCluster, labCoordinator, labHeartbeats, labUnavailable, type LabCluster } from './helpers/lab.js';
+import { check, finalReads, firstWriteAfter, startWorkload } from './helpers/lab-workload.js';
+import { partitionContents } from './helpers/replicas.js';
+import { waitFor, type KvProcess, type TestLike } from './helpers/cluster.js';
+import { now } from './jepsen/worker.js';
+
+const why = await labUnavailable();
+const space = 'lab';
+const keys = Array.from({ length: 6 }, (_, i) => `k${i}`);
+const hosts = { coordinator: 'coord', daemons: ['d1', 'd2', 'd3'], client: 'client' };
+
+/** Wall-clock ms of the first log line `msg` of `proc` at or after `since` (pino's `time`). */
+const logTime = (proc: KvProcess, msg: string, since = 0, match: (line: Record<string, unknown>) => boolean = () => true) =>
+  proc.logs.find((l) => l.msg === msg && Number(l.time) >= since && match(l));
+
+/** Stops the daemons and compares the replicas of every chain, straight from their disks. */
+async function replicasIdentical(t: TestLike & { equal: Function; ok: Function }, cluster: LabCluster, config: ClusterConfig) {
+  for (const d of cluster.daemons) await d.proc.stop();
+  const diskOf = new Map(cluster.daemons.map((d) => [d.serverId, join(d.host.disk, 'daemon')]));
+  const s = config.spaces.find((x) => x.name === space)!;
+  let compared = 0;
+  for (const [partition, p] of s.partitions.entries()) {
+    const contents = await Promise.all(p.chain.map((id) => partitionContents(diskOf.get(id)!, s.id, partition)));
+    const [first, ...rest] = contents.map((m) => JSON.stringify([...m].sort()));
+    for (const other of rest) if (other !== first) return t.ok(false, `partition ${partition}: replicas differ`);
+    compared += p.chain.length > 1 ? 1 : 0;
+  }
+  t.equal(compared, s.partitions.length, 'every partition has two replicas, identical');
+}
+
+async function settledConfig(cluster: LabCluster): Promise<ClusterConfig> {
+  return waitFor('every chain to be whole again (2 live replicas, no transfer)', async () => {
+    const config = await cluster.client.showConfig(t, cluster.coordinator.address);
+    const up = new Set(config.servers.filter((s) => s.state === 'available').map((s) => s.id));
+    const s = config.spaces.find((x) => x.name === space)!;
+    return s.partitions.every((p) => p.chain.length === 2 && p.chain.every((id) => up.has(id)) && !p.joining && !p.leaving) && config;
+  }, 60_000, 250);
+}
+
+if (why) {
+  t.plan(0, `lab tests skipped: ${why}`);
+} else {
+  t.test('the coordinator host loses power during writes and comes back: daemons re-register by themselves', async (t) => {
+    const lab = await Lab.start(t, [hosts.coordinator, ...hosts.daemons, hosts.client]);
+    const cluster = await labCluster(t, lab, hosts);
+    t.ok(cluster.daemons.every((d) => d.address.startsWith('10.13.0.')), 'daemons listen on their hosts\' addresses');
+    const added = await cluster.client.kv(t, ['add-space', space, '--partitions', '6', '--tolerate', '1', '-c', cluster.coordinator.address]);
+    t.equal(added.code, 0, added.stderr);
+    await settledConfig(cluster);
+
+    const workload = startWorkload(t, cluster.client, cluster.coordinator.address, { space, keys, seconds: 14 });
+    await workload.proc.waitForLog('ready', 60_000);
+    await waitFor('the workload to have written', () => workload.proc.stderr.length > 0, 5_000).catch(() => {});
+    await new Promise<void>((resolve) => setTimeout(resolve, 2_000)); // eslint-disable-line -- let it write a while: a period, not a wait for a condition
+    await lab.powerLoss(hosts.coordinator);
+    const lostAt = now();
+    // Down for longer than the heartbeat timeout: daemons notice the silence and try to register anew.
+    await waitFor('every daemon to notice the silent coordinator', () =>
+      cluster.daemons.every((d) => logTime(d.proc, 'the coordinator answers no lease requests; dropping the session to register anew', lostAt)),
+    15_000, 50);
+    const noticedAt = Math.max(...cluster.daemons.map((d) => Number(logTime(d.proc, 'the coordinator answers no lease requests; dropping the session to register anew', lostAt)!.time)));
+    await lab.powerOn(hosts.coordinator);
+    const coordinator = await labCoordinator(t, cluster.coordinatorHost);
+    const listening = await coordinator.proc.waitForLog('listening');
+    const restartedAt = Number(listening.time);
+    await waitFor('every daemon to register with the new coordinator', () =>
+      cluster.daemons.every((d) => logTime(coordinator.proc, 'daemon registered', 0, (l) => l.serverId === d.serverId)), 30_000, 50);
+    const registeredAt = Math.max(...cluster.daemons.map((d) => Number(logTime(coordinator.proc, 'daemon registered', 0, (l) => l.serverId === d.serverId)!.time)));
+
+    const history = await workload.finished();
+    history.push(...(await finalReads(t, cluster.client, coordinator.address, space, keys)));
+    const firstWrite = firstWriteAfter(history.filter((op) => op.process !== 9_999), restartedAt);
+    t.ok(firstWrite, 'a write succeeded after the restart');
+    const checked = check(history);
+    t.ok(checked.verdict.ok, `linearizable: ${checked.verdict.summary}`);
+    t.ok(checked.okWrites > 50, `acknowledged writes (${checked.okWrites})`);
+    t.comment(`figures: coordinator power loss: daemons noticed ${Math.round(noticedAt - lostAt)} ms after it; ` +
+      `restart to all 3 registered ${Math.round(registeredAt - restartedAt)} ms; ` +
+      `restart to first acknowledged write ${firstWrite ? Math.round(firstWrite.end - restartedAt) : '-'} ms; ` +
+      `${checked.ops} ops, ${checked.ok} ok`);
+    await replicasIdentical(t, cluster, await settledConfig({ ...cluster, coordinator }));
+  });
+
+  t.test('a silent cut between the coordinator and a daemon during writes, then healed', async (t) => {
+    const lab = await Lab.start(t, [hosts.coordinator, ...hosts.daemons, hosts.client]);
+    const cluster = await labCluster(t, lab, hosts);
+    const added = await cluster.client.kv(t, ['add-space', space, '--partitions', '6', '--tolerate', '1', '-c', cluster.coordinator.address]);
+    t.equal(added.code, 0, added.stderr);
+    await settledConfig(cluster);
+    const [victim] = cluster.daemons;
+    const workload = startWorkload(t, cluster.client, cluster.coordinator.address, { space, keys, seconds: 12 });
+    await workload.proc.waitForLog('ready', 60_000);
+    await new Promise<void>((resolve) => setTimeout(resolve, 2_000)); // eslint-disable-line -- writes before the cut
+    await lab.cut(hosts.coordinator, victim!.host.name);
+    const cutAt = now();
+    const declared = await waitFor('the coordinator to declare the cut daemon not available', () =>
+      logTime(cluster.coordinator.proc, 'daemon missed its heartbeats', cutAt, (l) => l.serverId === victim!.serverId), 15_000, 50);
+    const leaseLapsed = await waitFor('the cut daemon to drop its coordinator session', () =>
+      logTime(victim!.proc, 'the coordinator answers no lease requests; dropping the session to register anew', cutAt), 15_000, 50);
+    await new Promise<void>((resolve) => setTimeout(resolve, 1_500)); // eslint-disable-line -- the cut lasts a while
+    await lab.heal(hosts.coordinator, victim!.host.name);
+    const healedAt = now();
+    const back = await waitFor('the daemon to register again after the heal', () =>
+      logTime(cluster.coordinator.proc, 'daemon registered', healedAt, (l) => l.serverId === victim!.serverId), 30_000, 50);
+    const config = await settledConfig(cluster);
+    const wholeAt = now();
+
+    const history = await workload.finished();
+    history.push(...(await finalReads(t, cluster.client, cluster.coordinator.address, space, keys)));
+    const checked = check(history);
+    t.ok(checked.verdict.ok, `linearizable: ${checked.verdict.summary}`);
+    t.ok(checked.okWrites > 50, `acknowledged writes (${checked.okWrites})`);
+    t.ok(config.servers.filter((s) => s.state === 'available').length === 3, 'all three daemons available again');
+    t.comment(`figures: coordinator-daemon cut (heartbeat timeout ${labHeartbeats.timeoutMs} ms): declared dead ` +
+      `${Math.round(Number(declared.time) - cutAt)} ms after the cut; the daemon dropped its session ` +
+      `${Math.round(Number(leaseLapsed.time) - cutAt)} ms after; heal to registered ${Math.round(Number(back.time) - healedAt)} ms; ` +
+      `heal to every chain whole ${Math.round(wholeAt - healedAt)} ms (polled every 250 ms); ${checked.ops} ops, ${checked.ok} ok`);
+    await replicasIdentical(t, cluster, config);
+  });
+}
+
