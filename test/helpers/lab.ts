@@ -403,7 +403,7 @@ export async function labCluster(
   t: TestLike,
   lab: Lab,
   hosts: { coordinator: string; daemons: string[]; client: string },
-  options: { family?: Family; coordinatorArgs?: string[] } = {},
+  options: { family?: Family; coordinatorArgs?: string[]; daemonArgs?: string[] } = {},
 ): Promise<LabCluster> {
   const coordinatorHost = lab.host(hosts.coordinator);
   const client = lab.host(hosts.client);
@@ -413,7 +413,7 @@ export async function labCluster(
   });
   const daemons = await Promise.all(hosts.daemons.map(async (name) => {
     const host = lab.host(name);
-    return { ...(await labDaemon(t, host, coordinator.address, options.family ? { family: options.family } : {})), host };
+    return { ...(await labDaemon(t, host, coordinator.address, { ...(options.family ? { family: options.family } : {}), args: options.daemonArgs ?? [] })), host };
   }));
   const cluster: LabCluster = {
     lab, coordinator, coordinatorHost, daemons, client,
