@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { checkHistory, type HistoryVerdict } from '../jepsen/checker.js';
 import type { Op } from '../jepsen/history.js';
 import { now, stateOf, type WorkerArgs } from '../jepsen/worker.js';
-import { tempDir, waitFor, type KvProcess, type TestLike } from './cluster.js';
+import { GaveUp, tempDir, waitFor, type KvProcess, type TestLike } from './cluster.js';
 import type { LabHost } from './lab.js';
 
 const workerScript = join(dirname(fileURLToPath(import.meta.url)), '..', 'jepsen', 'worker.js');
@@ -17,6 +17,8 @@ const finalReader = 9_999;
 
 export interface Workload {
   proc: KvProcess;
+  /** Resolves once the worker has recorded `count` operations (it flushes its history every 200 ms). */
+  recorded(count: number, timeoutMs?: number): Promise<void>;
   /** The history once the worker has finished (it fails the test if the worker did not). */
   finished(): Promise<Op[]>;
 }
@@ -35,8 +37,20 @@ export function startWorkload(
     thinkMs: 5, errorBackoffMs: 100, out,
   };
   const proc = host.spawn(t, [process.execPath, workerScript, JSON.stringify(args)]);
+  const lines = () => {
+    try {
+      return readFileSync(out, 'utf8').split('\n').filter(Boolean).length;
+    } catch {
+      return 0; // not written yet
+    }
+  };
   return {
     proc,
+    recorded: (count, timeoutMs = 60_000) =>
+      waitFor(() => `the workload to record ${count} operations (${lines()} so far; stderr: ${proc.stderr.slice(-300)})`, () => {
+        if (proc.exitCode !== undefined) throw new GaveUp(`the workload exited ${proc.exitCode}`);
+        return lines() >= count;
+      }, timeoutMs, 100).then(() => undefined),
     async finished() {
       const code = await proc.waitForExit(args.durationMs + 3 * args.timeoutMs + 60_000);
       if (code !== 0) throw new Error(`the workload exited ${code}: ${proc.stderr.slice(-1000)}`);

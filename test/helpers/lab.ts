@@ -52,10 +52,32 @@ function run(argv: string[], timeoutMs = 30_000): Promise<string> {
 
 let probed: Promise<string | undefined> | undefined;
 
+/** What a lab needs, tried in the namespace `ns`: a disk bind-mounted in a mount namespace, a veth, tc's cuts. */
+async function probe(ns: string): Promise<string | undefined> {
+  try {
+    mkdirSync(labDisk, { recursive: true });
+    await run(['ip', 'netns', 'exec', ns, 'unshare', '-m', 'sh', '-c', `mount --bind /tmp ${labDisk}`]);
+  } catch (error) {
+    return `cannot bind-mount a disk at ${labDisk} in a mount namespace: ${(error as Error).message}`;
+  }
+  try {
+    const tc = (...args: string[]) => run(['ip', 'netns', 'exec', ns, 'tc', ...args]);
+    await run(['ip', '-n', ns, 'link', 'add', 'probe0', 'type', 'veth', 'peer', 'name', 'probe1']);
+    await tc('qdisc', 'add', 'dev', 'probe0', 'root', 'handle', '1:', 'htb', 'default', '1');
+    await tc('class', 'add', 'dev', 'probe0', 'parent', '1:', 'classid', '1:2', 'htb', 'rate', '10gbit', 'quantum', '60000');
+    await tc('qdisc', 'add', 'dev', 'probe0', 'parent', '1:2', 'handle', '20:', 'pfifo', 'limit', '0');
+    await tc('filter', 'add', 'dev', 'probe0', 'parent', '1:', 'protocol', 'ip', 'u32', 'match', 'ip', 'dst', '10.13.0.1/32', 'flowid', '1:2');
+  } catch (error) {
+    return `cannot make a veth with the tc filters cuts need (htb, pfifo, u32): ${(error as Error).message}`;
+  }
+  return undefined;
+}
+
 /** Why this machine cannot make a lab (not root, no `ip netns`, no mount namespaces), or undefined if it can. */
 export function labUnavailable(): Promise<string | undefined> {
   probed ??= (async () => {
     if (process.getuid?.() !== 0) return 'they need root (network namespaces, veth, tc, mount namespaces)';
+    if (!existsSync(sshd)) return `${sshd} is missing (apt-get install -y openssh-server)`;
     const ns = `kvlab-${process.pid}-probe`;
     try {
       await run(['ip', 'netns', 'add', ns]);
@@ -63,12 +85,7 @@ export function labUnavailable(): Promise<string | undefined> {
       return `ip netns add failed: ${(error as Error).message}`;
     }
     try {
-      mkdirSync(labDisk, { recursive: true });
-      await run(['ip', 'netns', 'exec', ns, 'unshare', '-m', 'sh', '-c', `mount --bind /tmp ${labDisk}`]);
-      if (!existsSync(sshd)) return `${sshd} is missing (apt-get install -y openssh-server)`;
-      return undefined;
-    } catch (error) {
-      return `cannot bind-mount a disk at ${labDisk} in a mount namespace: ${(error as Error).message}`;
+      return await probe(ns);
     } finally {
       await run(['ip', 'netns', 'del', ns]).catch(() => {});
     }
