@@ -22,8 +22,11 @@
 //
 // Cuts: tc on each side's eth0 drops the packets to the other side's addresses at egress (u32 filters sending
 // them to an htb class whose queue holds nothing), so neither end hears anything: no RST, no ICMP, as when a
-// switch port dies. Everything is removed at teardown, a
-// failing test's too: processes (SIGKILL), namespaces (with their veths), dirs.
+// switch port dies.
+//
+// A power loss kills sshd too: start it again after powerOn if the test needs it. Everything is removed at
+// teardown, a failing test's too: processes (SIGKILL), namespaces (with their veths), dirs; namespaces left by a
+// test process that was killed are removed by the next lab.
 import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
