@@ -19,6 +19,8 @@ export interface Workload {
   proc: KvProcess;
   /** Resolves once the worker has recorded `count` operations (it flushes its history every 200 ms). */
   recorded(count: number, timeoutMs?: number): Promise<void>;
+  /** Operations recorded so far. */
+  count(): number;
   /** The history once the worker has finished (it fails the test if the worker did not). */
   finished(): Promise<Op[]>;
 }
@@ -46,6 +48,7 @@ export function startWorkload(
   };
   return {
     proc,
+    count: () => lines(),
     recorded: (count, timeoutMs = 60_000) =>
       waitFor(() => `the workload to record ${count} operations (${lines()} so far; stderr: ${proc.stderr.slice(-300)})`, () => {
         if (proc.exitCode !== undefined) throw new GaveUp(`the workload exited ${proc.exitCode}`);
