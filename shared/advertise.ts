@@ -1,7 +1,8 @@
-// The address a daemon registers with the coordinator (and the one a coordinator gives as its own): the one clients and other daemons dial. It is where the
-// daemon listens, unless that is no single address (a wildcard) or one other hosts cannot reach (loopback, with a
-// coordinator elsewhere): then the operator names it with --advertise, and a daemon without it is refused at start
-// rather than registering an address that sends every peer to itself.
+// The address a daemon registers with the coordinator (and the one a coordinator gives as its own): the one
+// clients and other daemons dial. It is where the daemon listens, unless that is no single address (a wildcard)
+// or one other hosts cannot reach (loopback, with a coordinator elsewhere): then the operator names it with
+// --advertise, and a daemon without it is refused at start rather than registering an address that sends every
+// peer to itself.
 import { badRequest } from './errors.js';
 import { formatAddress, parseAddress } from './address.js';
 

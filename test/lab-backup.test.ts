@@ -143,6 +143,7 @@ if (why) {
   t.test('IPv6 only: the cluster (coordinator on :: with --advertise) and a backup over ssh', async (t) => {
     const { lab, cluster } = await startBackupLab(t, [], { family: 'ipv6', coordinatorArgs: ['--listen', '::', '--advertise', '[fd00:13::2]'] });
     t.equal(cluster.coordinator.address, `[fd00:13::2]:1982`, 'the coordinator gives its advertised address');
+    t.equal((await cluster.coordinator.proc.waitForLog('listening')).address, '[::]:1982', 'while it listens on the wildcard');
     t.ok(cluster.daemons.every((d) => d.address.startsWith('[fd00:13::')), 'daemons on IPv6 addresses');
     await addSpace(t, cluster);
     const history = await startWorkload(t, cluster.client, cluster.coordinator.address, { space, keys, seconds: 3 }).finished();

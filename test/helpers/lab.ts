@@ -388,7 +388,8 @@ export function labCoordinator(
     port: labCoordinatorPort,
     dataDir: options.dataDir ?? `${labDisk}/coordinator`,
     heartbeat: options.heartbeat ?? labHeartbeats,
-    args: ['--listen', host.host(options.family), ...(options.args ?? [])],
+    // The host's address, unless the test listens elsewhere (a wildcard, with --advertise).
+    args: [...(options.args?.includes('--listen') ? [] : ['--listen', host.host(options.family)]), ...(options.args ?? [])],
   });
 }
 
