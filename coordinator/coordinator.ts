@@ -12,6 +12,7 @@ import { listen, roleOf } from '../shared/listen.js';
 import { checkAllowed } from '../shared/roles.js';
 import { peerAddressOf, type TlsSettings } from '../shared/tls.js';
 import type { IncomingMessage } from 'node:http';
+import { advertisedAddress } from '../shared/advertise.js';
 import type { Message, MessageOf, RequestOf, RequestType, Results } from '../shared/protocol.js';
 import { randomUUID } from 'node:crypto';
 import { newSessionId } from '../shared/ids.js';
@@ -30,6 +31,8 @@ import { readFileSync } from 'node:fs';
 export interface CoordinatorOptions {
   host: string;
   port: number;
+  /** The address daemons and clients dial, HOST or HOST:PORT (the bound port by default): needed on a wildcard host. */
+  advertise?: string | undefined;
   dataDir: string;
   /** A coordinator.bin to start from; only into an empty data dir. */
   restoreFrom?: string;
@@ -75,6 +78,9 @@ export class Coordinator {
   private readonly cuts = new CutReports();
   /** The daemons taken out of chains because others cannot reach them, with why: derived from `cuts`. */
   private cutOff = new Map<string, string>();
+  /** Where this coordinator listens. */
+  bound = '';
+  /** What daemons and clients dial: --advertise, else where it listens. */
   address = '';
 
   private constructor(
@@ -100,8 +106,8 @@ export class Coordinator {
       await coordinator.listen();
       coordinator.changes = store.save(coordinator.config);
       await coordinator.changes;
-      const address = coordinator.address;
-      options.log.info({ address }, 'listening');
+      const { bound: address, address: advertised } = coordinator;
+      options.log.info({ address, ...(advertised !== address && { advertised }) }, 'listening');
       return coordinator;
     } catch (error) {
       clearInterval(coordinator.heartbeat);
@@ -160,7 +166,8 @@ export class Coordinator {
     const { server, address } = await listen(this.options.host, this.options.port, undefined, tls, (peer, why) =>
       log.warn({ peer, why }, 'refused a connection: no valid credential'));
     this.server = server;
-    this.address = address;
+    this.bound = address;
+    this.address = advertisedAddress(address, this.options.advertise);
     // Every line from here on says it is this coordinator's (shared/log-writer.ts).
     this.options.log.setBindings({ port: Number(address.split(':').pop()) } satisfies WriterBindings);
     server.on('connection', (socket: WebSocket, request: IncomingMessage) => this.accept(socket, request));

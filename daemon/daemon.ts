@@ -56,6 +56,8 @@ export class Daemon {
   private readonly freezes: FreezeKeeper;
   private readonly snapshots: SnapshotKeeper;
   address = '';
+  /** What it registers, and clients and other daemons dial: --advertise, else `address`. */
+  advertised = '';
 
   private constructor(
     private readonly storage: Storage,
@@ -118,7 +120,7 @@ export class Daemon {
     });
     // Every line from here on says which daemon wrote it (shared/log-writer.ts).
     options.log.setBindings({ port: Number(address.split(':').pop()) } satisfies WriterBindings);
-    const advertised = advertisedAddress(address, options.advertise);
+    const advertised = (this.advertised = advertisedAddress(address, options.advertise));
     options.log.info({ address, ...(advertised !== address && { advertised }) }, 'listening');
     const identity = await storage.identity();
     if (identity) options.log.setBindings({ serverId: identity.serverId } satisfies WriterBindings);
