@@ -3,13 +3,14 @@
 // linearizability, every acknowledged write readable and every chain's replicas identical. Faults: the
 // coordinator's host loses power and comes back; the coordinator and a daemon are cut from each other (silently)
 // during writes, then healed. The times they take are printed as figures (bench/RESULTS.md, issue 13).
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { join } from 'node:path';
 import type { ClusterConfig } from '../shared/config.js';
-import { Lab, labCluster, labCoordinator, labHeartbeats, labUnavailable, type LabCluster } from './helpers/lab.js';
+import { Lab, labCertificates, labCluster, labCoordinator, labHeartbeats, labUnavailable, type LabCluster } from './helpers/lab.js';
 import { check, finalReads, firstWriteAfter, startWorkload } from './helpers/lab-workload.js';
 import { partitionContents } from './helpers/replicas.js';
-import { waitFor, type KvProcess, type TestLike } from './helpers/cluster.js';
+import { messageLines, waitFor, type KvProcess, type TestLike } from './helpers/cluster.js';
+import { exitCodes } from '../cli/exit-codes.js';
 import { now } from './jepsen/worker.js';
 
 const why = await labUnavailable();
@@ -38,12 +39,77 @@ async function replicasIdentical(t: TestLike & { equal: Function; ok: Function }
 
 async function settledConfig(cluster: LabCluster): Promise<ClusterConfig> {
   return waitFor('every chain to be whole again (2 live replicas, no transfer)', async () => {
-    const config = await cluster.client.showConfig(t, cluster.coordinator.address);
+    const config = await cluster.client.showConfig(t, cluster.coordinator.address, cluster.clientArgs);
     const up = new Set(config.servers.filter((s) => s.state === 'available').map((s) => s.id));
     const s = config.spaces.find((x) => x.name === space)!;
     return s.partitions.every((p) => p.chain.length === 2 && p.chain.every((id) => up.has(id)) && !p.joining && !p.leaving) && config;
   }, 60_000, 250);
 }
+
+/**
+ * A silent cut between two daemon hosts (both still reach the coordinator and the client) during a recorded
+ * workload: one of the two is taken out of its chains on the other's report, writes go on, and after the heal it
+ * serves again. With `tls`, every process runs with a certificate of the lab's CA (one per role, its hosts' addresses
+ * in it), the workload with a client certificate; unauthenticated and client-role admin commands are refused.
+ */
+async function peerCut(t: Test, tls: boolean): Promise<void> {
+  const lab = await Lab.start(t, [hosts.coordinator, ...hosts.daemons, hosts.client]);
+  const certs = tls ? await labCertificates(t, lab) : undefined;
+  const cluster = await labCluster(t, lab, hosts, certs ? { coordinatorArgs: certs.args('coordinator'), daemonArgs: certs.args('daemon'), clientArgs: certs.args('admin') } : {});
+  const added = await cluster.client.kv(t, ['add-space', space, '--partitions', '6', '--tolerate', '1', '-c', cluster.coordinator.address, ...cluster.clientArgs]);
+  t.equal(added.code, 0, added.stderr);
+  await settledConfig(cluster);
+  if (certs) {
+    const plain = await cluster.client.kv(t, ['show-config', '-c', cluster.coordinator.address, '--timeout-ms', '3000']);
+    t.not(plain.code, 0, `a client without TLS gets nothing (exit ${plain.code})`);
+    const asClient = await cluster.client.kv(t, ['rm-space', space, '-c', cluster.coordinator.address, ...certs.args('client')]);
+    t.equal(asClient.code, exitCodes.forbidden, `a client certificate may not rm-space: ${messageLines(asClient.stderr).join(' ')}`);
+    t.ok((await cluster.client.showConfig(t, cluster.coordinator.address, cluster.clientArgs)).spaces.some((x) => x.name === space), 'and the space is still there');
+  }
+
+  const [a, b] = cluster.daemons;
+  const workload = startWorkload(t, cluster.client, cluster.coordinator.address, { space, keys, seconds: 16, ...(certs ? { tls: certs.files('client') } : {}) });
+  await workload.recorded(1_000); // the baseline rate, before the cut
+  await lab.cut(a!.host.name, b!.host.name);
+  const cutAt = now();
+  const takenOut = await waitFor('the coordinator to take one of the two out of its chains', () =>
+    logTime(cluster.coordinator.proc, 'taking a daemon out of its chains: another cannot reach it', cutAt), 15_000, 50);
+  const victim = String(takenOut.serverId);
+  t.ok(victim === a!.serverId || victim === b!.serverId, 'one of the two cut daemons is taken out, not the third');
+  // The cut lasts until the chains have gone on without the daemon taken out for a while: writes recorded after it.
+  await waitFor('every chain to go on without the daemon taken out', async () => {
+    const config = await cluster.client.showConfig(t, cluster.coordinator.address, cluster.clientArgs);
+    return config.spaces.every((s) => s.partitions.every((p) => !p.chain.includes(victim) && p.joining?.server !== victim));
+  }, 30_000, 100);
+  await workload.recorded(workload.count() + 1_000);
+  await lab.heal(a!.host.name, b!.host.name);
+  const healedAt = now();
+  const backIn = await waitFor('the daemon taken out to be reached again', () =>
+    logTime(cluster.coordinator.proc, 'a daemon cut off is reached again; it may serve again', healedAt), 20_000, 50);
+  const config = await settledConfig(cluster);
+  const wholeAt = now();
+
+  const history = await workload.finished();
+  const writes = history.filter((op) => op.outcome === 'ok' && op.kind !== 'get').map((op) => op.end).sort((x, y) => x - y);
+  history.push(...(await finalReads(t, cluster.client, cluster.coordinator.address, space, keys, cluster.clientArgs)));
+  const checked = check(history);
+  t.ok(checked.verdict.ok, `linearizable: ${checked.verdict.summary}`);
+  const takenOutAt = Number(takenOut.time);
+  const rate = (from: number, to: number) => writes.filter((end) => end >= from && end < to).length / ((to - from) / 1000);
+  const before = rate(cutAt - 3_000, cutAt);
+  const cut = rate(cutAt, healedAt);
+  const repaired = rate(takenOutAt + 500, healedAt);
+  let stall = 0;
+  for (let i = 1; i < writes.length; i++) if (writes[i]! > cutAt && writes[i - 1]! < healedAt) stall = Math.max(stall, writes[i]! - Math.max(writes[i - 1]!, cutAt));
+  t.ok(stall < healedAt - cutAt - 2_000, `writes were acknowledged during the cut, not only after it (longest gap ${Math.round(stall)} ms of a ${Math.round(healedAt - cutAt)} ms cut)`);
+  t.ok(repaired > before * 0.3, `once repaired, writes run at a useful rate (${repaired.toFixed(0)}/s vs ${before.toFixed(0)}/s before the cut)`);
+  t.ok(config.servers.filter((s) => s.state === 'available').length === 3, 'all three daemons available again after the heal');
+  t.comment(`figures: daemon-daemon cut${tls ? ' with TLS' : ''} (peer silence 2000 ms): taken out ${Math.round(takenOutAt - cutAt)} ms after the cut; ` +
+    `longest gap between acknowledged writes ${Math.round(stall)} ms; writes/s before ${before.toFixed(0)}, during the whole cut ${cut.toFixed(0)}, ` +
+    `after the take-out ${repaired.toFixed(0)}; heal to reached again ${Math.round(Number(backIn.time) - healedAt)} ms, to every chain whole ` +
+    `${Math.round(wholeAt - healedAt)} ms; ${writes.length} writes acknowledged in all, ${writes.filter((end) => end >= cutAt && end < healedAt).length} during the ${Math.round(healedAt - cutAt)} ms cut`);
+  await replicasIdentical(t, cluster, config);
+  }
 
 if (why) {
   t.plan(0, `lab tests skipped: ${why}`);
@@ -137,53 +203,6 @@ if (why) {
     await replicasIdentical(t, cluster, config);
   });
 
-  t.test('a silent cut between two daemons that both still reach the coordinator, during writes', async (t) => {
-    const lab = await Lab.start(t, [hosts.coordinator, ...hosts.daemons, hosts.client]);
-    const cluster = await labCluster(t, lab, hosts);
-    const added = await cluster.client.kv(t, ['add-space', space, '--partitions', '6', '--tolerate', '1', '-c', cluster.coordinator.address]);
-    t.equal(added.code, 0, added.stderr);
-    await settledConfig(cluster);
-    const [a, b] = cluster.daemons;
-    const workload = startWorkload(t, cluster.client, cluster.coordinator.address, { space, keys, seconds: 16 });
-    await workload.recorded(1_000); // the baseline rate, before the cut
-    await lab.cut(a!.host.name, b!.host.name);
-    const cutAt = now();
-    const takenOut = await waitFor('the coordinator to take one of the two out of its chains', () =>
-      logTime(cluster.coordinator.proc, 'taking a daemon out of its chains: another cannot reach it', cutAt), 15_000, 50);
-    const victim = String(takenOut.serverId);
-    t.ok(victim === a!.serverId || victim === b!.serverId, 'one of the two cut daemons is taken out, not the third');
-    // The cut lasts until the chains have gone on without the daemon taken out for a while: writes recorded after it.
-    await waitFor('every chain to go on without the daemon taken out', async () => {
-      const config = await cluster.client.showConfig(t, cluster.coordinator.address);
-      return config.spaces.every((s) => s.partitions.every((p) => !p.chain.includes(victim) && p.joining?.server !== victim));
-    }, 30_000, 100);
-    await workload.recorded(workload.count() + 1_000);
-    await lab.heal(a!.host.name, b!.host.name);
-    const healedAt = now();
-    const backIn = await waitFor('the daemon taken out to be reached again', () =>
-      logTime(cluster.coordinator.proc, 'a daemon cut off is reached again; it may serve again', healedAt), 20_000, 50);
-    const config = await settledConfig(cluster);
-    const wholeAt = now();
-
-    const history = await workload.finished();
-    const writes = history.filter((op) => op.outcome === 'ok' && op.kind !== 'get').map((op) => op.end).sort((x, y) => x - y);
-    history.push(...(await finalReads(t, cluster.client, cluster.coordinator.address, space, keys)));
-    const checked = check(history);
-    t.ok(checked.verdict.ok, `linearizable: ${checked.verdict.summary}`);
-    const takenOutAt = Number(takenOut.time);
-    const rate = (from: number, to: number) => writes.filter((end) => end >= from && end < to).length / ((to - from) / 1000);
-    const before = rate(cutAt - 3_000, cutAt);
-    const cut = rate(cutAt, healedAt);
-    const repaired = rate(takenOutAt + 500, healedAt);
-    let stall = 0;
-    for (let i = 1; i < writes.length; i++) if (writes[i]! > cutAt && writes[i - 1]! < healedAt) stall = Math.max(stall, writes[i]! - Math.max(writes[i - 1]!, cutAt));
-    t.ok(stall < healedAt - cutAt - 2_000, `writes were acknowledged during the cut, not only after it (longest gap ${Math.round(stall)} ms of a ${Math.round(healedAt - cutAt)} ms cut)`);
-    t.ok(repaired > before * 0.3, `once repaired, writes run at a useful rate (${repaired.toFixed(0)}/s vs ${before.toFixed(0)}/s before the cut)`);
-    t.ok(config.servers.filter((s) => s.state === 'available').length === 3, 'all three daemons available again after the heal');
-    t.comment(`figures: daemon-daemon cut (peer silence 2000 ms): taken out ${Math.round(takenOutAt - cutAt)} ms after the cut; ` +
-      `longest gap between acknowledged writes ${Math.round(stall)} ms; writes/s before ${before.toFixed(0)}, during the whole cut ${cut.toFixed(0)}, ` +
-      `after the take-out ${repaired.toFixed(0)}; heal to reached again ${Math.round(Number(backIn.time) - healedAt)} ms, to every chain whole ` +
-      `${Math.round(wholeAt - healedAt)} ms; ${writes.length} writes acknowledged in all, ${writes.filter((end) => end >= cutAt && end < healedAt).length} during the ${Math.round(healedAt - cutAt)} ms cut`);
-    await replicasIdentical(t, cluster, config);
-  });
+  t.test('a silent cut between two daemons that both still reach the coordinator, during writes', (t) => peerCut(t, false));
+  t.test('the same with TLS and authentication on: mutual TLS everywhere, a client certificate, refusals', (t) => peerCut(t, true));
 }

@@ -65,6 +65,9 @@ t.test('kv certs init and issue make a CA and certificates openssl verifies, wit
   t.equal(reissue.code, exitCodes.usage, 'nor an existing certificate');
   t.equal((await kv(t, ['certs', 'issue', '--dir', dir, '--role', 'daemon', '--name', 'daemon-1', '--force'])).code, 0, 'unless --force');
   t.equal((await kv(t, ['certs', 'issue', '--dir', dir, '--role', 'root', '--name', 'x'])).code, exitCodes.usage, 'an unknown role is a usage error');
+  const repeated = await kv(t, ['certs', 'issue', '--dir', dir, '--role', 'daemon', '--name', 'twice', '--host', '10.0.0.1', '--host', '10.0.0.2']);
+  t.equal(repeated.code, exitCodes.usage, 'a repeated --host is refused, not half taken');
+  t.match(repeated.stderr, /one --host/);
   t.equal((await kv(t, ['certs', 'issue', '--help'])).code, 0);
   t.equal((await kv(t, ['certs', 'init', '--help'])).code, 0);
 });

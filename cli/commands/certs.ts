@@ -4,6 +4,7 @@ import { initAuthority, issueCertificate, issueToken, loopbackHosts } from '../c
 import { tokenTtlHoursDefault, tokenTtlHoursMax } from '../../shared/limits.js';
 import { wholeNumberOption } from '../options.js';
 import { fail } from '../run.js';
+import { badRequest } from '../../shared/errors.js';
 
 const initCommand: CommandModule<object, { dir: string; force: boolean }> = {
   command: 'init',
@@ -41,6 +42,10 @@ const issueCommand: CommandModule<object, { dir: string; role: Role; name: strin
       .example('kv certs issue --dir ./certs --role admin --name ops', ''),
   handler: (argv) => {
     try {
+      // The parser keeps the last of a repeated option (kv.ts), so --host A --host B would issue for B alone.
+      if (process.argv.filter((arg) => arg === '--host' || arg.startsWith('--host=')).length > 1) {
+        throw badRequest('give every address to one --host (--host A B, or --host A,B): a repeated --host would keep only the last');
+      }
       const member = argv.role === 'daemon' || argv.role === 'coordinator';
       const hosts = argv.host?.flatMap((host) => String(host).split(',')).filter((host) => host !== '') ?? (member ? loopbackHosts : []);
       const issued = issueCertificate({ dir: argv.dir, role: argv.role, name: argv.name, hosts, force: argv.force });

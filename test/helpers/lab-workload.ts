@@ -10,6 +10,7 @@ import type { Op } from '../jepsen/history.js';
 import { now, stateOf, type WorkerArgs } from '../jepsen/worker.js';
 import { GaveUp, tempDir, waitFor, type KvProcess, type TestLike } from './cluster.js';
 import type { LabHost } from './lab.js';
+import type { TlsFiles } from '../../shared/tls.js';
 
 const workerScript = join(dirname(fileURLToPath(import.meta.url)), '..', 'jepsen', 'worker.js');
 /** The final reads' process number, outside every worker thread's. */
@@ -30,13 +31,13 @@ export function startWorkload(
   t: TestLike,
   host: LabHost,
   coordinator: string,
-  options: { space: string; keys: string[]; seconds: number; threads?: number; seed?: number; timeoutMs?: number },
+  options: { space: string; keys: string[]; seconds: number; threads?: number; seed?: number; timeoutMs?: number; tls?: TlsFiles },
 ): Workload {
   const out = join(tempDir(t, 'kv-lab-history-'), 'history.jsonl');
   const args: WorkerArgs = {
     coordinator, space: options.space, keys: options.keys, threads: options.threads ?? 4, processBase: 100,
     durationMs: options.seconds * 1000, seed: options.seed ?? 1, timeoutMs: options.timeoutMs ?? 3_000,
-    thinkMs: 5, errorBackoffMs: 100, out,
+    thinkMs: 5, errorBackoffMs: 100, out, ...(options.tls ? { tls: options.tls } : {}),
   };
   const proc = host.spawn(t, [process.execPath, workerScript, JSON.stringify(args)]);
   const lines = () => {
@@ -63,12 +64,12 @@ export function startWorkload(
 }
 
 /** One successful `kv get` per key from `host` (retried within a deadline), as history operations. */
-export async function finalReads(t: TestLike, host: LabHost, coordinator: string, space: string, keys: string[]): Promise<Op[]> {
+export async function finalReads(t: TestLike, host: LabHost, coordinator: string, space: string, keys: string[], args: string[] = []): Promise<Op[]> {
   const ops: Op[] = [];
   for (const key of keys) {
     await waitFor(`a final read of ${key} to succeed`, async () => {
       const start = now();
-      const got = await host.kv(t, ['get', space, key, '-c', coordinator, '--timeout-ms', '5000'], {}, 30_000);
+      const got = await host.kv(t, ['get', space, key, '-c', coordinator, '--timeout-ms', '5000', ...args], {}, 30_000);
       if (got.code !== 0 && got.code !== 4) return false; // 4: absent, a valid read
       ops.push({
         process: finalReader, key, kind: 'get', start, end: now(), outcome: 'ok',

@@ -31,10 +31,11 @@ import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  finished, kvScript, runProcess, startCoordinator, startDaemon, tempDir, waitFor,
+  finished, kv, kvScript, runProcess, startCoordinator, startDaemon, tempDir, waitFor,
   type CoordinatorHandle, type DaemonHandle, type KvProcess, type KvSpawner, type TestLike,
 } from './cluster.js';
 import type { ClusterConfig } from '../../shared/config.js';
+import type { TlsFiles } from '../../shared/tls.js';
 
 /** Where each host's disk is, for the processes of that host. */
 export const labDisk = '/srv/kv';
@@ -164,8 +165,8 @@ export class LabHost {
   }
 
   /** The cluster config as `kv show-config --json` on this host prints it. */
-  async showConfig(t: TestLike, coordinator: string): Promise<ClusterConfig> {
-    const shown = await this.kv(t, ['show-config', '--json', '-c', coordinator, '--timeout-ms', '3000'], {}, 30_000);
+  async showConfig(t: TestLike, coordinator: string, args: string[] = []): Promise<ClusterConfig> {
+    const shown = await this.kv(t, ['show-config', '--json', '-c', coordinator, '--timeout-ms', '3000', ...args], {}, 30_000);
     if (shown.code !== 0) throw new Error(`show-config exited ${shown.code}: ${shown.stderr.slice(-300)}`);
     return JSON.parse(shown.stdout) as ClusterConfig;
   }
@@ -415,6 +416,8 @@ export interface LabCluster {
   daemons: Array<DaemonHandle & { host: LabHost }>;
   /** The host clients run on. */
   client: LabHost;
+  /** What every kv command on the client host adds (TLS flags), as `labCluster` was given them. */
+  clientArgs: string[];
   /** Waits until the coordinator reports exactly `count` servers available (asked from the client host). */
   waitForAvailable(count: number, timeoutMs?: number): Promise<ClusterConfig>;
 }
@@ -424,7 +427,7 @@ export async function labCluster(
   t: TestLike,
   lab: Lab,
   hosts: { coordinator: string; daemons: string[]; client: string },
-  options: { family?: Family; coordinatorArgs?: string[]; daemonArgs?: string[] } = {},
+  options: { family?: Family; coordinatorArgs?: string[]; daemonArgs?: string[]; clientArgs?: string[] } = {},
 ): Promise<LabCluster> {
   const coordinatorHost = lab.host(hosts.coordinator);
   const client = lab.host(hosts.client);
@@ -436,14 +439,44 @@ export async function labCluster(
     const host = lab.host(name);
     return { ...(await labDaemon(t, host, coordinator.address, { ...(options.family ? { family: options.family } : {}), args: options.daemonArgs ?? [] })), host };
   }));
+  const clientArgs = options.clientArgs ?? [];
   const cluster: LabCluster = {
-    lab, coordinator, coordinatorHost, daemons, client,
+    lab, coordinator, coordinatorHost, daemons, client, clientArgs,
     waitForAvailable: (count, timeoutMs = 30_000) =>
       waitFor(`${count} available daemons`, async () => {
-        const config = await client.showConfig(t, coordinator.address);
+        const config = await client.showConfig(t, coordinator.address, clientArgs);
         return config.servers.filter((s) => s.state === 'available').length === count && config;
       }, timeoutMs, 200),
   };
   await cluster.waitForAvailable(daemons.length);
   return cluster;
+}
+
+/** The lab's cluster CA and one certificate per role, each naming every host's addresses (kv certs). */
+export interface LabCertificates {
+  dir: string;
+  /** The TLS flags of a process with `role`'s certificate. */
+  args(role: 'coordinator' | 'daemon' | 'client' | 'admin'): string[];
+  /** The same as files, for a library client (the Jepsen worker). */
+  files(role: 'client' | 'admin'): TlsFiles;
+}
+
+export async function labCertificates(t: TestLike, lab: Lab): Promise<LabCertificates> {
+  const dir = tempDir(t, 'kv-lab-certs-');
+  const hostFlags = ['--host', ...[...lab.hosts.values()].flatMap((h) => [h.v4, h.v6])];
+  const certs = async (args: string[]) => {
+    const made = await kv(t, ['certs', ...args]);
+    if (made.code !== 0) throw new Error(`kv certs ${args.join(' ')} exited ${made.code}: ${made.stderr}`);
+  };
+  await certs(['init', '--dir', dir]);
+  for (const role of ['coordinator', 'daemon', 'client', 'admin']) await certs(['issue', '--dir', dir, '--role', role, '--name', role, ...hostFlags]);
+  const files = (role: string): TlsFiles => ({ cert: join(dir, `${role}.crt`), key: join(dir, `${role}.key`), ca: join(dir, 'ca.crt') });
+  return {
+    dir,
+    args: (role) => {
+      const f = files(role);
+      return ['--tls-cert', f.cert!, '--tls-key', f.key!, '--tls-ca', f.ca!];
+    },
+    files,
+  };
 }

@@ -10,6 +10,7 @@ import { pathToFileURL } from 'node:url';
 import { Client, KvError, type Attrs } from '../../shared/client.js';
 import { findServer, findSpace } from '../../shared/config.js';
 import { partitionOf } from '../../shared/partition.js';
+import { loadTls, type TlsFiles } from '../../shared/tls.js';
 import { waitFor } from '../helpers/wait-for.js';
 import type { KeyState, Op, OpKind } from './history.js';
 
@@ -35,6 +36,8 @@ export interface WorkerArgs {
   timeoutMs: number;
   /** A file to write the history to; stdout if absent. */
   out?: string;
+  /** TLS on: the client's certificate (or token) and the cluster CA, as files (shared/tls.ts). */
+  tls?: TlsFiles;
   /** Each thread waits up to this long (random) between operations, so the history stays small enough to check. */
   thinkMs?: number;
   /**
@@ -275,7 +278,7 @@ export async function runWorker(args: WorkerArgs): Promise<{ ops: number; ok: nu
   );
 
   const client = await waitFor(`a connection to the coordinator at ${args.coordinator}`, () =>
-    Client.connect(args.coordinator, { timeoutMs: args.timeoutMs }), started + 30_000 - now(), 100);
+    Client.connect(args.coordinator, { timeoutMs: args.timeoutMs, tls: args.tls && loadTls(args.tls) }), started + 30_000 - now(), 100);
   process.stderr.write(JSON.stringify({ msg: 'ready', processBase: args.processBase }) + '\n');
   if (args.waitForGo) await goSignal(30_000);
   // The duration counts from here, not from the spawn: starting a process takes a second or more on a loaded
