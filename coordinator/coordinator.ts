@@ -12,9 +12,10 @@ import { listen } from '../shared/listen.js';
 import type { Message, MessageOf, RequestOf, RequestType, Results } from '../shared/protocol.js';
 import { randomUUID } from 'node:crypto';
 import { newSessionId } from '../shared/ids.js';
-import { backupLockMsDefault, readLeaseClockRateMargin, readLeaseMarginMs } from '../shared/limits.js';
+import { backupLockMsDefault, readLeaseClockRateMargin, readLeaseMarginMs, snapshotReleaseMsMax } from '../shared/limits.js';
 import { runBackup, type BackupHost } from './backup.js';
 import { BackupLockKeeper } from './backup-lock.js';
+import { SnapshotDebris } from './snapshot-debris.js';
 import { place, unblocksLeaving } from './placement.js';
 import { awaitedServers, isSettled } from './settle.js';
 import * as cluster from './cluster.js';
@@ -64,12 +65,15 @@ export class Coordinator {
   /** When checkHeartbeats last ran: a check that runs late (this process stalled) declares nobody dead. */
   private lastCheck = 0;
   private readonly backupLock = new BackupLockKeeper();
+  private readonly debris: SnapshotDebris;
   address = '';
 
   private constructor(
     private readonly store: CoordinatorStore,
     private readonly options: CoordinatorOptions,
-  ) {}
+  ) {
+    this.debris = new SnapshotDebris((serverId, request, timeoutMs) => this.ask(serverId, request, timeoutMs), options.log);
+  }
 
   static async start(options: CoordinatorOptions): Promise<Coordinator> {
     const leaseMs = options.heartbeatTimeoutMs * (1 - readLeaseClockRateMargin) - readLeaseMarginMs;
@@ -340,6 +344,7 @@ export class Coordinator {
     this.options.log.info({ serverId, address: message.address, version: config.version }, 'daemon registered');
     this.settleWhenAllBack();
     connection.send({ t: 'config', config: this.config });
+    this.debris.onRegistered(serverId);
     return answer;
   }
 
@@ -359,11 +364,13 @@ export class Coordinator {
       config: () => this.config,
       change: (transition) => this.change(transition),
       ask: (serverId, req, timeoutMs) => this.ask(serverId, req, timeoutMs),
+      owe: (serverId, name, freezeId) => this.debris.owe(serverId, name, freezeId),
       log: this.options.log,
       ...(this.options.faultStallAfterFreezeMs ? { stallAfterFreezeMs: this.options.faultStallAfterFreezeMs } : {}),
     };
     try {
-      return await runBackup(request, host);
+      const connected = this.config.servers.filter((s) => this.sessions.has(s.id)).map((s) => s.id);
+      return await this.debris.duringBackup(connected, () => runBackup(request, host));
     } catch (error) {
       const kvError = asKvError(error);
       // A refused request (a name taken on a daemon) stays what it is, so the caller can tell it from a failure;
@@ -380,7 +387,7 @@ export class Coordinator {
     return Promise.all(
       this.config.servers.map(async (server) => {
         try {
-          return { serverId: server.id, released: await this.ask(server.id, { t: 'release_snapshot', name, freezeId: null }, 10_000) };
+          return { serverId: server.id, released: await this.ask(server.id, { t: 'release_snapshot', name, freezeId: null }, snapshotReleaseMsMax) };
         } catch (error) {
           return { serverId: server.id, released: false, error: asKvError(error).message };
         }
@@ -393,7 +400,7 @@ export class Coordinator {
     return Promise.all(
       this.config.servers.map(async (server) => {
         try {
-          return { serverId: server.id, snapshots: await this.ask(server.id, { t: 'snapshots' }, 10_000) };
+          return { serverId: server.id, snapshots: await this.ask(server.id, { t: 'snapshots' }, snapshotReleaseMsMax) };
         } catch (error) {
           return { serverId: server.id, snapshots: [], error: asKvError(error).message };
         }

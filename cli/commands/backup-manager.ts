@@ -10,7 +10,7 @@ import { managerTool, preflight, runManager } from '../backup/manager.js';
 import { createProgress } from '../backup/progress.js';
 import { formatBytes } from '../backup/report.js';
 
-type Args = { 'all-replicas': boolean; coordinator: string; 'timeout-ms': number; 'backup-dir': string; keep?: number; rsh?: string; json: boolean; 'lease-ms': number; 'deadline-ms': number };
+type Args = { 'all-replicas': boolean; coordinator: string; 'timeout-ms': number; 'backup-dir': string; keep?: number; rsh?: string; json: boolean; 'lease-ms': number; 'deadline-ms': number; 'frozen-ms-max': number };
 
 export const backupManagerCommand: CommandModule<object, Args> = {
   command: 'backup-manager',
@@ -44,6 +44,7 @@ export const backupManagerCommand: CommandModule<object, Args> = {
         rsh: argv.rsh,
         leaseMs: argv['lease-ms'],
         deadlineMs: argv['deadline-ms'],
+        frozenMsMax: argv['frozen-ms-max'],
         owner: ownerName(managerTool),
         replicas: argv['all-replicas'] ? 'all' : 'one',
         log,
@@ -60,7 +61,8 @@ export const backupManagerCommand: CommandModule<object, Args> = {
               `  servers ${t.servers}, files ${t.files}, ${formatBytes(t.bytes)}`,
               `  copied ${formatBytes(t.copiedBytes)} (${formatBytes(t.alwaysCopiedBytes)} of it always copied: write-ahead logs, MANIFEST, CURRENT), ` +
                 `hard-linked from ${summary.previous ?? '(no previous backup)'} ${formatBytes(t.linkedBytes)}`,
-              `  freeze ${summary.freeze.ms.toFixed(1)} ms (${summary.freeze.beganAt} to ${summary.freeze.endedAt}), total ${(summary.totalMs / 1000).toFixed(1)} s`,
+              `  freeze ${summary.freeze.ms.toFixed(1)} ms (${summary.freeze.beganAt} to ${summary.freeze.endedAt}), ` +
+                `frozen ${summary.frozenTotalMs.toFixed(1)} ms in ${summary.attempts} attempt(s), total ${(summary.totalMs / 1000).toFixed(1)} s`,
               '',
             ].join('\n'),
       );
