@@ -86,27 +86,40 @@ t.test('a backup while a daemon cannot quiesce: it fails within the frozen budge
   await writer;
   t.same(writeErrors, [], 'no write to the free space failed');
 
-  t.not(backup.code, 0, 'the backup fails');
+  // A cluster that detects cuts between daemons may take b out of its chains meanwhile; then the fault has passed
+  // and the backup may succeed. While b stays in them, no attempt can quiesce and the backup must fail.
+  const after = await client.showConfig();
+  const faultLasted = after.spaces.some((sp) => sp.partitions.some((p) => p.chain.includes(b.serverId)));
   const lines = messageLines(backup.stderr);
-  t.equal(lines.length, 1, `with one line (${JSON.stringify(lines)})`);
-  const line = lines[0] ?? '';
-  t.match(line, /\(BACKUP_FAILED\)$/, 'BACKUP_FAILED');
-  t.match(line, /did not quiesce within \d+ ms/, 'saying that daemons did not quiesce');
-  for (const id of heads) t.match(line, new RegExp(`\\b${id} \\(`), `naming daemon ${id}, whose writes into b hang`);
-  t.notMatch(line, new RegExp(`\\b${b.serverId} \\(`), 'and not b, which quiesced');
-  const total = /frozen (\d+) ms in all/.exec(line);
-  t.ok(total, 'and the total frozen time');
-  t.ok(Number(total?.[1]) <= backupFrozenMsMaxDefault, `which is within the budget (${total?.[1]} ms of ${backupFrozenMsMaxDefault})`);
+  let total: RegExpExecArray | null;
+  if (faultLasted) {
+    t.not(backup.code, 0, 'the backup fails');
+    t.equal(lines.length, 1, `with one line (${JSON.stringify(lines)})`);
+    const line = lines[0] ?? '';
+    t.match(line, /\(BACKUP_FAILED\)$/, 'BACKUP_FAILED');
+    t.match(line, /did not quiesce within \d+ ms/, 'saying that daemons did not quiesce');
+    for (const id of heads) t.match(line, new RegExp(`\\b${id} \\(`), `naming daemon ${id}, whose writes into b hang`);
+    t.notMatch(line, new RegExp(`\\b${b.serverId} \\(`), 'and not b, which quiesced');
+    total = /frozen (\d+) ms in all/.exec(line);
+    t.ok(total, 'and the total frozen time');
+  } else {
+    t.comment('the cluster took b out of its chains during the backup: the fault passed');
+    t.equal(backup.code, 0, `then the backup succeeds (${lines.join(' ')})`);
+    total = /frozen ([\d.]+) ms over all attempts/.exec(backup.stderr);
+    t.ok(total, 'and reports its total frozen time');
+    t.equal((await kv(t, ['backup-release', 'x', '--coordinator', coordinator.address])).code, 0, 'its snapshots are released');
+  }
+  t.ok(Number(total?.[1]) <= backupFrozenMsMaxDefault, `the total frozen time is within the budget (${total?.[1]} ms of ${backupFrozenMsMaxDefault})`);
 
   // Inside: the coordinator's attempts and every daemon's freezes.
   const attempts = logsNamed(coordinator.proc, 'backup attempt backed out');
   const frozenMs = attempts.map((l) => Number(l.frozenMs));
-  t.ok(attempts.length >= 2, `the backup was tried more than once (${attempts.length} attempts, frozen ${frozenMs.join(', ')} ms)`);
+  t.ok(!faultLasted || attempts.length >= 2, `the backup was tried more than once (${attempts.length} attempts backed out, frozen ${frozenMs.join(', ')} ms)`);
   // The thaw is a config change (a synced LevelDB write): some tens of ms on a loaded two-core machine.
   t.ok(frozenMs.every((ms) => ms <= backupQuiesceMsMax + 300), 'each attempt thawed once its quiesce wait ran out');
   t.ok(frozenMs.reduce((x, y) => x + y, 0) <= backupFrozenMsMaxDefault, 'the attempts add up to at most the budget');
   const retries = logsNamed(coordinator.proc, 'retrying the backup');
-  t.equal(retries.length, attempts.length - 1, 'every attempt but the last was retried');
+  t.equal(retries.length, attempts.length - (faultLasted ? 1 : 0), 'every attempt backed out but a last one was retried');
   // Logged rounded to the ms: a few ms of slack.
   t.ok(retries.every((l) => Number(l.waitMs) >= backupUnfrozenPerFrozenMin * Number(l.frozenMs) - backupUnfrozenPerFrozenMin),
     `each retry waited, unfrozen, at least ${backupUnfrozenPerFrozenMin}× the freeze before it (${retries.map((l) => `${l.waitMs} after ${l.frozenMs}`).join(', ')} ms)`);
