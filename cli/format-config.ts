@@ -1,13 +1,14 @@
 // show-config's text for people.
 import type { ClusterConfig } from '../shared/config.js';
 
-export function formatConfig(config: ClusterConfig): string {
+/** `cutOff`: the daemons out of their chains because another cannot reach them, with why (kv status). */
+export function formatConfig(config: ClusterConfig, cutOff: Record<string, string> = {}): string {
   const lines = [
     `cluster ${config.clusterId}`,
     `version ${config.version}`,
     `flags ${config.readOnly ? 'read-only' : 'read-write'}`,
     `servers (${config.servers.length})`,
-    ...config.servers.map((s) => `  server ${s.id} ${s.address} ${s.state}`),
+    ...config.servers.map((s) => `  server ${s.id} ${s.address} ${s.state}${cutOff[s.id] ? ` (cut off: ${cutOff[s.id]})` : ''}`),
     `spaces (${config.spaces.length})`,
   ];
   for (const space of config.spaces) {

@@ -67,7 +67,7 @@ export async function serve(log: Logger, start: (abort: AbortSignal) => Promise<
     fail(error);
   }
   if (signalled) return void stop(running);
-  const ready: Ready = { t: 'ready', address: running.address, serverId: running.serverId ?? null, clusterId: running.clusterId ?? null };
+  const ready: Ready = { t: 'ready', address: running.advertised || running.address, serverId: running.serverId ?? null, clusterId: running.clusterId ?? null };
   process.send?.(ready);
 }
 
@@ -75,6 +75,8 @@ export async function serve(log: Logger, start: (abort: AbortSignal) => Promise<
 export interface Service {
   stop: () => Promise<void>;
   address: string;
+  /** The address others dial, where it differs from `address` (--advertise); empty or absent: `address`. */
+  advertised?: string;
   serverId?: string | undefined;
   clusterId?: string | undefined;
 }

@@ -135,8 +135,14 @@ function restartedServer(config: ClusterConfig, serverId: string): ClusterConfig
 export function setServerState(config: ClusterConfig, serverId: string, state: ServerState): ClusterConfig {
   const server = findServer(config, serverId);
   if (!server || server.state === state) return config;
-  return bump(config, { servers: config.servers.map((s) => (s.id === serverId ? { ...s, state } : s)) });
+  return bump(withServerState(config, serverId, state), {});
 }
+
+/** The same config with one server's state changed, as part of a transition that bumps the version itself. */
+export const withServerState = (config: ClusterConfig, serverId: string, state: ServerState): ClusterConfig => ({
+  ...config,
+  servers: config.servers.map((s) => (s.id === serverId ? { ...s, state } : s)),
+});
 
 export function addSpace(config: ClusterConfig, name: string, partitions: number, tolerate: number): ClusterConfig {
   checkSpaceName(name);

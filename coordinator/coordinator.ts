@@ -9,14 +9,16 @@ import { KvError, asKvError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import type { WriterBindings } from '../shared/log-writer.js';
 import { listen } from '../shared/listen.js';
+import { advertisedAddress } from '../shared/advertise.js';
 import type { Message, MessageOf, RequestOf, RequestType, Results } from '../shared/protocol.js';
 import { randomUUID } from 'node:crypto';
 import { newSessionId } from '../shared/ids.js';
-import { backupLockMsDefault, readLeaseClockRateMargin, readLeaseMarginMs, snapshotReleaseMsMax } from '../shared/limits.js';
+import { backupLockMsDefault, coordinatorPingIntervalMs, coordinatorSilenceMsMax, readLeaseClockRateMargin, readLeaseMarginMs, snapshotReleaseMsMax } from '../shared/limits.js';
 import { runBackup, type BackupHost } from './backup.js';
 import { BackupLockKeeper } from './backup-lock.js';
 import { SnapshotDebris } from './snapshot-debris.js';
 import { place, unblocksLeaving } from './placement.js';
+import { CutReports } from './cut-reports.js';
 import { awaitedServers, isSettled } from './settle.js';
 import * as cluster from './cluster.js';
 import { CoordinatorStore } from './store.js';
@@ -27,6 +29,8 @@ import { readFileSync } from 'node:fs';
 export interface CoordinatorOptions {
   host: string;
   port: number;
+  /** The address daemons and clients dial, HOST or HOST:PORT (the bound port by default): needed on a wildcard host. */
+  advertise?: string | undefined;
   dataDir: string;
   /** A coordinator.bin to start from; only into an empty data dir. */
   restoreFrom?: string;
@@ -45,6 +49,8 @@ interface DaemonSession {
   /** performance.now() when the daemon last registered or asked for a read lease. */
   lastSeen: number;
   ackedVersion: number;
+  /** Cut off (cut-reports.ts) and it gave up its lease on this session: refused leases keep it alive, nothing more. */
+  leaseFree?: boolean;
 }
 
 export class Coordinator {
@@ -66,6 +72,12 @@ export class Coordinator {
   private lastCheck = 0;
   private readonly backupLock = new BackupLockKeeper();
   private readonly debris: SnapshotDebris;
+  private readonly cuts = new CutReports();
+  /** The daemons taken out of chains because others cannot reach them, with why: derived from `cuts`. */
+  private cutOff = new Map<string, string>();
+  /** Where this coordinator listens. */
+  bound = '';
+  /** What daemons and clients dial: --advertise, else where it listens. */
   address = '';
 
   private constructor(
@@ -93,8 +105,8 @@ export class Coordinator {
       await coordinator.listen();
       coordinator.changes = store.save(coordinator.config);
       await coordinator.changes;
-      const address = coordinator.address;
-      options.log.info({ address }, 'listening');
+      const { bound: address, address: advertised } = coordinator;
+      options.log.info({ address, ...(advertised !== address && { advertised }) }, 'listening');
       return coordinator;
     } catch (error) {
       clearInterval(coordinator.heartbeat);
@@ -151,7 +163,8 @@ export class Coordinator {
   private async listen(): Promise<void> {
     const { server, address } = await listen(this.options.host, this.options.port);
     this.server = server;
-    this.address = address;
+    this.bound = address;
+    this.address = advertisedAddress(address, this.options.advertise);
     // Every line from here on says it is this coordinator's (shared/log-writer.ts).
     this.options.log.setBindings({ port: Number(address.split(':').pop()) } satisfies WriterBindings);
     server.on('connection', (socket: WebSocket) => this.accept(socket));
@@ -163,6 +176,8 @@ export class Coordinator {
 
   private accept(socket: WebSocket): void {
     const connection = new Connection(socket, (message, conn) => this.handle(message, conn), 'peer');
+    // A subscriber or tool whose host died sends no FIN; a daemon's session is judged by its heartbeats as well.
+    connection.watch(coordinatorPingIntervalMs, coordinatorSilenceMsMax);
     this.connections.add(connection);
     connection.onceClosed(() => {
       this.connections.delete(connection);
@@ -244,10 +259,26 @@ export class Coordinator {
       case 'lease': {
         const session = this.sessionOf(connection);
         if (!session) return connection.fail(message.id, new KvError('UNAVAILABLE', 'only a registered daemon holds a read lease; register first'));
+        const cutOff = this.cutOff.get(session.serverId);
+        if (cutOff !== undefined) {
+          // Alive, but granted nothing: once it has given its lease up, it is kept as a session, not as a member.
+          if (session.leaseFree) session.lastSeen = performance.now();
+          return connection.fail(message.id, new KvError('CUT_OFF', `no read lease while another daemon cannot reach this one (${cutOff})`));
+        }
         // The heartbeat. The config pushes this session is owed went out on this connection before this answer.
         session.lastSeen = performance.now();
         const { heartbeatTimeoutMs: timeoutMs, heartbeatIntervalMs: intervalMs } = this.options;
         return connection.reply(message.id, { version: this.config.version, timeoutMs, intervalMs });
+      }
+      case 'peer_unreachable': {
+        const session = this.sessionOf(connection);
+        if (!session) return connection.fail(message.id, new KvError('BAD_REQUEST', 'only a registered daemon reports peers'));
+        if (this.cuts.report(session.serverId, message.serverId, message.reachable, performance.now())) {
+          this.options.log.warn({ reporter: session.serverId, peer: message.serverId, reachable: message.reachable }, message.reachable ? 'a daemon reaches another again' : 'a daemon cannot reach another');
+        }
+        // A renewal too: whether a daemon may be spared can change with the chains (cut-reports.ts).
+        this.reconcileCuts();
+        return connection.reply(message.id, null);
       }
       case 'get_config':
         return void answer(message.id, Promise.resolve(this.config));
@@ -328,7 +359,8 @@ export class Coordinator {
       config = await this.change((c) => {
         const result = cluster.registerServer(c, registration);
         serverId = result.serverId;
-        return result.config;
+        // Cut off still: registered, so it follows the config, but no member until the cut heals.
+        return this.cutOff.has(serverId) ? cluster.withServerState(result.config, serverId, 'not_available') : result.config;
       });
     } catch (error) {
       if (message.serverId !== null && this.sessions.get(message.serverId)?.connection === connection) {
@@ -345,6 +377,7 @@ export class Coordinator {
     this.settleWhenAllBack();
     connection.send({ t: 'config', config: this.config });
     this.debris.onRegistered(serverId);
+    if (this.cutOff.has(serverId)) this.takeOut(serverId);
     return answer;
   }
 
@@ -352,7 +385,7 @@ export class Coordinator {
     const lock = this.backupLock.current;
     const acked = Object.fromEntries([...this.sessions.values()].map((s) => [s.serverId, s.ackedVersion]));
     const visible = lock && { name: lock.name, owner: lock.owner, startedAt: lock.startedAt, expiresAt: lock.expiresAt };
-    return { config: this.config, lock: visible ?? null, acked };
+    return { config: this.config, lock: visible ?? null, acked, cutOff: Object.fromEntries(this.cutOff), cuts: this.cuts.list() };
   }
 
   /** Runs a backup under the lock: the caller's (backup-manager holds one across its copy) or one of its own. */
@@ -425,6 +458,7 @@ export class Coordinator {
     if (this.stopping || this.sessions.get(session.serverId) !== session) return Promise.resolve();
     this.sessions.delete(session.serverId);
     this.options.log.info({ serverId: session.serverId, state, why }, 'daemon session ended');
+    if (this.cuts.forgetReporter(session.serverId)) this.reconcileCuts();
     return this.change((c) => cluster.setServerState(c, session.serverId, state)).catch((error) =>
       this.options.log.error({ err: error, serverId: session.serverId }, 'cannot record the daemon state'),
     );
@@ -445,6 +479,7 @@ export class Coordinator {
     this.lastCheck = now;
     // After a stall here, lease requests that arrived meanwhile are still unread: they get a turn first.
     if (late) return;
+    if (this.cuts.expire(now)) this.reconcileCuts();
     for (const session of this.sessions.values()) {
       if (now - session.lastSeen > this.options.heartbeatTimeoutMs) {
         const why = session.connection.closed ? 'session closed, lease run out' : 'heartbeat timeout';
@@ -453,6 +488,47 @@ export class Coordinator {
         void this.endSession(session, 'not_available', why);
       }
     }
+  }
+
+  /** Takes out of chains, or back, the daemons the cut reports now name (cut-reports.ts). */
+  private reconcileCuts(): void {
+    const previous = this.cutOff;
+    const next = this.cuts.cutOff(this.config, new Set(previous.keys()));
+    this.cutOff = next;
+    for (const [serverId, why] of next) {
+      if (previous.has(serverId)) continue;
+      this.options.log.warn({ serverId, why }, 'taking a daemon out of its chains: another cannot reach it');
+      this.takeOut(serverId);
+    }
+    for (const serverId of previous.keys()) {
+      if (next.has(serverId)) continue;
+      const session = this.sessions.get(serverId);
+      this.options.log.info({ serverId }, 'a daemon cut off is reached again; it may serve again');
+      if (!session) continue; // it registers anew, and is available then
+      session.leaseFree = false;
+      this.change((c) => cluster.setServerState(c, serverId, 'available')).catch((error) =>
+        this.options.log.error({ err: error, serverId }, 'cannot record the daemon state'),
+      );
+    }
+  }
+
+  /**
+   * Has a cut-off daemon give up its read lease, then marks it not available, so placement takes it out of its
+   * chains at once rather than after its lease runs out. If it does not answer, its leases are refused from now
+   * on (lease above), so it is declared dead once its last one has run out, as any daemon gone silent.
+   */
+  private takeOut(serverId: string): void {
+    const session = this.sessions.get(serverId);
+    if (!session) return;
+    this.ask(serverId, { t: 'revoke_lease' }, this.options.heartbeatTimeoutMs).then(
+      () => {
+        if (this.sessions.get(serverId) !== session || !this.cutOff.has(serverId)) return;
+        session.leaseFree = true;
+        session.lastSeen = performance.now();
+        return this.change((c) => cluster.setServerState(c, serverId, 'not_available'));
+      },
+      (error) => this.options.log.warn({ serverId, err: asKvError(error).message }, 'a cut-off daemon did not give up its lease; it is dropped once the lease runs out'),
+    ).catch((error) => this.options.log.error({ err: error, serverId }, 'cannot record the daemon state'));
   }
 
   /** Stops accepting, lets the last change finish, closes the store. */

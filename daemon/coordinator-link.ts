@@ -57,6 +57,8 @@ export class CoordinatorLink {
   private timeoutMs = heartbeatTimeoutMsDefault;
   /** When (lease.now()) the coordinator last answered a lease request on the current session. */
   private answeredAt = 0;
+  /** The coordinator refuses this daemon leases (CUT_OFF): logged once, when it starts and when it ends. */
+  private cutOff = false;
   private readonly backoff = new Backoff(reconnectDelayMsMin, reconnectDelayMsMax);
 
   constructor(private readonly options: LinkOptions) {
@@ -205,6 +207,8 @@ export class CoordinatorLink {
     connection.request({ t: 'lease' }, requestTimeoutMsDefault).then(
       (answer) => {
         if (connection === this.connection) this.answeredAt = Math.max(this.answeredAt, lease.now());
+        if (this.cutOff) log.info('the coordinator grants leases again: the cut is over');
+        this.cutOff = false;
         this.timeoutMs = answer.timeoutMs;
         lease.grant(requestedAt, answer);
         if (answer.intervalMs === this.intervalMs) return;
@@ -212,7 +216,19 @@ export class CoordinatorLink {
         clearTimeout(this.renewTimer);
         this.renewTimer = setTimeout(() => this.renew(connection), Math.max(0, requestedAt + this.intervalMs - lease.now()));
       },
-      (error) => log.debug({ err: asKvError(error).message }, 'lease request failed'),
+      (error) => {
+        const refusal = asKvError(error);
+        // Refused because another daemon reported this one unreachable: the coordinator is there, and the session
+        // stays (it brings the config that takes this daemon back once the cut heals); no lease meanwhile.
+        if (refusal.code === 'CUT_OFF' && connection === this.connection) {
+          this.answeredAt = Math.max(this.answeredAt, lease.now());
+          lease.revoke();
+          if (!this.cutOff) log.warn({ err: refusal.message }, 'the coordinator grants no lease: another daemon cannot reach this one');
+          this.cutOff = true;
+          return;
+        }
+        log.debug({ err: refusal.message }, 'lease request failed');
+      },
     );
     this.renewTimer = setTimeout(() => this.renew(connection), this.intervalMs);
   }

@@ -10,7 +10,7 @@ import { KvError, asKvError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import type { WriterBindings } from '../shared/log-writer.js';
 import { listen } from '../shared/listen.js';
-import { scanPageBytesMax, scanPageEntriesMax, shutdownGraceMs } from '../shared/limits.js';
+import { peerPingIntervalMs, peerSilenceMsMax, scanPageBytesMax, scanPageEntriesMax, shutdownGraceMs } from '../shared/limits.js';
 import { daemonPathMismatch, type Message } from '../shared/protocol.js';
 import * as attributes from './attributes.js';
 import { CoordinatorLink } from './coordinator-link.js';
@@ -51,6 +51,8 @@ export class Daemon {
   private readonly freezes: FreezeKeeper;
   private readonly snapshots: SnapshotKeeper;
   address = '';
+  /** What it registers, and clients and other daemons dial: --advertise, else `address`. */
+  advertised = '';
 
   private constructor(
     private readonly storage: Storage,
@@ -64,6 +66,7 @@ export class Daemon {
       serverId: () => this.link?.serverId,
       stopping: () => this.stopping,
       reportDone: (spaceId, partition, source) => this.link.ask({ t: 'transfer_done', spaceId, partition, source }),
+      tellPeer: (serverId, reachable) => this.link.ask({ t: 'peer_unreachable', serverId, reachable }),
     });
     this.freezes = new FreezeKeeper(this.replicas, options.log);
     this.snapshots = new SnapshotKeeper(options.dataDir, this.freezes, () => this.link?.identity, options.log);
@@ -98,12 +101,14 @@ export class Daemon {
     this.address = address;
     server.on('connection', (socket: WebSocket) => {
       const connection = new Connection(socket, (message, conn) => this.handle(message, conn), 'client');
+      // A client or predecessor whose host died sends no FIN: its socket, and what it holds, go after this silence.
+      connection.watch(peerPingIntervalMs, peerSilenceMsMax);
       this.connections.add(connection);
       connection.onceClosed(() => this.connections.delete(connection));
     });
     // Every line from here on says which daemon wrote it (shared/log-writer.ts).
     options.log.setBindings({ port: Number(address.split(':').pop()) } satisfies WriterBindings);
-    const advertised = advertisedAddress(address, options.advertise);
+    const advertised = (this.advertised = advertisedAddress(address, options.advertise));
     options.log.info({ address, ...(advertised !== address && { advertised }) }, 'listening');
     const identity = await storage.identity();
     if (identity) options.log.setBindings({ serverId: identity.serverId } satisfies WriterBindings);
@@ -205,6 +210,10 @@ export class Daemon {
           return this.snapshots.list();
         case 'release_snapshot':
           return this.snapshots.release(message.name, message.freezeId);
+        case 'revoke_lease':
+          this.lease.revoke();
+          this.options.log.warn('gave up the read lease: another daemon reported this one unreachable');
+          return null;
         default:
           throw new KvError('BAD_REQUEST', `the coordinator session does not serve ${message.t}`);
       }

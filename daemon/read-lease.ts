@@ -25,6 +25,8 @@ export class ReadLease {
   private version = Infinity;
   /** When the last lease request that was granted went out, for the refusal's message. */
   private grantedAt: number | undefined;
+  /** When the lease was last given up (`revoke`): grants of requests sent before then do not count. */
+  private revokedAt = -Infinity;
 
   constructor(readonly now: () => number = () => performance.now()) {}
 
@@ -32,9 +34,19 @@ export class ReadLease {
   grant(requestedAt: number, grant: LeaseGrant): void {
     const until = requestedAt + grant.timeoutMs * (1 - readLeaseClockRateMargin) - readLeaseMarginMs;
     if (until <= this.until) return; // an answer to an older request, arriving late
+    if (requestedAt < this.revokedAt) return; // asked for before it was given up
     this.until = until;
     this.version = grant.version;
     this.grantedAt = requestedAt;
+  }
+
+  /**
+   * Gives the lease up at once (the coordinator asks, before it drops this daemon from chains it still reaches:
+   * coordinator/cut-reports.ts). No answer to a request sent before now renews it.
+   */
+  revoke(): void {
+    this.until = -Infinity;
+    this.revokedAt = this.now();
   }
 
   /** Whether reads may be answered now by a daemon running config `runningVersion`. */
@@ -47,6 +59,9 @@ export class ReadLease {
     if (this.holds(runningVersion)) return;
     if (this.grantedAt === undefined) {
       throw new KvError('UNAVAILABLE', 'this daemon holds no read lease yet (the coordinator has not granted one); ask the coordinator for the partition\'s tail');
+    }
+    if (this.grantedAt < this.revokedAt) {
+      throw new KvError('UNAVAILABLE', 'this daemon gave up its read lease: another daemon reported it unreachable; ask the coordinator for the partition\'s current tail');
     }
     if (this.now() >= this.until) {
       const silentMs = Math.round(this.now() - this.grantedAt);

@@ -15,6 +15,7 @@ import { heldWritesMax } from '../shared/limits.js';
 import type { Logger } from '../shared/log.js';
 import type { MessageOf } from '../shared/protocol.js';
 import { noRole } from './chain-role.js';
+import { PeerReports } from './peer-reports.js';
 import type { ReadLease } from './read-lease.js';
 import { Replica, type ReplicaHost } from './replica.js';
 import { checkForwarded, checkReplicated, checkServes, checkTransferred, locate, type Addressed } from './routing.js';
@@ -35,6 +36,8 @@ export interface ReplicasOptions {
   lease?: ReadLease;
   /** Tells the coordinator a transfer to this daemon is complete. */
   reportDone?: (spaceId: number, partition: number, source: string) => Promise<unknown>;
+  /** Tells the coordinator this daemon cannot reach a daemon it sends to, or reaches it again (peer-reports.ts). */
+  tellPeer?: (serverId: string, reachable: boolean) => Promise<unknown>;
 }
 
 // partitionsMax keeps the partition within 16 bits, and space ids are far below 2^36: one exact number.
@@ -52,6 +55,7 @@ export class Replicas implements ReplicaHost {
   private holding = false;
   readonly chainPeers = new ConnectionPool();
   readonly transferPeers = new ConnectionPool();
+  readonly peers: PeerReports;
   readonly storage: Storage;
   readonly env: QueueEnv;
   readonly log: Logger;
@@ -60,6 +64,12 @@ export class Replicas implements ReplicaHost {
     this.storage = options.storage;
     this.env = options.env;
     this.log = options.log;
+    this.peers = new PeerReports({
+      config: () => this.config,
+      tell: options.tellPeer ?? (async () => null),
+      stopping: () => this.stopping(),
+      log: options.log,
+    });
   }
 
   /** Runs every replica by `config`: each computes its role once, here, not per request. */
@@ -205,6 +215,7 @@ export class Replicas implements ReplicaHost {
   }
 
   async close(): Promise<void> {
+    this.peers.stop();
     await this.chainPeers.closeAll();
     await this.transferPeers.closeAll();
   }

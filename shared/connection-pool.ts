@@ -1,7 +1,24 @@
 // One connection per (address, path), opened on first use and forgotten when it closes. Clients keep one per
-// daemon; daemons keep one per chain successor. Many requests share a connection (pipelining).
+// daemon; daemons keep one per chain successor. Many requests share a connection (pipelining). Every connection
+// is watched (Connection.watch): one that goes silent is dropped, so its requests fail at once and the next use
+// opens a new one, instead of waiting out their timeouts on a socket whose peer is gone.
 import { Connection } from './connection.js';
-import { requestTimeoutMsDefault } from './limits.js';
+import { peerConnectTimeoutMs, peerPingIntervalMs, peerSilenceMsMax, requestTimeoutMsDefault } from './limits.js';
+
+export interface PoolOptions {
+  /** Longest wait for a connection to open. */
+  connectTimeoutMs: number;
+  pingIntervalMs: number;
+  silenceMsMax: number;
+  /** Told when a connection went silent and was dropped: how long it had been silent. */
+  onSilent?: (address: string, silentMs: number) => void;
+}
+
+const poolDefaults: PoolOptions = {
+  connectTimeoutMs: peerConnectTimeoutMs,
+  pingIntervalMs: peerPingIntervalMs,
+  silenceMsMax: peerSilenceMsMax,
+};
 
 interface Entry {
   opening: Promise<Connection>;
@@ -11,6 +28,11 @@ interface Entry {
 
 export class ConnectionPool {
   private readonly connections = new Map<string, Entry>();
+  private readonly options: PoolOptions;
+
+  constructor(options: Partial<PoolOptions> = {}) {
+    this.options = { ...poolDefaults, ...options };
+  }
 
   /** The name a connection to `path` on `address` goes by in this pool (see `ready`). */
   static key(address: string, path: string): string {
@@ -22,7 +44,7 @@ export class ConnectionPool {
     const known = this.connections.get(key);
     if (known) return known.opening;
     const entry: Entry = {
-      opening: Connection.open(address, () => {}, Math.min(timeoutMs, requestTimeoutMsDefault), path),
+      opening: Connection.open(address, () => {}, Math.min(timeoutMs, requestTimeoutMsDefault, this.options.connectTimeoutMs), path),
       open: undefined,
     };
     this.connections.set(key, entry);
@@ -32,6 +54,8 @@ export class ConnectionPool {
     entry.opening.then((c) => {
       entry.open = c;
       c.onceClosed(forget);
+      const { pingIntervalMs, silenceMsMax, onSilent } = this.options;
+      c.watch(pingIntervalMs, silenceMsMax, onSilent && ((silentMs) => onSilent(address, silentMs)));
     }, forget);
     return entry.opening;
   }

@@ -12,7 +12,7 @@
 import WebSocket from 'ws';
 import { decodeBatch, encodeBatch } from './codec.js';
 import { KvError, isErrorCode, type ErrorCode } from './errors.js';
-import { frameBytesMax } from './limits.js';
+import { frameBytesMax, tcpKeepAliveDelayMs } from './limits.js';
 import type { Message, RequestOf, RequestType, Results } from './protocol.js';
 import { wsUrl } from './address.js';
 
@@ -93,6 +93,7 @@ export class Connection {
   static open(address: string, onFrame: FrameHandler, timeoutMs: number, path = '/'): Promise<Connection> {
     return new Promise((resolve, reject) => {
       const socket = new WebSocket(wsUrl(address) + path, { maxPayload: frameBytesMax, perMessageDeflate: false });
+      socket.once('upgrade', (response) => response.socket.setKeepAlive(true, tcpKeepAliveDelayMs));
       const timer = setTimeout(() => {
         socket.terminate();
         reject(new KvError('UNAVAILABLE', `${address} did not accept a connection within ${timeoutMs} ms`));

@@ -18,6 +18,7 @@ export const errorCodes = [
   'DATA_DIR_INVALID',
   'ADDRESS_IN_USE',
   'CONNECTION_LOST',
+  'CUT_OFF',
   'BACKUP_IN_PROGRESS',
   'BACKUP_FAILED',
   'INTERNAL',

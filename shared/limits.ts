@@ -133,3 +133,27 @@ export const rsyncIoTimeoutSeconds = 30;
  */
 export const coordinatorPingIntervalMs = 1_000;
 export const coordinatorSilenceMsMax = 10_000;
+
+/**
+ * How often a daemon pings the daemons it replicates or transfers to (and a client the daemons it uses), and how long
+ * such a connection may stay silent (no pong, no answer) before it is dropped: a peer whose host died, or a cut
+ * between the two hosts, sends no FIN. Shorter than the coordinator's heartbeat timeout, so that a cut between two
+ * daemons is reported (below) about as soon as a dead daemon would be noticed.
+ */
+export const peerPingIntervalMs = 500;
+export const peerSilenceMsMax = 2_000;
+/** How long opening a connection to another daemon may take before it counts as unreachable. */
+export const peerConnectTimeoutMs = 2_000;
+/**
+ * A successor that replication (or a transfer) has failed to reach for this long is reported to the coordinator
+ * as unreachable, and probed this often until it answers again (each failed probe renews the report).
+ */
+export const peerUnreachableMs = peerSilenceMsMax;
+export const peerProbeIntervalMs = 1_000;
+/** The coordinator forgets a daemon's report that another is unreachable when it has not been renewed for this long. */
+export const cutReportMsMax = 10_000;
+/**
+ * TCP keep-alive on every kv connection: the kernel probes an idle socket after this long, so a connection to a host
+ * that vanished is closed even where no heartbeat of ours runs. The pings above notice sooner; this is the floor.
+ */
+export const tcpKeepAliveDelayMs = 10_000;

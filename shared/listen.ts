@@ -1,7 +1,7 @@
 // Starting a WebSocket server, with "port in use" turned into one clear error.
 import { WebSocketServer } from 'ws';
 import { KvError, badRequest } from './errors.js';
-import { frameBytesMax } from './limits.js';
+import { frameBytesMax, tcpKeepAliveDelayMs } from './limits.js';
 import { formatAddress } from './address.js';
 
 /** Judges a connection before it is accepted, by the path it asked for: a reason to refuse it, or undefined. */
@@ -26,6 +26,8 @@ export function listen(host: string, port: number, admit?: Admission): Promise<{
         },
       }),
     });
+    // The peer's host may vanish without a FIN: the kernel's keep-alive closes such a socket in the end.
+    server.on('connection', (_socket, request) => request.socket.setKeepAlive(true, tcpKeepAliveDelayMs));
     server.once('error', (error: NodeJS.ErrnoException) => {
       server.close();
       if (error.code === 'EADDRINUSE') {

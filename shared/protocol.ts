@@ -88,6 +88,11 @@ export const messageSchemas = {
   config_ack: Type.Object({ t: Type.Literal('config_ack'), version: Version }, { additionalProperties: false }),
   /** A daemon's heartbeat: the answer grants it a read lease (daemon/read-lease.ts). */
   lease: request('lease', {}),
+  /**
+   * A daemon cannot reach `serverId`, its successor in some chain (or a member it sends a transfer to), or reaches
+   * it again (`reachable`). Sent again while the cut lasts: a report lapses unless renewed (coordinator/cut-reports.ts).
+   */
+  peer_unreachable: request('peer_unreachable', { serverId: Type.String(), reachable: Type.Boolean() }),
   // clients and tools → coordinator
   /** A new client session id, for the request ids of the client's writes. */
   open_session: request('open_session', {}),
@@ -126,6 +131,9 @@ export const messageSchemas = {
   seal: request('seal', { name: SnapshotName, configVersion: Version, owner: Type.String() }),
   snapshots: request('snapshots', {}),
   /** With a freezeId, only a snapshot taken under that freeze is deleted (a backup backing out of its attempt). */
+  // failure detection: coordinator → daemon
+  /** Give up the read lease now and take no grant asked for before: the coordinator then drops it from chains. */
+  revoke_lease: request('revoke_lease', {}),
   release_snapshot: request('release_snapshot', { name: SnapshotName, freezeId: Type.Union([Type.String(), Type.Null()]) }),
   // coordinator → daemons and subscribers
   config: Type.Object({ t: Type.Literal('config'), config: ClusterConfig }, { additionalProperties: false }),
@@ -165,6 +173,8 @@ export interface Results {
   leave: null;
   open_session: { session: string };
   lease: LeaseResult;
+  peer_unreachable: null;
+  revoke_lease: null;
   get_config: ClusterConfig;
   subscribe: ClusterConfig;
   add_space: ClusterConfig;
@@ -221,6 +231,10 @@ export interface ClusterStatus {
   lock: Omit<BackupLock, 'token'> | null;
   /** The config version each connected daemon has acknowledged. */
   acked: Record<string, number>;
+  /** Daemons out of every chain because others cannot reach them, with why (coordinator/cut-reports.ts). */
+  cutOff?: Record<string, string>;
+  /** The live reports of one daemon that it cannot reach another. */
+  cuts?: Array<{ reporter: string; peer: string }>;
 }
 
 export interface CaptureResult {

@@ -52,3 +52,19 @@ t.test('renewals extend the lease; a late answer to an older request does not sh
   clock.now = 200 + leaseMs;
   t.notOk(lease.holds(2), 'and lapses without further renewals');
 });
+
+t.test('a revoked lease ends at once, and no answer to an earlier request renews it', async (t) => {
+  const clock = { now: 0 };
+  const lease = new ReadLease(() => clock.now);
+  lease.grant(0, { timeoutMs: 3_000, version: 1 });
+  clock.now = 100;
+  t.ok(lease.holds(1));
+  lease.revoke();
+  t.notOk(lease.holds(1), 'gone at once');
+  t.throws(() => lease.check(1), /gave up its read lease/);
+  lease.grant(50, { timeoutMs: 3_000, version: 1 }); // asked before the revocation, answered after
+  t.notOk(lease.holds(1), 'a late grant does not count');
+  clock.now = 200;
+  lease.grant(150, { timeoutMs: 3_000, version: 1 });
+  t.ok(lease.holds(1), 'a grant asked for afterwards does');
+});

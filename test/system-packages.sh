@@ -1,11 +1,15 @@
 #!/bin/sh
 # What `npm test` needs from the system besides Node and npm. It runs as the pretest script, so that a fresh
-# machine stops here at once with the one line to run, instead of failing every backup test one by one. ssh is
-# not on the list: the remote-daemon backup test stands in for it.
+# machine stops here at once with the one line to run, instead of failing every backup test one by one. ssh,
+# sshd and ip are for the lab tests (test/helpers/lab.ts: hosts made of network namespaces, backups over ssh);
+# sshd is in /usr/sbin, off a normal user's PATH.
+PATH="$PATH:/usr/sbin:/sbin"
 missing=""
-for command in rsync; do
-  command -v "$command" >/dev/null 2>&1 || missing="$missing $command"
+packages=""
+for pair in rsync:rsync ssh:openssh-client sshd:openssh-server ip:iproute2; do
+  command=${pair%%:*}
+  command -v "$command" >/dev/null 2>&1 || { missing="$missing $command"; packages="$packages ${pair#*:}"; }
 done
 [ -z "$missing" ] && exit 0
-echo "npm test needs${missing} (the backup tests run it), which is not installed; install it first: apt-get install -y${missing}" >&2
+echo "npm test needs${missing} (the backup and lab tests run it), which is not installed; install it first: apt-get install -y${packages}" >&2
 exit 1

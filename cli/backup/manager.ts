@@ -30,6 +30,8 @@ export interface ManagerOptions {
   root: string;
   keep: number | undefined;
   rsh: string | undefined;
+  /** rsync --timeout: seconds without data before a copy fails (rsyncIoTimeoutSeconds if absent). */
+  ioTimeoutSeconds?: number;
   leaseMs: number;
   deadlineMs: number;
   frozenMsMax: number;
@@ -203,6 +205,7 @@ export async function runManager(client: Client, options: ManagerOptions): Promi
           linkDest,
           rsh: options.rsh,
           rsync,
+          ...(options.ioTimeoutSeconds === undefined ? {} : { ioTimeoutSeconds: options.ioTimeoutSeconds }),
           onProgress: (bytes) => {
             done.set(server.serverId, bytes);
             report();

@@ -2,7 +2,8 @@ import type { CommandModule } from 'yargs';
 import { Client } from '../../shared/client.js';
 import { createLogger } from '../../shared/log.js';
 import { badRequest } from '../../shared/errors.js';
-import { coordinatorOption, jsonOption } from '../options.js';
+import { coordinatorOption, jsonOption, wholeNumberOption } from '../options.js';
+import { rsyncIoTimeoutSeconds } from '../../shared/limits.js';
 import { fail } from '../run.js';
 import { backupOptions } from './backup.js';
 import { ownerName } from '../backup/owner.js';
@@ -10,7 +11,7 @@ import { managerTool, preflight, runManager } from '../backup/manager.js';
 import { createProgress } from '../backup/progress.js';
 import { formatBytes } from '../backup/report.js';
 
-type Args = { 'all-replicas': boolean; coordinator: string; 'timeout-ms': number; 'backup-dir': string; keep?: number; rsh?: string; json: boolean; 'lease-ms': number; 'deadline-ms': number; 'frozen-ms-max': number };
+type Args = { 'all-replicas': boolean; coordinator: string; 'timeout-ms': number; 'backup-dir': string; keep?: number; rsh?: string; 'io-timeout-seconds': number; json: boolean; 'lease-ms': number; 'deadline-ms': number; 'frozen-ms-max': number };
 
 export const backupManagerCommand: CommandModule<object, Args> = {
   command: 'backup-manager',
@@ -22,6 +23,9 @@ export const backupManagerCommand: CommandModule<object, Args> = {
       .option('one-replica', { type: 'boolean', describe: 'copy one replica of each partition (the default)' })
       .option('all-replicas', { type: 'boolean', default: false, describe: 'copy every replica, not one per partition' })
       .option('rsh', { type: 'string', describe: 'remote shell for daemons on other hosts (rsync -e), e.g. "ssh -p 22"' })
+      .option('io-timeout-seconds', wholeNumberOption('io-timeout-seconds', { min: 1 }, {
+        default: rsyncIoTimeoutSeconds, describe: 'seconds a copy may move no data before the backup fails (rsync --timeout): a cut-off daemon host',
+      }))
       .check((argv) => {
         if (argv['one-replica'] && argv['all-replicas']) throw badRequest('--one-replica and --all-replicas exclude each other: give one');
         if (argv.keep !== undefined && (!Number.isInteger(argv.keep) || argv.keep < 1)) throw badRequest('--keep must be a whole number of at least 1');
@@ -42,6 +46,7 @@ export const backupManagerCommand: CommandModule<object, Args> = {
         root: argv['backup-dir'],
         keep: argv.keep,
         rsh: argv.rsh,
+        ioTimeoutSeconds: argv['io-timeout-seconds'],
         leaseMs: argv['lease-ms'],
         deadlineMs: argv['deadline-ms'],
         frozenMsMax: argv['frozen-ms-max'],

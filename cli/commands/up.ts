@@ -108,7 +108,7 @@ function coordinatorFlag(coordinator: string): string {
   return ` -c ${coordinator}`;
 }
 
-type Args = { dir: string; daemons: number; listen: string; port: number; 'daemon-port': number; 'restarts-max': number };
+type Args = { dir: string; daemons: number; listen: string; advertise?: string; port: number; 'daemon-port': number; 'restarts-max': number };
 
 export const upCommand: CommandModule<object, Args> = {
   command: 'up',
@@ -118,6 +118,7 @@ export const upCommand: CommandModule<object, Args> = {
       .option('dir', { type: 'string', default: './kv-data', describe: 'folder holding every process data dir' })
       .option('daemons', wholeNumberOption('daemons', { min: 1 }, { default: 3, describe: 'number of daemons' }))
       .option('listen', { type: 'string', default: '127.0.0.1', describe: 'address every process listens on' })
+      .option('advertise', { type: 'string', describe: 'the host every process gives as its address (needed with a wildcard --listen)' })
       .option('port', portOption('port', 1, { default: 1982, describe: "the coordinator's port" }))
       .option('daemon-port', portOption('daemon-port', 1, { default: 2012, describe: "the first daemon's port; the others follow" }))
       .option('restarts-max', wholeNumberOption('restarts-max', { min: 0 }, { default: restartBudgetDefaults.restartsMax, describe: 'restarts of one process within a minute, after which kv up stops the cluster' })),
@@ -125,12 +126,14 @@ export const upCommand: CommandModule<object, Args> = {
     const log = createLogger('up');
     const dir = resolve(argv.dir);
     makeDir(dir, 'the --dir folder');
-    const coordinator = formatAddress({ host: argv.listen, port: argv.port });
+    // What daemons and clients dial: the coordinator's advertised address, when it has one.
+    const coordinator = formatAddress({ host: argv.advertise === undefined ? argv.listen : parseAddress(argv.advertise, 0).host, port: argv.port });
+    const advertise = argv.advertise === undefined ? [] : ['--advertise', parseAddress(argv.advertise, 0).host];
     const budget = { ...restartBudgetDefaults, restartsMax: argv['restarts-max'] };
-    const coord = new Member('coordinator', ['coordinator', '--listen', argv.listen, '--port', String(argv.port), '--data', join(dir, 'coordinator')], budget);
+    const coord = new Member('coordinator', ['coordinator', '--listen', argv.listen, ...advertise, '--port', String(argv.port), '--data', join(dir, 'coordinator')], budget);
     const daemons = Array.from({ length: argv.daemons }, (_, i) =>
       new Member(`daemon-${i + 1}`, [
-        'daemon', '--listen', argv.listen, '--listen-port', String(argv['daemon-port'] + i),
+        'daemon', '--listen', argv.listen, ...advertise, '--listen-port', String(argv['daemon-port'] + i),
         '--coordinator', coordinator, '--data', join(dir, `daemon-${i + 1}`),
       ], budget),
     );

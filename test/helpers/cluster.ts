@@ -124,8 +124,16 @@ export class KvProcess {
   }
 }
 
+/** Starts kv: here, or another way (test/helpers/lab.ts: on a host made of namespaces). */
+export type KvSpawner = (args: string[], env?: NodeJS.ProcessEnv) => KvProcess;
+
 export function runKvProcess(t: TestLike, args: string[], env: NodeJS.ProcessEnv = {}): KvProcess {
-  const child = spawn(process.execPath, [kvScript, ...args], {
+  return runProcess(t, [process.execPath, kvScript, ...args], env);
+}
+
+/** Any command (`argv[0]` and its arguments) as a KvProcess: output kept, killed at the test's end. */
+export function runProcess(t: TestLike, argv: string[], env: NodeJS.ProcessEnv = {}): KvProcess {
+  const child = spawn(argv[0]!, argv.slice(1), {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, KV_LOG_LEVEL: 'info', ...env },
   });
@@ -141,7 +149,11 @@ export function runKvProcess(t: TestLike, args: string[], env: NodeJS.ProcessEnv
 
 /** Runs a short kv command to completion (within `timeoutMs`, else the test fails naming the command). */
 export async function kv(t: TestLike, args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 120_000) {
-  const proc = runKvProcess(t, args, env);
+  return finished(runKvProcess(t, args, env), args, timeoutMs);
+}
+
+/** A short command's exit code and output, once it has exited (within `timeoutMs`, else the test fails naming it). */
+export async function finished(proc: KvProcess, args: string[], timeoutMs = 120_000) {
   const code = await proc.waitForExit(timeoutMs).catch((error: Error) => {
     throw new Error(`kv ${args.join(' ')}: ${error.message}`);
   });
@@ -166,18 +178,22 @@ export const fastHeartbeats = { intervalMs: 200, timeoutMs: 1_500 };
 
 export async function startCoordinator(
   t: TestLike,
-  options: { dataDir?: string; port?: number; args?: string[]; heartbeat?: { intervalMs: number; timeoutMs: number }; env?: NodeJS.ProcessEnv } = {},
+  options: {
+    dataDir?: string; port?: number; args?: string[]; heartbeat?: { intervalMs: number; timeoutMs: number }; env?: NodeJS.ProcessEnv;
+    spawn?: KvSpawner;
+  } = {},
 ): Promise<CoordinatorHandle> {
   const dataDir = options.dataDir ?? join(tempDir(t), 'coordinator');
   // Given here rather than in `args`: yargs turns a flag given twice into an array.
   const heartbeat = options.heartbeat ?? { intervalMs: 500, timeoutMs: 5000 };
-  const proc = runKvProcess(t, [
+  const proc = (options.spawn ?? ((args, env) => runKvProcess(t, args, env)))([
     'coordinator', '--port', String(options.port ?? 0), '--data', dataDir,
     '--heartbeat-interval-ms', String(heartbeat.intervalMs), '--heartbeat-timeout-ms', String(heartbeat.timeoutMs),
     ...(options.args ?? []),
   ], options.env);
   const listening = await proc.waitForLog('listening', processStartMs);
-  return { proc, address: String(listening.address), port: Number(listening.port), dataDir };
+  // With --advertise, what daemons and clients dial.
+  return { proc, address: String(listening.advertised ?? listening.address), port: Number(listening.port), dataDir };
 }
 
 export interface DaemonHandle {
@@ -191,10 +207,10 @@ export interface DaemonHandle {
 export async function startDaemon(
   t: TestLike,
   coordinator: string,
-  options: { dataDir?: string; port?: number; args?: string[]; env?: NodeJS.ProcessEnv } = {},
+  options: { dataDir?: string; port?: number; args?: string[]; env?: NodeJS.ProcessEnv; spawn?: KvSpawner } = {},
 ): Promise<DaemonHandle> {
   const dataDir = options.dataDir ?? join(tempDir(t), 'daemon');
-  const proc = runKvProcess(t, [
+  const proc = (options.spawn ?? ((args, env) => runKvProcess(t, args, env)))([
     'daemon', '--listen-port', String(options.port ?? 0), '--coordinator', coordinator, '--data', dataDir,
     ...(options.args ?? []),
   ], options.env);

@@ -28,6 +28,8 @@ export interface JepsenCluster {
   /** Only with a nemesis that needs it: the proxy `daemons[proxied]` reaches the coordinator through. */
   proxy?: CoordinatorProxy;
   proxied?: number;
+  /** Only with a nemesis that needs it: the proxy every other daemon and client reaches `daemons[0]` through. */
+  peerProxy?: CoordinatorProxy;
   /** An admin client that does not subscribe: it asks the coordinator for the config each time. */
   probe: Client;
   /** The run's timeline, for the report. */
@@ -51,6 +53,8 @@ export interface Nemesis {
   daemons: number;
   /** Start `daemons[0]` behind a CoordinatorProxy. */
   needsProxy?: boolean;
+  /** Start `daemons[0]` with a CoordinatorProxy in front of its own port (`peerProxy`). */
+  needsPeerProxy?: boolean;
   /** Runs fault/heal cycles until `until` (a wall-clock ms), returns healed. */
   run(cluster: JepsenCluster, until: number, random: () => number): Promise<NemesisReport>;
 }
@@ -349,7 +353,34 @@ export const coordinatorCut: Nemesis = {
   },
 };
 
-export const nemeses: Nemesis[] = [joinLeave, kill, pauseShort, pauseLong, coordinatorRestart, pauseTailAfterRestart, coordinatorCut];
+export const peerCut: Nemesis = {
+  name: 'peer-cut',
+  doc: 'silently cut one daemon off from the other daemons and the clients (it still reaches the coordinator) until the coordinator takes it out of its chains on the others\' reports, then heal',
+  daemons: 3,
+  needsPeerProxy: true,
+  async run(cluster, until, random) {
+    const proxy = cluster.peerProxy;
+    if (!proxy) throw new Error('peer-cut needs a daemon behind the peer proxy');
+    return cycles(this.name, until, async (n, notes) => {
+      const victim = cluster.daemons[0]!;
+      const cutAt = performance.now();
+      proxy.cut();
+      cluster.event(`daemon ${victim.serverId} cut off from its peers and clients (cycle ${n})`);
+      try {
+        await waitDropped(cluster, victim, cluster.heartbeat.timeoutMs * 4 + 5_000);
+        notes.push(`cycle ${n}: ${victim.serverId} taken out of its chains ${Math.round(performance.now() - cutAt)} ms after the cut`);
+        await sleep(500 + random() * 1_000);
+      } finally {
+        proxy.heal();
+        cluster.event(`daemon ${victim.serverId} reached by its peers again`);
+      }
+      await waitHealthy(cluster);
+      return victim.proc.exitCode === undefined;
+    });
+  },
+};
+
+export const nemeses: Nemesis[] = [joinLeave, kill, pauseShort, pauseLong, coordinatorRestart, pauseTailAfterRestart, coordinatorCut, peerCut];
 
 /** No faults: the baseline every other run is compared with. */
 export const none: Nemesis = {

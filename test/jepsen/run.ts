@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client } from '../../shared/client.js';
-import { startCoordinator, startDaemon, tempDir, waitFor, type TestLike } from '../helpers/cluster.js';
+import { freePort, startCoordinator, startDaemon, tempDir, waitFor, type TestLike } from '../helpers/cluster.js';
 import { checkHistory } from './checker.js';
 import type { Op } from './history.js';
 import {
@@ -174,10 +174,20 @@ export async function runJepsen(t: TestLike, options: JepsenOptions): Promise<Je
     proxy = await CoordinatorProxy.start(coordinator.address);
     t.teardown(() => proxy!.close());
   }
+  // In front of daemons[0]'s own port: every other daemon and every client reaches it through this proxy (it
+  // registers the proxy's address), while it reaches the coordinator directly.
+  let peerProxy: CoordinatorProxy | undefined;
+  let peerPort = 0;
+  if (nemesis.needsPeerProxy) {
+    peerPort = await freePort();
+    peerProxy = await CoordinatorProxy.start(`127.0.0.1:${peerPort}`);
+    t.teardown(() => peerProxy!.close());
+  }
   const daemons: JepsenDaemon[] = await Promise.all(
     Array.from({ length: nemesis.daemons }, async (_, i) => {
       const via = i === 0 && proxy ? proxy.address : coordinator.address;
-      return { ...(await startDaemon(t, via)), coordinator: via };
+      const behind = i === 0 && peerProxy ? { port: peerPort, args: ['--advertise', peerProxy.address] } : {};
+      return { ...(await startDaemon(t, via, behind)), coordinator: via };
     }),
   );
   const probe = await Client.connect(coordinator.address, { subscribe: false, timeoutMs: 2_000 });
@@ -185,6 +195,7 @@ export async function runJepsen(t: TestLike, options: JepsenOptions): Promise<Je
   const cluster: JepsenCluster = {
     t, space, tolerate: 1, heartbeat: o.heartbeat, coordinator, daemons, probe, event,
     ...(proxy ? { proxy, proxied: 0 } : {}),
+    ...(peerProxy ? { peerProxy } : {}),
   };
   await waitFor(`${daemons.length} available daemons`, async () =>
     (await probe.showConfig()).servers.filter((s) => s.state === 'available').length === daemons.length);

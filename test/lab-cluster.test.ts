@@ -1,0 +1,189 @@
+// The cluster across hosts (test/helpers/lab.ts: network namespaces, one address and one disk each): a
+// coordinator host, three daemon hosts and a client host running a recorded workload, checked for
+// linearizability, every acknowledged write readable and every chain's replicas identical. Faults: the
+// coordinator's host loses power and comes back; the coordinator and a daemon are cut from each other (silently)
+// during writes, then healed. The times they take are printed as figures (bench/RESULTS.md, issue 13).
+import t from 'tap';
+import { join } from 'node:path';
+import type { ClusterConfig } from '../shared/config.js';
+import { Lab, labCluster, labCoordinator, labHeartbeats, labUnavailable, type LabCluster } from './helpers/lab.js';
+import { check, finalReads, firstWriteAfter, startWorkload } from './helpers/lab-workload.js';
+import { partitionContents } from './helpers/replicas.js';
+import { waitFor, type KvProcess, type TestLike } from './helpers/cluster.js';
+import { now } from './jepsen/worker.js';
+
+const why = await labUnavailable();
+const space = 'lab';
+const keys = Array.from({ length: 6 }, (_, i) => `k${i}`);
+const hosts = { coordinator: 'coord', daemons: ['d1', 'd2', 'd3'], client: 'client' };
+
+/** Wall-clock ms of the first log line `msg` of `proc` at or after `since` (pino's `time`). */
+const logTime = (proc: KvProcess, msg: string, since = 0, match: (line: Record<string, unknown>) => boolean = () => true) =>
+  proc.logs.find((l) => l.msg === msg && Number(l.time) >= since && match(l));
+
+/** Stops the daemons and compares the replicas of every chain, straight from their disks. */
+async function replicasIdentical(t: TestLike & { equal: Function; ok: Function }, cluster: LabCluster, config: ClusterConfig) {
+  for (const d of cluster.daemons) await d.proc.stop();
+  const diskOf = new Map(cluster.daemons.map((d) => [d.serverId, join(d.host.disk, 'daemon')]));
+  const s = config.spaces.find((x) => x.name === space)!;
+  let compared = 0;
+  for (const [partition, p] of s.partitions.entries()) {
+    const contents = await Promise.all(p.chain.map((id) => partitionContents(diskOf.get(id)!, s.id, partition)));
+    const [first, ...rest] = contents.map((m) => JSON.stringify([...m].sort()));
+    for (const other of rest) if (other !== first) return t.ok(false, `partition ${partition}: replicas differ`);
+    compared += p.chain.length > 1 ? 1 : 0;
+  }
+  t.equal(compared, s.partitions.length, 'every partition has two replicas, identical');
+}
+
+async function settledConfig(cluster: LabCluster): Promise<ClusterConfig> {
+  return waitFor('every chain to be whole again (2 live replicas, no transfer)', async () => {
+    const config = await cluster.client.showConfig(t, cluster.coordinator.address);
+    const up = new Set(config.servers.filter((s) => s.state === 'available').map((s) => s.id));
+    const s = config.spaces.find((x) => x.name === space)!;
+    return s.partitions.every((p) => p.chain.length === 2 && p.chain.every((id) => up.has(id)) && !p.joining && !p.leaving) && config;
+  }, 60_000, 250);
+}
+
+if (why) {
+  t.plan(0, `lab tests skipped: ${why}`);
+} else {
+  t.test('the coordinator host loses power during writes and comes back: daemons re-register by themselves', async (t) => {
+    const lab = await Lab.start(t, [hosts.coordinator, ...hosts.daemons, hosts.client]);
+    const cluster = await labCluster(t, lab, hosts);
+    t.ok(cluster.daemons.every((d) => d.address.startsWith('10.13.0.')), 'daemons listen on their hosts\' addresses');
+    const added = await cluster.client.kv(t, ['add-space', space, '--partitions', '6', '--tolerate', '1', '-c', cluster.coordinator.address]);
+    t.equal(added.code, 0, added.stderr);
+    await settledConfig(cluster);
+
+    const workload = startWorkload(t, cluster.client, cluster.coordinator.address, { space, keys, seconds: 14 });
+    await workload.recorded(500);
+    await lab.powerLoss(hosts.coordinator);
+    const lostAt = now();
+    // Down for longer than the heartbeat timeout: daemons notice the silence and try to register anew.
+    await waitFor('every daemon to notice the silent coordinator', () =>
+      cluster.daemons.every((d) => logTime(d.proc, 'the coordinator answers no lease requests; dropping the session to register anew', lostAt)),
+    15_000, 50);
+    const noticedAt = Math.max(...cluster.daemons.map((d) => Number(logTime(d.proc, 'the coordinator answers no lease requests; dropping the session to register anew', lostAt)!.time)));
+    await lab.powerOn(hosts.coordinator);
+    const poweredOnAt = now();
+    const coordinator = await labCoordinator(t, cluster.coordinatorHost);
+    const listening = await coordinator.proc.waitForLog('listening');
+    const restartedAt = Number(listening.time);
+    await waitFor('every daemon to register with the new coordinator', () =>
+      cluster.daemons.every((d) => logTime(coordinator.proc, 'daemon registered', 0, (l) => l.serverId === d.serverId)), 30_000, 50);
+    const registeredAt = Math.max(...cluster.daemons.map((d) => Number(logTime(coordinator.proc, 'daemon registered', 0, (l) => l.serverId === d.serverId)!.time)));
+
+    const history = await workload.finished();
+    history.push(...(await finalReads(t, cluster.client, coordinator.address, space, keys)));
+    const firstWrite = firstWriteAfter(history.filter((op) => op.process !== 9_999), restartedAt);
+    t.ok(firstWrite, 'a write succeeded after the restart');
+    const checked = check(history);
+    t.ok(checked.verdict.ok, `linearizable: ${checked.verdict.summary}`);
+    t.ok(checked.okWrites > 50, `acknowledged writes (${checked.okWrites})`);
+    // Chains do not change while the coordinator is away, so writes go on; reads stop once leases run out.
+    const ok = history.filter((op) => op.outcome === 'ok' && op.process !== 9_999);
+    const writesWhileDown = ok.filter((op) => op.kind !== 'get' && op.end > lostAt && op.end < restartedAt).length;
+    const firstRead = ok.filter((op) => op.kind === 'get' && op.end >= restartedAt).sort((a, b) => a.end - b.end)[0];
+    const longest = Math.max(...ok.map((op) => op.end - op.start));
+    t.comment(`figures: coordinator power loss: daemons noticed ${Math.round(noticedAt - lostAt)} ms after it; ` +
+      `power on to the new coordinator listening ${Math.round(restartedAt - poweredOnAt)} ms (starting node); ` +
+      `from listening to all 3 registered ${Math.round(registeredAt - restartedAt)} ms; ` +
+      `from listening to the first acknowledged write ${firstWrite ? Math.round(firstWrite.end - restartedAt) : '-'} ms; ` +
+      `from listening to the first read answered ${firstRead ? Math.round(firstRead.end - restartedAt) : '-'} ms; ` +
+      `${writesWhileDown} writes acknowledged while it was down; longest acknowledged operation ${Math.round(longest)} ms; ` +
+      `${checked.ops} ops, ${checked.ok} ok`);
+    await replicasIdentical(t, cluster, await settledConfig({ ...cluster, coordinator }));
+  });
+
+  t.test('a silent cut between the coordinator and a daemon during writes, then healed', async (t) => {
+    const lab = await Lab.start(t, [hosts.coordinator, ...hosts.daemons, hosts.client]);
+    const cluster = await labCluster(t, lab, hosts);
+    const added = await cluster.client.kv(t, ['add-space', space, '--partitions', '6', '--tolerate', '1', '-c', cluster.coordinator.address]);
+    t.equal(added.code, 0, added.stderr);
+    await settledConfig(cluster);
+    const [victim] = cluster.daemons;
+    const workload = startWorkload(t, cluster.client, cluster.coordinator.address, { space, keys, seconds: 12 });
+    await workload.recorded(500);
+    await lab.cut(hosts.coordinator, victim!.host.name);
+    const cutAt = now();
+    const declared = await waitFor('the coordinator to declare the cut daemon not available', () =>
+      logTime(cluster.coordinator.proc, 'daemon missed its heartbeats', cutAt, (l) => l.serverId === victim!.serverId), 15_000, 50);
+    const leaseLapsed = await waitFor('the cut daemon to drop its coordinator session', () =>
+      logTime(victim!.proc, 'the coordinator answers no lease requests; dropping the session to register anew', cutAt), 15_000, 50);
+    // The cut lasts until the others carry on without the daemon: no chain holds it any more.
+    await waitFor('every chain to go on without the cut daemon', async () => {
+      const config = await cluster.client.showConfig(t, cluster.coordinator.address);
+      return config.spaces.every((s) => s.partitions.every((p) => !p.chain.includes(victim!.serverId)));
+    }, 30_000, 100);
+    const carriedOnAt = now();
+    await lab.heal(hosts.coordinator, victim!.host.name);
+    const healedAt = now();
+    const back = await waitFor('the daemon to register again after the heal', () =>
+      logTime(cluster.coordinator.proc, 'daemon registered', healedAt, (l) => l.serverId === victim!.serverId), 30_000, 50);
+    const config = await settledConfig(cluster);
+    const wholeAt = now();
+
+    const history = await workload.finished();
+    history.push(...(await finalReads(t, cluster.client, cluster.coordinator.address, space, keys)));
+    const checked = check(history);
+    t.ok(checked.verdict.ok, `linearizable: ${checked.verdict.summary}`);
+    t.ok(checked.okWrites > 50, `acknowledged writes (${checked.okWrites})`);
+    t.ok(config.servers.filter((s) => s.state === 'available').length === 3, 'all three daemons available again');
+    t.comment(`figures: coordinator-daemon cut (heartbeat timeout ${labHeartbeats.timeoutMs} ms): declared dead ` +
+      `${Math.round(Number(declared.time) - cutAt)} ms after the cut; the daemon dropped its session ` +
+      `${Math.round(Number(leaseLapsed.time) - cutAt)} ms after; chains without it ${Math.round(carriedOnAt - cutAt)} ms after (polled); heal to registered ${Math.round(Number(back.time) - healedAt)} ms; ` +
+      `heal to every chain whole ${Math.round(wholeAt - healedAt)} ms (polled every 250 ms); ${checked.ops} ops, ${checked.ok} ok`);
+    await replicasIdentical(t, cluster, config);
+  });
+
+  t.test('a silent cut between two daemons that both still reach the coordinator, during writes', async (t) => {
+    const lab = await Lab.start(t, [hosts.coordinator, ...hosts.daemons, hosts.client]);
+    const cluster = await labCluster(t, lab, hosts);
+    const added = await cluster.client.kv(t, ['add-space', space, '--partitions', '6', '--tolerate', '1', '-c', cluster.coordinator.address]);
+    t.equal(added.code, 0, added.stderr);
+    await settledConfig(cluster);
+    const [a, b] = cluster.daemons;
+    const workload = startWorkload(t, cluster.client, cluster.coordinator.address, { space, keys, seconds: 16 });
+    await workload.recorded(1_000); // the baseline rate, before the cut
+    await lab.cut(a!.host.name, b!.host.name);
+    const cutAt = now();
+    const takenOut = await waitFor('the coordinator to take one of the two out of its chains', () =>
+      logTime(cluster.coordinator.proc, 'taking a daemon out of its chains: another cannot reach it', cutAt), 15_000, 50);
+    const victim = String(takenOut.serverId);
+    t.ok(victim === a!.serverId || victim === b!.serverId, 'one of the two cut daemons is taken out, not the third');
+    // The cut lasts until the chains have gone on without the daemon taken out for a while: writes recorded after it.
+    await waitFor('every chain to go on without the daemon taken out', async () => {
+      const config = await cluster.client.showConfig(t, cluster.coordinator.address);
+      return config.spaces.every((s) => s.partitions.every((p) => !p.chain.includes(victim) && p.joining?.server !== victim));
+    }, 30_000, 100);
+    await workload.recorded(workload.count() + 1_000);
+    await lab.heal(a!.host.name, b!.host.name);
+    const healedAt = now();
+    const backIn = await waitFor('the daemon taken out to be reached again', () =>
+      logTime(cluster.coordinator.proc, 'a daemon cut off is reached again; it may serve again', healedAt), 20_000, 50);
+    const config = await settledConfig(cluster);
+    const wholeAt = now();
+
+    const history = await workload.finished();
+    const writes = history.filter((op) => op.outcome === 'ok' && op.kind !== 'get').map((op) => op.end).sort((x, y) => x - y);
+    history.push(...(await finalReads(t, cluster.client, cluster.coordinator.address, space, keys)));
+    const checked = check(history);
+    t.ok(checked.verdict.ok, `linearizable: ${checked.verdict.summary}`);
+    const takenOutAt = Number(takenOut.time);
+    const rate = (from: number, to: number) => writes.filter((end) => end >= from && end < to).length / ((to - from) / 1000);
+    const before = rate(cutAt - 3_000, cutAt);
+    const cut = rate(cutAt, healedAt);
+    const repaired = rate(takenOutAt + 500, healedAt);
+    let stall = 0;
+    for (let i = 1; i < writes.length; i++) if (writes[i]! > cutAt && writes[i - 1]! < healedAt) stall = Math.max(stall, writes[i]! - Math.max(writes[i - 1]!, cutAt));
+    t.ok(stall < healedAt - cutAt - 2_000, `writes were acknowledged during the cut, not only after it (longest gap ${Math.round(stall)} ms of a ${Math.round(healedAt - cutAt)} ms cut)`);
+    t.ok(repaired > before * 0.3, `once repaired, writes run at a useful rate (${repaired.toFixed(0)}/s vs ${before.toFixed(0)}/s before the cut)`);
+    t.ok(config.servers.filter((s) => s.state === 'available').length === 3, 'all three daemons available again after the heal');
+    t.comment(`figures: daemon-daemon cut (peer silence 2000 ms): taken out ${Math.round(takenOutAt - cutAt)} ms after the cut; ` +
+      `longest gap between acknowledged writes ${Math.round(stall)} ms; writes/s before ${before.toFixed(0)}, during the whole cut ${cut.toFixed(0)}, ` +
+      `after the take-out ${repaired.toFixed(0)}; heal to reached again ${Math.round(Number(backIn.time) - healedAt)} ms, to every chain whole ` +
+      `${Math.round(wholeAt - healedAt)} ms; ${writes.length} writes acknowledged in all, ${writes.filter((end) => end >= cutAt && end < healedAt).length} during the ${Math.round(healedAt - cutAt)} ms cut`);
+    await replicasIdentical(t, cluster, config);
+  });
+}
