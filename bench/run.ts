@@ -1,12 +1,13 @@
 // Runs one benchmark by name, so that `npm run bench -- NAME [args...]` works:
 //
-//   node dist/bench/run.js [ycsb|throughput|backup|replication|level-round-trip] [args...]     (default: ycsb)
+//   node dist/bench/run.js [ycsb|throughput|backup|backup-fault|replication|level-round-trip] [args...]     (default: ycsb)
 //
 // The benchmark runs in this process, with its own arguments in process.argv as if it had been started directly.
 const benchmarks: Record<string, string> = {
   ycsb: './ycsb/run.js',
   throughput: './throughput.js',
   backup: './backup.js',
+  'backup-fault': './backup-fault.js',
   replication: './replication.js',
   'level-round-trip': './level-round-trip.js',
 };

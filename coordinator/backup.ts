@@ -10,6 +10,12 @@
 // consistent (the config changed while frozen, a capture came too close to the lease) is backed out and retried
 // after a growing wait, until the deadline.
 //
+// What a backup may cost the cluster is bounded: an attempt waits at most `backupQuiesceMsMax` for the daemons to
+// quiesce, and the freezes of all its attempts add up to at most the frozen budget (`--frozen-ms-max`), after which
+// the backup fails naming the daemons that did not quiesce. Between two attempts the cluster runs unfrozen for at
+// least `backupUnfrozenPerFrozenMin` times the freeze before. (Before this bound, a daemon cut off from its successor
+// froze every write of the cluster for a whole lease per attempt, up to 12 times in one backup.)
+//
 // Why the cut is consistent: each daemon, once it runs the freeze config, holds new client writes; every daemon
 // reports quiesced once the writes it admitted before are committed and replicated down their chains; only then
 // does any daemon capture, so no write moves while snapshots are taken and every replica of a partition is
@@ -22,7 +28,18 @@ import { findServer, type ClusterConfig, type ServerInfo } from '../shared/confi
 import { KvError, asKvError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import { parseAddress } from '../shared/address.js';
-import { freezeLeaseMarginMs, snapshotPrepareMsMax, snapshotSealMsMax } from '../shared/limits.js';
+import {
+  backupFrozenMsMaxDefault,
+  backupQuiesceMsMax,
+  backupRetryWaitMsMax,
+  backupRetryWaitMsMin,
+  backupThawReserveMs,
+  backupUnfrozenPerFrozenMin,
+  freezeLeaseMarginMs,
+  snapshotPrepareMsMax,
+  snapshotReleaseMsMax,
+  snapshotSealMsMax,
+} from '../shared/limits.js';
 import type { BackupResult, CaptureResult, MessageOf, RequestOf, RequestType, Results, SealResult } from '../shared/protocol.js';
 import * as cluster from './cluster.js';
 import { encodeState } from '../shared/state-file.js';
@@ -32,6 +49,8 @@ export interface BackupHost {
   config(): ClusterConfig;
   change(transition: (config: ClusterConfig) => ClusterConfig): Promise<ClusterConfig>;
   ask<T extends RequestType>(serverId: string, request: { t: T } & RequestOf<T>, timeoutMs: number): Promise<Results[T]>;
+  /** Called for every release a backing-out attempt could not deliver (the daemon was gone): owed to it when it is back. */
+  owe(serverId: string, name: string, freezeId: string): void;
   log: Logger;
   /** Testing only: wait this long after freezing, as a stuck or slow coordinator would. */
   stallAfterFreezeMs?: number;
@@ -42,12 +61,27 @@ export type BackupState = 'prepare' | 'freeze' | 'quiesce' | 'capture' | 'check'
 /** An attempt that may succeed if tried again. */
 export class Retry extends Error {}
 
-const retryWaitMsMin = 100;
-const retryWaitMsMax = 2_000;
+/** An attempt some daemons did not quiesce for in time. */
+class QuiesceTimeout extends Retry {
+  constructor(readonly servers: ServerInfo[], waitedMs: number) {
+    super(`${describe(servers)} did not quiesce within ${Math.round(waitedMs)} ms`);
+  }
+}
+
+const describe = (servers: ServerInfo[]) =>
+  `${servers.length === 1 ? 'server' : 'servers'} ${servers.map((s) => `${s.id} (${s.address})`).join(', ')}`;
+
+/** The frozen budget of one backup, shared by its attempts. */
+interface FrozenBudget {
+  limitMs: number;
+  /** Frozen by attempts that have ended. */
+  spentMs: number;
+}
 
 interface Attempt {
   request: MessageOf<'backup'>;
   number: number;
+  budget: FrozenBudget;
   freezeId: string;
   members: ServerInfo[];
   frozen?: { config: ClusterConfig; startedAt: number; beganAt: Date };
@@ -60,18 +94,31 @@ interface Attempt {
 
 const marginMs = (leaseMs: number) => Math.min(freezeLeaseMarginMs, leaseMs / 5);
 
-/** Runs one request per member in parallel, within what is left of the lease. */
-async function everyMember(a: Attempt, host: BackupHost, ask: (server: ServerInfo, budgetMs: number) => Promise<void>): Promise<void> {
-  const budget = a.request.leaseMs - marginMs(a.request.leaseMs) - (performance.now() - a.frozen!.startedAt);
-  if (budget <= 0) throw new Retry('the freeze lease ran short');
-  const results = await Promise.allSettled(a.members.map((s) => ask(s, budget)));
-  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (failed) {
-    const error = asKvError(failed.reason);
-    // A slow daemon or a compaction storm may pass; a refused or missing daemon will not.
-    if (error.code === 'TIMEOUT' || error.message.includes('kept changing')) throw new Retry(error.message);
-    throw error;
-  }
+/** How long this attempt is frozen so far; counted from just before the freeze was persisted. */
+const frozenSoFar = (a: Attempt) => performance.now() - a.frozen!.startedAt;
+
+/** How long the cluster was frozen by an attempt that has ended: to its thaw, or to the lease if the thaw failed. */
+const frozenMsOf = (a: Attempt) => (a.frozen ? (a.thawed?.ms ?? a.request.leaseMs) : 0);
+
+/** What is left of the lease and of the frozen budget for waiting on daemons, the thaw's share kept back. */
+function waitLeft(a: Attempt): { ms: number; why: string } {
+  const elapsed = frozenSoFar(a);
+  const lease = a.request.leaseMs - marginMs(a.request.leaseMs) - elapsed;
+  const budget = a.budget.limitMs - a.budget.spentMs - elapsed - backupThawReserveMs;
+  return lease <= budget ? { ms: lease, why: 'the freeze lease ran short' } : { ms: budget, why: 'the frozen budget ran out' };
+}
+
+/**
+ * Runs one request per member in parallel, each within `waitMs`. A daemon that times out may pass on another
+ * attempt (slow, or a compaction storm); one that refuses or is missing will not.
+ */
+async function everyMember(a: Attempt, waitMs: number, ask: (server: ServerInfo, waitMs: number) => Promise<void>): Promise<void> {
+  const results = await Promise.allSettled(a.members.map((s) => ask(s, waitMs)));
+  const failures = results.flatMap((r, i) => (r.status === 'rejected' ? [{ server: a.members[i]!, error: asKvError(r.reason) }] : []));
+  if (failures.length === 0) return;
+  const refused = failures.find((f) => f.error.code !== 'TIMEOUT' && !f.error.message.includes('kept changing'));
+  if (refused) throw refused.error;
+  throw new Retry(failures[0]!.error.message);
 }
 
 /** The daemons to snapshot: every server in some partition's chain. Each must be up. */
@@ -94,7 +141,8 @@ function membersOf(config: ClusterConfig): ServerInfo[] {
 export const handlers: Record<Exclude<BackupState, 'done'>, (a: Attempt, host: BackupHost) => Promise<BackupState>> = {
   async prepare(a, host) {
     a.members = membersOf(host.config());
-    await Promise.all(a.members.map((s) => host.ask(s.id, { t: 'prepare', name: a.request.name }, snapshotPrepareMsMax)));
+    const { name, owner } = a.request;
+    await Promise.all(a.members.map((s) => host.ask(s.id, { t: 'prepare', name, owner }, snapshotPrepareMsMax)));
     return 'freeze';
   },
 
@@ -108,15 +156,32 @@ export const handlers: Record<Exclude<BackupState, 'done'>, (a: Attempt, host: B
   },
 
   async quiesce(a, host) {
-    await everyMember(a, host, async (s, budget) => {
-      a.quiesced.set(s.id, (await host.ask(s.id, { t: 'quiesce', freezeId: a.freezeId }, budget)).quiescedMs);
-    });
+    const left = waitLeft(a);
+    if (left.ms <= 0) throw new Retry(left.why);
+    const waitMs = Math.min(backupQuiesceMsMax, left.ms);
+    const late: ServerInfo[] = [];
+    try {
+      await everyMember(a, waitMs, async (s) => {
+        try {
+          a.quiesced.set(s.id, (await host.ask(s.id, { t: 'quiesce', freezeId: a.freezeId }, waitMs)).quiescedMs);
+        } catch (error) {
+          if (asKvError(error).code === 'TIMEOUT') late.push(s);
+          throw error;
+        }
+      });
+    } catch (error) {
+      // Waiting longer holds every write of the cluster for what may be a fault: thaw now, try again later.
+      if (error instanceof Retry && late.length > 0) throw new QuiesceTimeout(late, waitMs);
+      throw error;
+    }
     return 'capture';
   },
 
   async capture(a, host) {
-    await everyMember(a, host, async (s, budget) => {
-      a.captures.set(s.id, await host.ask(s.id, { t: 'capture', freezeId: a.freezeId, name: a.request.name }, budget));
+    const left = waitLeft(a);
+    if (left.ms <= 0) throw new Retry(left.why);
+    await everyMember(a, left.ms, async (s, waitMs) => {
+      a.captures.set(s.id, await host.ask(s.id, { t: 'capture', freezeId: a.freezeId, name: a.request.name }, waitMs));
     });
     return 'check';
   },
@@ -154,15 +219,28 @@ export const handlers: Record<Exclude<BackupState, 'done'>, (a: Attempt, host: B
   },
 };
 
-/** Undoes what an attempt did: thaw if still frozen, release every snapshot it may have left. */
+/**
+ * Undoes what an attempt did: thaw if still frozen, release the snapshot on every member it sent a prepare to,
+ * answered or not (a prepare may still be on its way; releasing a name a daemon does not have is harmless). A
+ * release that cannot be delivered is owed to the daemon when it registers again.
+ */
 async function backOut(a: Attempt, host: BackupHost): Promise<void> {
   if (a.frozen && !a.thawed) {
-    await host.change((c) => cluster.thaw(c, a.freezeId)).catch((error) =>
-      host.log.error({ err: error, backup: a.request.name }, 'cannot thaw; daemons will thaw by their lease'),
-    );
+    try {
+      await host.change((c) => cluster.thaw(c, a.freezeId));
+      a.thawed = { endedAt: new Date(), ms: frozenSoFar(a) };
+    } catch (error) {
+      host.log.error({ err: error, backup: a.request.name }, 'cannot thaw; daemons will thaw by their lease');
+    }
   }
-  await Promise.allSettled(
-    a.members.map((s) => host.ask(s.id, { t: 'release_snapshot', name: a.request.name, freezeId: a.freezeId }, 10_000)),
+  const { name } = a.request;
+  await Promise.all(
+    a.members.map((s) =>
+      host.ask(s.id, { t: 'release_snapshot', name, freezeId: a.freezeId }, snapshotReleaseMsMax).catch((error) => {
+        host.log.warn({ backup: name, serverId: s.id, err: asKvError(error).message }, 'cannot release an attempt\'s snapshot now; owed to the daemon');
+        host.owe(s.id, name, a.freezeId);
+      }),
+    ),
   );
 }
 
@@ -175,8 +253,9 @@ async function runAttempt(a: Attempt, host: BackupHost): Promise<void> {
       host.log.debug({ backup: a.request.name, attempt: a.number, from, to: state }, 'backup state');
     }
   } catch (error) {
-    host.log.warn({ backup: a.request.name, attempt: a.number, state, err: (error as Error).message }, 'backup attempt backed out');
     await backOut(a, host);
+    const frozenMs = Math.round(frozenMsOf(a));
+    host.log.warn({ backup: a.request.name, attempt: a.number, state, frozenMs, err: (error as Error).message }, 'backup attempt backed out');
     throw error;
   }
 }
@@ -184,21 +263,33 @@ async function runAttempt(a: Attempt, host: BackupHost): Promise<void> {
 export async function runBackup(request: MessageOf<'backup'>, host: BackupHost): Promise<BackupResult> {
   const deadline = Date.now() + request.deadlineMs;
   const log = host.log.child({ backup: request.name });
-  log.info({ owner: request.owner, leaseMs: request.leaseMs }, 'backup started');
-  let wait = retryWaitMsMin;
+  const budget: FrozenBudget = { limitMs: request.frozenMsMax ?? backupFrozenMsMaxDefault, spentMs: 0 };
+  log.info({ owner: request.owner, leaseMs: request.leaseMs, frozenMsMax: budget.limitMs }, 'backup started');
+  let backoff = backupRetryWaitMsMin;
+  /** Every server that did not quiesce in time, over all attempts, for the final word. */
+  const late = new Map<string, ServerInfo>();
   for (let number = 1; ; number++) {
-    const attempt: Attempt = { request, number, freezeId: randomUUID(), members: [], quiesced: new Map(), captures: new Map(), seals: new Map() };
+    const attempt: Attempt = { request, number, budget, freezeId: randomUUID(), members: [], quiesced: new Map(), captures: new Map(), seals: new Map() };
     try {
       await runAttempt(attempt, host);
       return result(attempt, log);
     } catch (error) {
+      const frozenMs = frozenMsOf(attempt);
+      budget.spentMs += frozenMs;
       if (!(error instanceof Retry)) throw error;
-      if (Date.now() + wait > deadline) {
-        throw new KvError('BACKUP_FAILED', `backup ${request.name} gave up after ${number} attempt(s): ${error.message}`);
-      }
-      log.info({ attempt: number, why: error.message, waitMs: wait }, 'retrying the backup');
+      if (error instanceof QuiesceTimeout) for (const s of error.servers) late.set(s.id, s);
+      const gaveUp = (why: string) => {
+        const lateWord = late.size > 0 && !(error instanceof QuiesceTimeout) ? `; ${describe([...late.values()])} did not quiesce in time` : '';
+        log.warn({ attempts: number, frozenTotalMs: Math.round(budget.spentMs), frozenMsMax: budget.limitMs, notQuiesced: [...late.keys()] }, 'backup failed');
+        return new KvError('BACKUP_FAILED', `backup ${request.name} gave up after ${number} attempt(s), ${why}: ${error.message}${lateWord}`);
+      };
+      const frozenWord = `the cluster frozen ${Math.round(budget.spentMs)} ms in all`;
+      if (budget.limitMs - budget.spentMs <= 2 * backupThawReserveMs) throw gaveUp(`${frozenWord}, the most --frozen-ms-max allows (${budget.limitMs} ms)`);
+      const wait = Math.max(backoff, backupUnfrozenPerFrozenMin * frozenMs);
+      if (Date.now() + wait > deadline) throw gaveUp(`${frozenWord}, at the --deadline-ms`);
+      log.info({ attempt: number, why: error.message, waitMs: Math.round(wait), frozenMs: Math.round(frozenMs), frozenTotalMs: Math.round(budget.spentMs) }, 'retrying the backup');
       await new Promise((resolve) => setTimeout(resolve, wait));
-      wait = Math.min(wait * 2, retryWaitMsMax);
+      backoff = Math.min(backoff * 2, backupRetryWaitMsMax);
     }
   }
 }
@@ -213,6 +304,7 @@ function result(a: Attempt, log: Logger): BackupResult {
     coordinatorState: a.coordinatorState!,
     attempts: a.number,
     freeze: { beganAt: frozen.beganAt.toISOString(), endedAt: thawed.endedAt.toISOString(), ms: thawed.ms },
+    frozenTotalMs: a.budget.spentMs + thawed.ms,
     servers: a.members.map((s) => ({
       serverId: s.id,
       address: s.address,
@@ -222,6 +314,9 @@ function result(a: Attempt, log: Logger): BackupResult {
       captureMs: a.captures.get(s.id)!.captureMs,
     })),
   };
-  log.info({ configVersion: out.configVersion, attempts: out.attempts, freezeMs: Math.round(out.freeze.ms), servers: out.servers.length }, 'backup done');
+  log.info(
+    { configVersion: out.configVersion, attempts: out.attempts, freezeMs: Math.round(out.freeze.ms), frozenTotalMs: Math.round(out.frozenTotalMs), servers: out.servers.length },
+    'backup done',
+  );
   return out;
 }

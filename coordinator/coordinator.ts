@@ -16,9 +16,10 @@ import { advertisedAddress } from '../shared/advertise.js';
 import type { Message, MessageOf, RequestOf, RequestType, Results } from '../shared/protocol.js';
 import { randomUUID } from 'node:crypto';
 import { newSessionId } from '../shared/ids.js';
-import { backupLockMsDefault, coordinatorPingIntervalMs, coordinatorSilenceMsMax, readLeaseClockRateMargin, readLeaseMarginMs } from '../shared/limits.js';
+import { backupLockMsDefault, coordinatorPingIntervalMs, coordinatorSilenceMsMax, readLeaseClockRateMargin, readLeaseMarginMs, snapshotReleaseMsMax } from '../shared/limits.js';
 import { runBackup, type BackupHost } from './backup.js';
 import { BackupLockKeeper } from './backup-lock.js';
+import { SnapshotDebris } from './snapshot-debris.js';
 import { place, unblocksLeaving } from './placement.js';
 import { CutReports } from './cut-reports.js';
 import { awaitedServers, isSettled } from './settle.js';
@@ -75,6 +76,7 @@ export class Coordinator {
   /** When checkHeartbeats last ran: a check that runs late (this process stalled) declares nobody dead. */
   private lastCheck = 0;
   private readonly backupLock = new BackupLockKeeper();
+  private readonly debris: SnapshotDebris;
   private readonly cuts = new CutReports();
   /** The daemons taken out of chains because others cannot reach them, with why: derived from `cuts`. */
   private cutOff = new Map<string, string>();
@@ -86,7 +88,9 @@ export class Coordinator {
   private constructor(
     private readonly store: CoordinatorStore,
     private readonly options: CoordinatorOptions,
-  ) {}
+  ) {
+    this.debris = new SnapshotDebris((serverId, request, timeoutMs) => this.ask(serverId, request, timeoutMs), options.log);
+  }
 
   static async start(options: CoordinatorOptions): Promise<Coordinator> {
     const leaseMs = options.heartbeatTimeoutMs * (1 - readLeaseClockRateMargin) - readLeaseMarginMs;
@@ -389,6 +393,7 @@ export class Coordinator {
     this.options.log.info({ serverId, address: message.address, version: config.version }, 'daemon registered');
     this.settleWhenAllBack();
     connection.send({ t: 'config', config: this.config });
+    this.debris.onRegistered(serverId);
     if (this.cutOff.has(serverId)) this.takeOut(serverId);
     return answer;
   }
@@ -409,11 +414,13 @@ export class Coordinator {
       config: () => this.config,
       change: (transition) => this.change(transition),
       ask: (serverId, req, timeoutMs) => this.ask(serverId, req, timeoutMs),
+      owe: (serverId, name, freezeId) => this.debris.owe(serverId, name, freezeId),
       log: this.options.log,
       ...(this.options.faultStallAfterFreezeMs ? { stallAfterFreezeMs: this.options.faultStallAfterFreezeMs } : {}),
     };
     try {
-      return await runBackup(request, host);
+      const connected = this.config.servers.filter((s) => this.sessions.has(s.id)).map((s) => s.id);
+      return await this.debris.duringBackup(connected, () => runBackup(request, host));
     } catch (error) {
       const kvError = asKvError(error);
       // A refused request (a name taken on a daemon) stays what it is, so the caller can tell it from a failure;
@@ -430,7 +437,7 @@ export class Coordinator {
     return Promise.all(
       this.config.servers.map(async (server) => {
         try {
-          return { serverId: server.id, released: await this.ask(server.id, { t: 'release_snapshot', name, freezeId: null }, 10_000) };
+          return { serverId: server.id, released: await this.ask(server.id, { t: 'release_snapshot', name, freezeId: null }, snapshotReleaseMsMax) };
         } catch (error) {
           return { serverId: server.id, released: false, error: asKvError(error).message };
         }
@@ -443,7 +450,7 @@ export class Coordinator {
     return Promise.all(
       this.config.servers.map(async (server) => {
         try {
-          return { serverId: server.id, snapshots: await this.ask(server.id, { t: 'snapshots' }, 10_000) };
+          return { serverId: server.id, snapshots: await this.ask(server.id, { t: 'snapshots' }, snapshotReleaseMsMax) };
         } catch (error) {
           return { serverId: server.id, snapshots: [], error: asKvError(error).message };
         }

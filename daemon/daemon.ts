@@ -212,9 +212,14 @@ export class Daemon {
     if (!('id' in message) || typeof message.id !== 'number') return;
     const id = message.id;
     const work = async (): Promise<unknown> => {
+      if ((message.t === 'prepare' || message.t === 'capture' || message.t === 'seal') && connection.closed) {
+        // Its attempt has failed (the coordinator asks on its current session): doing it would only leave debris.
+        this.options.log.warn({ request: message.t, backup: message.name }, 'dropped a backup request from a coordinator session that has closed');
+        throw new KvError('UNAVAILABLE', `${message.t} came on a coordinator session that has closed`);
+      }
       switch (message.t) {
         case 'prepare':
-          return this.snapshots.prepare(message.name);
+          return this.snapshots.prepare(message.name, message.owner ?? null, connection);
         case 'quiesce':
           return { quiescedMs: await this.freezes.quiesced(message.freezeId) };
         case 'capture':

@@ -1,6 +1,10 @@
 // The daemon's snapshots, as the coordinator asks for them during a backup: capture (under a freeze, once the
 // writes admitted before it are committed), seal (after the thaw), release (once copied, or on failure).
-import { existsSync, readdirSync, rmSync } from 'node:fs';
+// A snapshot prepared on a coordinator session and not captured when that session closes is released then: the
+// attempt it was for cannot go on (the coordinator asks on its current session, and an attempt's requests are
+// answered on the session they came on), and a prepare that reaches the daemon after its attempt failed (sent
+// into a network cut, delivered after the heal) would otherwise stay for good.
+import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { manifestFileName, readManifest } from '../shared/snapshot-manifest.js';
 import { KvError } from '../shared/errors.js';
@@ -11,13 +15,21 @@ import { backupsDir, snapshotDir } from '../shared/data-dir.js';
 import { capture, prepare, seal, type Capture } from './snapshot.js';
 import type { Identity } from './storage.js';
 
+/** The coordinator session a request came on, as far as snapshots care. */
+export interface Session {
+  readonly closed: boolean;
+  onceClosed(listener: () => void): void;
+}
+
 export class SnapshotKeeper {
   /** Checksums of table files, kept between backups (tables never change). */
   private readonly tableSums = new Map<string, string>();
-  /** Snapshots prepared (tables linked before the freeze) and not yet captured. */
-  private readonly prepared = new Set<string>();
+  /** Snapshots prepared (tables linked before the freeze) and not yet captured, with the session they came on. */
+  private readonly prepared = new Map<string, { owner: string | null; session: Session }>();
+  /** Sessions whose close is watched (one listener each, however many backups they carry). */
+  private readonly watched = new WeakSet<Session>();
   /** Snapshots captured since this daemon started, by name, until released. */
-  private readonly captured = new Map<string, { capture: Capture; capturedAt: string; freezeId: string }>();
+  private readonly captured = new Map<string, { capture: Capture; capturedAt: string; freezeId: string; owner: string | null }>();
 
   constructor(
     private readonly dataDir: string,
@@ -27,13 +39,24 @@ export class SnapshotKeeper {
   ) {}
 
   /** Before the freeze: refuses a name in use, then links the current tables (most of the capture's work). */
-  prepare(name: string): { tables: number } {
+  prepare(name: string, owner: string | null, session: Session): { tables: number } {
     const dir = snapshotDir(this.dataDir, name);
     if (existsSync(dir) && !this.prepared.has(name)) {
       throw new KvError('BAD_REQUEST', `a snapshot named ${name} exists already on this daemon; release it or pick another name`);
     }
-    this.prepared.add(name);
+    this.prepared.set(name, { owner, session });
+    if (!this.watched.has(session)) {
+      this.watched.add(session);
+      session.onceClosed(() => this.releasePreparedOn(session));
+    }
     return { tables: prepare(this.dataDir, dir) };
+  }
+
+  private releasePreparedOn(session: Session): void {
+    for (const [name, prepared] of this.prepared) {
+      if (prepared.session !== session) continue;
+      if (this.release(name, null)) this.log.info({ backup: name }, 'released a snapshot prepared on a coordinator session that has closed');
+    }
   }
 
   async capture(freezeId: string, name: string): Promise<CaptureResult> {
@@ -45,8 +68,9 @@ export class SnapshotKeeper {
     // From here to the end of the capture there is no await: nothing can thaw the freeze in between.
     this.freezes.current(freezeId);
     const result = capture(this.dataDir, dir);
+    const owner = this.prepared.get(name)?.owner ?? null;
     this.prepared.delete(name);
-    this.captured.set(name, { capture: result, capturedAt: new Date().toISOString(), freezeId });
+    this.captured.set(name, { capture: result, capturedAt: new Date().toISOString(), freezeId, owner });
     const bytes = result.files.reduce((sum, f) => sum + f.bytes, 0);
     this.log.info({ backup: name, files: result.files.length, bytes, quiescedMs, captureMs: result.ms, attempts: result.attempts }, 'snapshot captured');
     return { files: result.files.length, bytes, quiescedMs, captureMs: result.ms, attempts: result.attempts };
@@ -81,6 +105,7 @@ export class SnapshotKeeper {
     const dir = snapshotDir(this.dataDir, name);
     if (!existsSync(dir)) {
       this.captured.delete(name);
+      this.prepared.delete(name);
       return false;
     }
     const under = this.capturedUnder(name);
@@ -93,20 +118,29 @@ export class SnapshotKeeper {
     return true;
   }
 
-  /** The snapshots on disk, sealed or not (debris of a backup that died before sealing). */
+  /** The snapshots on disk, sealed or not (an attempt under way, or debris of a backup that failed). */
   list(): SnapshotInfo[] {
     const root = backupsDir(this.dataDir);
     if (!existsSync(root)) return [];
     return readdirSync(root, { withFileTypes: true })
       .filter((entry) => entry.isDirectory())
       .map((entry): SnapshotInfo => {
-        const dir = snapshotDir(this.dataDir, entry.name);
+        const name = entry.name;
+        const dir = snapshotDir(this.dataDir, name);
+        const stat = statSync(dir);
+        const createdAt = new Date(stat.birthtimeMs > 0 ? stat.birthtimeMs : stat.mtimeMs).toISOString();
         try {
           const manifest = readManifest(dir);
           const bytes = manifest.files.reduce((sum, f) => sum + f.bytes, 0);
-          return { name: entry.name, sealed: true, owner: manifest.owner ?? null, capturedAt: manifest.capturedAt, bytes };
+          return { name, sealed: true, state: 'sealed', owner: manifest.owner ?? null, capturedAt: manifest.capturedAt, createdAt, bytes };
         } catch {
-          return { name: entry.name, sealed: false, owner: null, capturedAt: null, bytes: 0 };
+          const captured = this.captured.get(name);
+          if (captured) {
+            const bytes = captured.capture.files.reduce((sum, f) => sum + f.bytes, 0);
+            return { name, sealed: false, state: 'captured', owner: captured.owner, capturedAt: captured.capturedAt, createdAt, bytes };
+          }
+          const prepared = this.prepared.get(name);
+          return { name, sealed: false, state: prepared ? 'prepared' : 'left', owner: prepared?.owner ?? null, capturedAt: null, createdAt, bytes: 0 };
         }
       })
       .sort((a, b) => a.name.localeCompare(b.name));

@@ -224,10 +224,10 @@ export class Client {
    * One consistent cut of the whole cluster, driven by the coordinator: freeze writes, snapshot every daemon in
    * parallel, thaw, seal. Resolves with where each snapshot is and the coordinator state at the cut.
    */
-  backup(name: string, options: { owner: string; leaseMs: number; deadlineMs: number; lockToken?: string }): Promise<BackupResult> {
-    const { owner, leaseMs, deadlineMs } = options;
+  backup(name: string, options: { owner: string; leaseMs: number; deadlineMs: number; frozenMsMax?: number; lockToken?: string }): Promise<BackupResult> {
+    const { owner, leaseMs, deadlineMs, frozenMsMax } = options;
     return this.admin(
-      { t: 'backup', name, owner, leaseMs, deadlineMs, lockToken: options.lockToken ?? null },
+      { t: 'backup', name, owner, leaseMs, deadlineMs, ...(frozenMsMax !== undefined && { frozenMsMax }), lockToken: options.lockToken ?? null },
       deadlineMs + snapshotSealMsMax, // beyond the deadline, the daemons may still be sealing
     );
   }

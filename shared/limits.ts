@@ -77,6 +77,34 @@ export const freezeLeaseMsDefault = 5_000;
 export const freezeLeaseMarginMs = 1_000;
 /** Most writes a frozen daemon holds; more are refused with UNAVAILABLE. */
 export const heldWritesMax = 100_000;
+/**
+ * Longest one backup attempt waits for every daemon to quiesce before it thaws the cluster and backs out. A quiesce
+ * takes milliseconds (the whole freeze is 14 ms at 100 MB and 30 ms at 1 GB with writers running, bench/RESULTS.md);
+ * one that takes longer is waiting on something that will not pass soon (a daemon cut off from its successor, or
+ * paused), and all that time every write of the cluster is held, the unaffected ones too.
+ */
+export const backupQuiesceMsMax = 1_000;
+/**
+ * Default for the most time the cluster may spend frozen across all attempts of one backup (`--frozen-ms-max`).
+ * Three attempts that each wait out `backupQuiesceMsMax`: a slow moment gets a second and third chance, while a
+ * fault that outlasts them costs the cluster less than one attempt did before this bound (a whole lease, 4 s, up to
+ * 12 times). Backups that freeze for milliseconds never come near it.
+ */
+export const backupFrozenMsMaxDefault = 3_000;
+/**
+ * Kept back from the frozen budget for the thaw itself (persisting and publishing a config): an attempt's waits end
+ * this long before the budget does, so the freezes of a backup add up to at most the budget.
+ */
+export const backupThawReserveMs = 100;
+/** After an attempt that held the cluster frozen F ms, the next waits at least this many times F, unfrozen. */
+export const backupUnfrozenPerFrozenMin = 4;
+/** First and largest wait between two attempts of a backup, apart from `backupUnfrozenPerFrozenMin`. */
+export const backupRetryWaitMsMin = 100;
+export const backupRetryWaitMsMax = 2_000;
+/** How long the coordinator waits for a daemon to list or release its snapshots. */
+export const snapshotReleaseMsMax = 10_000;
+/** Most snapshot releases the coordinator keeps owing one daemon that is gone (each failed attempt owes one). */
+export const snapshotReleasesOwedMax = 256;
 /** How long a backup keeps retrying freezes whose config changed, before failing. */
 export const backupDeadlineMsDefault = 60_000;
 /** How long a daemon may take to link its tables before a backup's freeze. */

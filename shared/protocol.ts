@@ -113,6 +113,8 @@ export const messageSchemas = {
     owner: Type.String(),
     leaseMs: Type.Integer({ minimum: 100 }),
     deadlineMs: Type.Integer({ minimum: 0 }),
+    /** The most time the cluster may spend frozen over all attempts; absent: `backupFrozenMsMaxDefault`. */
+    frozenMsMax: Type.Optional(Type.Integer({ minimum: 1 })),
     /** The token of a lock the caller holds (backup-manager); null: hold a lock just for this backup. */
     lockToken: Type.Union([Type.String(), Type.Null()]),
   }),
@@ -121,7 +123,8 @@ export const messageSchemas = {
   backup_release: request('backup_release', { name: SnapshotName }),
   list_snapshots: request('list_snapshots', {}),
   // backups: coordinator → daemons
-  prepare: request('prepare', { name: SnapshotName }),
+  /** `owner` is the backup's, shown by list-snapshots while the snapshot is not sealed. */
+  prepare: request('prepare', { name: SnapshotName, owner: Type.Optional(Type.String()) }),
   quiesce: request('quiesce', { freezeId: Type.String() }),
   capture: request('capture', { freezeId: Type.String(), name: SnapshotName }),
   /** `owner` is the backup's, kept in the manifest so a snapshot its owner left behind can be found. */
@@ -191,12 +194,19 @@ export interface Results {
   snapshots: SnapshotInfo[];
 }
 
-/** A snapshot kept on a daemon. Owner and capture time come from its manifest: null for one never sealed. */
+/**
+ * A snapshot kept on a daemon. Owner and capture time come from its manifest, or for one not sealed from what the
+ * daemon process remembers (null after a restart).
+ */
 export interface SnapshotInfo {
   name: string;
   sealed: boolean;
+  /** sealed; captured or prepared in this daemon process and not sealed yet; left: unsealed, by an earlier process. */
+  state: 'sealed' | 'captured' | 'prepared' | 'left';
   owner: string | null;
   capturedAt: string | null;
+  /** When its directory was made (for the age of one never captured). */
+  createdAt: string;
   bytes: number;
 }
 
@@ -250,7 +260,10 @@ export interface BackupResult {
   /** coordinator.bin: the config at the cut, in the state-file format. */
   coordinatorState: Uint8Array;
   attempts: number;
+  /** The attempt that made the cut. */
   freeze: { beganAt: string; endedAt: string; ms: number };
+  /** Time the cluster spent frozen over all attempts, the backed-out ones included. */
+  frozenTotalMs: number;
   servers: Array<{ serverId: string; address: string; host: string } & SealResult & Pick<CaptureResult, 'quiescedMs' | 'captureMs'>>;
 }
 export type RequestType = keyof Results;

@@ -139,7 +139,8 @@ t.test('two backups at once: the second fails at once with BACKUP_IN_PROGRESS na
   await client.addSpace('s', { partitions: 4 });
   const out = tempDir(t, 'kv-backup-out-');
 
-  const a = runKvProcess(t, ['backup', 'a', '--out', out, '--lease-ms', '10000', '--coordinator', coordinator.address]);
+  // The stall outlasts the default frozen budget: this backup may stay frozen longer.
+  const a = runKvProcess(t, ['backup', 'a', '--out', out, '--lease-ms', '10000', '--frozen-ms-max', '20000', '--coordinator', coordinator.address]);
   await Promise.all(daemons.map((d) => d.proc.waitForLog('frozen')));
   const b = await kv(t, ['backup', 'b', '--out', out, '--lease-ms', '10000', '--coordinator', coordinator.address]);
   t.equal(a.exitCode, undefined, 'backup a is still running when b has failed');

@@ -80,14 +80,15 @@ t.test('restore refuses a server id the backup does not know, and a non-empty da
 });
 
 t.test('a backup whose config changes during the freeze is retried and then succeeds', async (t) => {
-  // Each attempt stalls 4 s after freezing: time enough for a new daemon to start and join meanwhile.
+  // Each attempt stalls 4 s after freezing: time enough for a new daemon to start and join meanwhile (and more than
+  // the default frozen budget, so the test raises it).
   const coordinator = await startCoordinator(t, { args: ['--fault-stall-after-freeze-ms', '4000'] });
   const first = await startDaemon(t, coordinator.address);
   const client = await Client.connect(coordinator.address);
   t.teardown(() => client.close());
   await client.addSpace('s', { partitions: 2 });
   const out = tempDir(t);
-  const backup = runKvProcess(t, ['backup', 'b1', '--out', out, '--lease-ms', '30000', '--json', '--coordinator', coordinator.address]);
+  const backup = runKvProcess(t, ['backup', 'b1', '--out', out, '--lease-ms', '30000', '--frozen-ms-max', '60000', '--json', '--coordinator', coordinator.address]);
   await first.proc.waitForLog('frozen');
   // A daemon joining while frozen changes the config: the cut of that attempt cannot be trusted.
   await startDaemon(t, coordinator.address);

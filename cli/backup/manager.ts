@@ -34,6 +34,7 @@ export interface ManagerOptions {
   ioTimeoutSeconds?: number;
   leaseMs: number;
   deadlineMs: number;
+  frozenMsMax: number;
   owner: string;
   replicas: ReplicaChoice;
   log: Logger;
@@ -73,6 +74,8 @@ export interface BackupSummary {
   totalMs: number;
   attempts: number;
   freeze: BackupResult['freeze'];
+  /** The cluster's frozen time over all attempts, backed-out ones included. */
+  frozenTotalMs: number;
   /** Whether one replica per partition was copied, or all; and which copied server holds each partition. */
   replicas: ReplicaChoice;
   coverage: Record<string, string[]>;
@@ -165,8 +168,11 @@ export async function runManager(client: Client, options: ManagerOptions): Promi
     await releaseDeadRuns(client, log);
     log.info({ backup: name, root }, 'backup started');
     log.debug({ backup: name, leaseMs: options.leaseMs, deadlineMs: options.deadlineMs }, 'asking the coordinator to freeze the cluster and snapshot every daemon');
-    result = await client.backup(name, { owner: options.owner, leaseMs: options.leaseMs, deadlineMs: options.deadlineMs, lockToken: token });
-    log.info({ backup: name, freezeMs: Number(result.freeze.ms.toFixed(1)), servers: result.servers.length }, 'cluster snapshot taken; copying');
+    result = await client.backup(name, { owner: options.owner, leaseMs: options.leaseMs, deadlineMs: options.deadlineMs, frozenMsMax: options.frozenMsMax, lockToken: token });
+    log.info(
+      { backup: name, freezeMs: Number(result.freeze.ms.toFixed(1)), frozenTotalMs: Number(result.frozenTotalMs.toFixed(1)), attempts: result.attempts, servers: result.servers.length },
+      'cluster snapshot taken; copying',
+    );
     if (signal.aborted) throw new KvError('BACKUP_FAILED', 'interrupted');
 
     writeFileDurably(layout.coordinatorFile(partial), result.coordinatorState);
@@ -249,6 +255,7 @@ export async function runManager(client: Client, options: ManagerOptions): Promi
       totalMs: finished.getTime() - started.getTime(),
       attempts: result.attempts,
       freeze: result.freeze,
+      frozenTotalMs: result.frozenTotalMs,
       replicas: options.replicas,
       coverage,
       skipped: result.servers.filter((s) => !chosen.has(s.serverId)).map((s) => s.serverId),

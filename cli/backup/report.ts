@@ -1,9 +1,9 @@
 // How backups describe themselves to people.
 import type { BackupResult } from '../../shared/protocol.js';
 
-export const formatFreeze = (r: Pick<BackupResult, 'freeze' | 'configVersion' | 'attempts'>): string =>
+export const formatFreeze = (r: Pick<BackupResult, 'freeze' | 'configVersion' | 'attempts' | 'frozenTotalMs'>): string =>
   `freeze: ${r.freeze.ms.toFixed(1)} ms, from ${r.freeze.beganAt} to ${r.freeze.endedAt} ` +
-  `(config version ${r.configVersion}, attempt ${r.attempts})`;
+  `(config version ${r.configVersion}, attempt ${r.attempts}; frozen ${r.frozenTotalMs.toFixed(1)} ms over all attempts)`;
 
 export function formatBytes(bytes: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];

@@ -11,7 +11,7 @@ import { managerTool, preflight, runManager } from '../backup/manager.js';
 import { createProgress } from '../backup/progress.js';
 import { formatBytes } from '../backup/report.js';
 
-type Args = { 'all-replicas': boolean; coordinator: string; 'timeout-ms': number; 'backup-dir': string; keep?: number; rsh?: string; 'io-timeout-seconds': number; json: boolean; 'lease-ms': number; 'deadline-ms': number } & TlsArgs;
+type Args = { 'all-replicas': boolean; coordinator: string; 'timeout-ms': number; 'backup-dir': string; keep?: number; rsh?: string; 'io-timeout-seconds': number; json: boolean; 'lease-ms': number; 'deadline-ms': number; 'frozen-ms-max': number } & TlsArgs;
 
 export const backupManagerCommand: CommandModule<object, Args> = {
   command: 'backup-manager',
@@ -49,6 +49,7 @@ export const backupManagerCommand: CommandModule<object, Args> = {
         ioTimeoutSeconds: argv['io-timeout-seconds'],
         leaseMs: argv['lease-ms'],
         deadlineMs: argv['deadline-ms'],
+        frozenMsMax: argv['frozen-ms-max'],
         owner: ownerName(managerTool),
         replicas: argv['all-replicas'] ? 'all' : 'one',
         log,
@@ -65,7 +66,8 @@ export const backupManagerCommand: CommandModule<object, Args> = {
               `  servers ${t.servers}, files ${t.files}, ${formatBytes(t.bytes)}`,
               `  copied ${formatBytes(t.copiedBytes)} (${formatBytes(t.alwaysCopiedBytes)} of it always copied: write-ahead logs, MANIFEST, CURRENT), ` +
                 `hard-linked from ${summary.previous ?? '(no previous backup)'} ${formatBytes(t.linkedBytes)}`,
-              `  freeze ${summary.freeze.ms.toFixed(1)} ms (${summary.freeze.beganAt} to ${summary.freeze.endedAt}), total ${(summary.totalMs / 1000).toFixed(1)} s`,
+              `  freeze ${summary.freeze.ms.toFixed(1)} ms (${summary.freeze.beganAt} to ${summary.freeze.endedAt}), ` +
+                `frozen ${summary.frozenTotalMs.toFixed(1)} ms in ${summary.attempts} attempt(s), total ${(summary.totalMs / 1000).toFixed(1)} s`,
               '',
             ].join('\n'),
       );

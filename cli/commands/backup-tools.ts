@@ -90,6 +90,13 @@ function formatAge(ms: number): string {
   return parts.slice(0, 2).join(' ');
 }
 
+/** What a snapshot that is not sealed is, by its state (SnapshotInfo). */
+const unsealedWhy: Record<string, string> = {
+  prepared: 'prepared, not captured: a backup under way, or one that failed (released when the coordinator next sweeps)',
+  captured: 'captured, not sealed: a backup under way, or one that failed',
+  left: 'never sealed: left by a backup that failed or a daemon that restarted',
+};
+
 export const listSnapshotsCommand: CommandModule<object, { coordinator: string; 'timeout-ms': number; json: boolean }> = {
   command: 'list-snapshots',
   describe: "list every daemon's snapshots with age and owner (a dead backup-manager run's are released by the next run)",
@@ -99,15 +106,15 @@ export const listSnapshotsCommand: CommandModule<object, { coordinator: string; 
       const daemons = await client.listSnapshots();
       const now = Date.now();
       const rows = daemons.flatMap((d) =>
-        d.snapshots.map((s) => ({ serverId: d.serverId, ...s, ageMs: s.capturedAt === null ? null : now - Date.parse(s.capturedAt) })),
+        d.snapshots.map((s) => ({ serverId: d.serverId, ...s, ageMs: now - Date.parse(s.capturedAt ?? s.createdAt) })),
       );
       if (argv.json) {
         process.stdout.write(JSON.stringify({ snapshots: rows, unreachable: daemons.filter((d) => d.error).map((d) => ({ serverId: d.serverId, error: d.error })) }, null, 2) + '\n');
       } else {
         process.stdout.write('server  snapshot              age      size        owner\n');
         for (const r of rows) {
-          const age = r.ageMs === null ? '-' : formatAge(r.ageMs);
-          const owner = r.sealed ? (r.owner ?? '(not recorded)') : '(never sealed: its backup died during the freeze)';
+          const age = Number.isNaN(r.ageMs) ? '-' : formatAge(r.ageMs);
+          const owner = r.sealed ? (r.owner ?? '(not recorded)') : `${r.owner ?? '(owner unknown)'}, ${unsealedWhy[r.state]}`;
           process.stdout.write(`${r.serverId.padEnd(6)}  ${r.name.padEnd(20)}  ${age.padEnd(7)}  ${formatBytes(r.bytes).padEnd(10)}  ${owner}\n`);
         }
         for (const d of daemons.filter((x) => x.error)) process.stdout.write(`${d.serverId.padEnd(6)}  (cannot list: ${d.error})\n`);
