@@ -10,12 +10,15 @@ import { asKvError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import { peerConnectTimeoutMs, peerProbeIntervalMs, peerUnreachableMs } from '../shared/limits.js';
 import { daemonPath } from '../shared/protocol.js';
+import type { TlsSettings } from '../shared/tls.js';
 
 export interface PeerReportsHost {
   config(): ClusterConfig | undefined;
   /** Sends the report to the coordinator. */
   tell(serverId: string, reachable: boolean): Promise<unknown>;
   stopping(): boolean;
+  /** How this daemon connects to others: the probe goes the way replication does. */
+  tls?: TlsSettings | undefined;
   log: Logger;
 }
 
@@ -69,7 +72,7 @@ export class PeerReports {
       return;
     }
     try {
-      const connection = await Connection.open(server.address, () => {}, peerConnectTimeoutMs, daemonPath(server.id, config.incarnation));
+      const connection = await Connection.open(server.address, () => {}, peerConnectTimeoutMs, daemonPath(server.id, config.incarnation), this.host.tls, 'daemon');
       connection.close();
     } catch {
       if (!this.reported.has(serverId)) return; // stopped meanwhile

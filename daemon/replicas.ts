@@ -73,6 +73,7 @@ export class Replicas implements ReplicaHost {
       config: () => this.config,
       tell: options.tellPeer ?? (async () => null),
       stopping: () => this.stopping(),
+      tls: options.tls,
       log: options.log,
     });
   }
