@@ -9,8 +9,9 @@ import type { ClusterConfig } from '../shared/config.js';
 import { Lab, labCertificates, labCluster, labCoordinator, labHeartbeats, labUnavailable, type LabCluster } from './helpers/lab.js';
 import { check, finalReads, firstWriteAfter, startWorkload } from './helpers/lab-workload.js';
 import { partitionContents } from './helpers/replicas.js';
-import { messageLines, waitFor, type KvProcess, type TestLike } from './helpers/cluster.js';
+import { messageLines, tempDir, waitFor, type KvProcess, type TestLike } from './helpers/cluster.js';
 import { exitCodes } from '../cli/exit-codes.js';
+import { backupFrozenMsMaxDefault } from '../shared/limits.js';
 import { now } from './jepsen/worker.js';
 
 const why = await labUnavailable();
@@ -68,12 +69,18 @@ async function peerCut(t: Test, tls: boolean): Promise<void> {
   }
 
   const [a, b] = cluster.daemons;
+  let backupFigure = '';
   const workload = startWorkload(t, cluster.client, cluster.coordinator.address, { space, keys, seconds: 16, ...(certs ? { tls: certs.files('client') } : {}) });
   await workload.recorded(1_000); // the baseline rate, before the cut
   await lab.cut(a!.host.name, b!.host.name);
   const cutAt = now();
+  // A backup started with the cut: its freezes find the chains across it stalled until one daemon is taken out.
+  const backupDir = tempDir(t, 'kv-lab-backup-');
+  const backup = tls ? undefined : cluster.client.kv(t, ['backup', 'during-cut', '--json', '--out', backupDir, '-c', cluster.coordinator.address]);
+  // Times are this process's (now() when a poll saw it, within 50 ms): other processes' clocks may be off by seconds.
   const takenOut = await waitFor('the coordinator to take one of the two out of its chains', () =>
-    logTime(cluster.coordinator.proc, 'taking a daemon out of its chains: another cannot reach it', cutAt), 15_000, 50);
+    logTime(cluster.coordinator.proc, 'taking a daemon out of its chains: another cannot reach it'), 15_000, 50);
+  const takenOutAt = now();
   const victim = String(takenOut.serverId);
   t.ok(victim === a!.serverId || victim === b!.serverId, 'one of the two cut daemons is taken out, not the third');
   // The cut lasts until the chains have gone on without the daemon taken out for a while: writes recorded after it.
@@ -84,30 +91,45 @@ async function peerCut(t: Test, tls: boolean): Promise<void> {
   await workload.recorded(workload.count() + 1_000);
   await lab.heal(a!.host.name, b!.host.name);
   const healedAt = now();
-  const backIn = await waitFor('the daemon taken out to be reached again', () =>
-    logTime(cluster.coordinator.proc, 'a daemon cut off is reached again; it may serve again', healedAt), 20_000, 50);
+  await waitFor('the daemon taken out to be reached again', () =>
+    logTime(cluster.coordinator.proc, 'a daemon cut off is reached again; it may serve again', 0), 20_000, 50);
+  const backInAt = now();
   const config = await settledConfig(cluster);
   const wholeAt = now();
 
+  if (backup) {
+    const done = await backup;
+    const failedLine = logTime(cluster.coordinator.proc, 'backup failed');
+    const frozenTotalMs = done.code === 0 ? Number(JSON.parse(done.stdout).frozenTotalMs) : Number(failedLine?.frozenTotalMs);
+    t.ok(done.code === 0 || done.code === exitCodes.failure, `the backup during the cut ends, done or failed cleanly (exit ${done.code}${done.code ? `: ${messageLines(done.stderr).join(' ')}` : ''})`);
+    t.ok(frozenTotalMs <= backupFrozenMsMaxDefault, `and froze the cluster ${Math.round(frozenTotalMs)} ms in all, within ${backupFrozenMsMaxDefault} ms`);
+    backupFigure = `; a backup started with the cut ${done.code === 0 ? 'succeeded' : 'failed'}, frozen ${Math.round(frozenTotalMs)} ms in all`;
+    const left = await cluster.client.kv(t, ['list-snapshots', '--json', '-c', cluster.coordinator.address]);
+    const { snapshots } = JSON.parse(left.stdout) as { snapshots: Array<{ name: string; sealed: boolean }> };
+    t.ok(snapshots.every((s) => s.name === 'during-cut' && s.sealed && done.code === 0), `nothing but the backup's own sealed snapshots is left (${JSON.stringify(snapshots)})`);
+    t.notOk((await cluster.client.showConfig(t, cluster.coordinator.address)).freeze, 'nothing left frozen');
+  }
   const history = await workload.finished();
   const writes = history.filter((op) => op.outcome === 'ok' && op.kind !== 'get').map((op) => op.end).sort((x, y) => x - y);
   history.push(...(await finalReads(t, cluster.client, cluster.coordinator.address, space, keys, cluster.clientArgs)));
   const checked = check(history);
   t.ok(checked.verdict.ok, `linearizable: ${checked.verdict.summary}`);
-  const takenOutAt = Number(takenOut.time);
+  const cutW = await workload.onWorkerClock(cutAt);
+  const takenOutW = await workload.onWorkerClock(takenOutAt);
+  const healedW = await workload.onWorkerClock(healedAt);
   const rate = (from: number, to: number) => writes.filter((end) => end >= from && end < to).length / ((to - from) / 1000);
-  const before = rate(cutAt - 3_000, cutAt);
-  const cut = rate(cutAt, healedAt);
-  const repaired = rate(takenOutAt + 500, healedAt);
+  const before = rate(cutW - 3_000, cutW);
+  const cut = rate(cutW, healedW);
+  const repaired = rate(takenOutW + 500, healedW);
   let stall = 0;
-  for (let i = 1; i < writes.length; i++) if (writes[i]! > cutAt && writes[i - 1]! < healedAt) stall = Math.max(stall, writes[i]! - Math.max(writes[i - 1]!, cutAt));
-  t.ok(stall < healedAt - cutAt - 2_000, `writes were acknowledged during the cut, not only after it (longest gap ${Math.round(stall)} ms of a ${Math.round(healedAt - cutAt)} ms cut)`);
+  for (let i = 1; i < writes.length; i++) if (writes[i]! > cutW && writes[i - 1]! < healedW) stall = Math.max(stall, writes[i]! - Math.max(writes[i - 1]!, cutW));
+  t.ok(stall < healedW - cutW - 2_000, `writes were acknowledged during the cut, not only after it (longest gap ${Math.round(stall)} ms of a ${Math.round(healedW - cutW)} ms cut)`);
   t.ok(repaired > before * 0.3, `once repaired, writes run at a useful rate (${repaired.toFixed(0)}/s vs ${before.toFixed(0)}/s before the cut)`);
   t.ok(config.servers.filter((s) => s.state === 'available').length === 3, 'all three daemons available again after the heal');
   t.comment(`figures: daemon-daemon cut${tls ? ' with TLS' : ''} (peer silence 2000 ms): taken out ${Math.round(takenOutAt - cutAt)} ms after the cut; ` +
     `longest gap between acknowledged writes ${Math.round(stall)} ms; writes/s before ${before.toFixed(0)}, during the whole cut ${cut.toFixed(0)}, ` +
-    `after the take-out ${repaired.toFixed(0)}; heal to reached again ${Math.round(Number(backIn.time) - healedAt)} ms, to every chain whole ` +
-    `${Math.round(wholeAt - healedAt)} ms; ${writes.length} writes acknowledged in all, ${writes.filter((end) => end >= cutAt && end < healedAt).length} during the ${Math.round(healedAt - cutAt)} ms cut`);
+    `after the take-out ${repaired.toFixed(0)}; heal to reached again ${Math.round(backInAt - healedAt)} ms, to every chain whole ` +
+    `${Math.round(wholeAt - healedAt)} ms; ${writes.length} writes acknowledged in all, ${writes.filter((end) => end >= cutW && end < healedW).length} during the ${Math.round(healedAt - cutAt)} ms cut${backupFigure}`);
   await replicasIdentical(t, cluster, config);
   }
 

@@ -7,7 +7,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { checkHistory, type HistoryVerdict } from '../jepsen/checker.js';
 import type { Op } from '../jepsen/history.js';
-import { now, stateOf, type WorkerArgs } from '../jepsen/worker.js';
+import { clockOffsetMs, now, stateOf, type WorkerArgs } from '../jepsen/worker.js';
 import { GaveUp, tempDir, waitFor, type KvProcess, type TestLike } from './cluster.js';
 import type { LabHost } from './lab.js';
 import type { TlsFiles } from '../../shared/tls.js';
@@ -22,6 +22,8 @@ export interface Workload {
   recorded(count: number, timeoutMs?: number): Promise<void>;
   /** Operations recorded so far. */
   count(): number;
+  /** A time of this (the test's) process's `now()` on the worker's clock, which its history uses (worker.ts clockOffsetMs). */
+  onWorkerClock(time: number): Promise<number>;
   /** The history once the worker has finished (it fails the test if the worker did not). */
   finished(): Promise<Op[]>;
 }
@@ -50,6 +52,10 @@ export function startWorkload(
   return {
     proc,
     count: () => lines(),
+    onWorkerClock: async (time) => {
+      const ready = await proc.waitForLog('ready', 60_000);
+      return time - clockOffsetMs() + Number(ready.clockOffsetMs);
+    },
     recorded: (count, timeoutMs = 60_000) =>
       waitFor(() => `the workload to record ${count} operations (${lines()} so far; stderr: ${proc.stderr.slice(-300)})`, () => {
         if (proc.exitCode !== undefined) throw new GaveUp(`the workload exited ${proc.exitCode}`);

@@ -68,6 +68,13 @@ export function mulberry32(seed: number): () => number {
 
 export const now = (): number => performance.timeOrigin + performance.now();
 
+/**
+ * How far this process's `now()` is from the wall clock at this moment. Processes started at different times differ
+ * here (the wall clock may be stepped or slewed meanwhile: seen at 500 ppm on these machines), so times from two
+ * processes are compared only after converting by their offsets, taken at about the same moment.
+ */
+export const clockOffsetMs = (): number => now() - Date.now();
+
 /** Values are unique across a run: a thread's values are process * 1e6 + its counter. */
 const valueSpan = 1_000_000;
 
@@ -279,7 +286,7 @@ export async function runWorker(args: WorkerArgs): Promise<{ ops: number; ok: nu
 
   const client = await waitFor(`a connection to the coordinator at ${args.coordinator}`, () =>
     Client.connect(args.coordinator, { timeoutMs: args.timeoutMs, tls: args.tls && loadTls(args.tls) }), started + 30_000 - now(), 100);
-  process.stderr.write(JSON.stringify({ msg: 'ready', processBase: args.processBase }) + '\n');
+  process.stderr.write(JSON.stringify({ msg: 'ready', processBase: args.processBase, clockOffsetMs: clockOffsetMs() }) + '\n');
   if (args.waitForGo) await goSignal(30_000);
   // The duration counts from here, not from the spawn: starting a process takes a second or more on a loaded
   // machine, and the harness times its nemesis from the moment every worker runs.
