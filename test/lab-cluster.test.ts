@@ -225,6 +225,42 @@ if (why) {
     await replicasIdentical(t, cluster, config);
   });
 
+  t.test('a silent cut between the coordinator and a daemon as a backup starts: the backup goes on without it, nothing left behind', async (t) => {
+    const lab = await Lab.start(t, [hosts.coordinator, ...hosts.daemons, hosts.client]);
+    const cluster = await labCluster(t, lab, hosts);
+    const added = await cluster.client.kv(t, ['add-space', space, '--partitions', '6', '--tolerate', '1', '-c', cluster.coordinator.address]);
+    t.equal(added.code, 0, added.stderr);
+    await settledConfig(cluster);
+    const [victim] = cluster.daemons;
+    const workload = startWorkload(t, cluster.client, cluster.coordinator.address, { space, keys, seconds: 12 });
+    await workload.recorded(500);
+    await lab.cut(hosts.coordinator, victim!.host.name);
+    const out = tempDir(t, 'kv-lab-backup-');
+    const backup = await cluster.client.kv(t, ['backup', 'coordinator-cut', '--json', '--out', out, '-c', cluster.coordinator.address]);
+    t.equal(backup.code, 0, `the backup succeeds without the daemon it cannot reach (${messageLines(backup.stderr).join(' ')})`);
+    const result = JSON.parse(backup.stdout) as { frozenTotalMs: number; attempts: number; servers: Array<{ serverId: string }> };
+    t.notOk(result.servers.some((s) => s.serverId === victim!.serverId), 'the cut daemon is not in it');
+    t.ok(result.frozenTotalMs <= backupFrozenMsMaxDefault, `frozen ${Math.round(result.frozenTotalMs)} ms in all over ${result.attempts} attempt(s)`);
+    await lab.heal(hosts.coordinator, victim!.host.name);
+    await cluster.waitForAvailable(3);
+    const config = await settledConfig(cluster);
+    t.notOk(config.freeze, 'nothing left frozen');
+    const listed = await cluster.client.kv(t, ['list-snapshots', '--json', '-c', cluster.coordinator.address]);
+    const { snapshots } = JSON.parse(listed.stdout) as { snapshots: Array<{ serverId: string; name: string; sealed: boolean }> };
+    t.ok(snapshots.length > 0 && snapshots.every((s) => s.name === 'coordinator-cut' && s.sealed && s.serverId !== victim!.serverId),
+      `only the backup's sealed snapshots are left, none on the cut daemon (${JSON.stringify(snapshots)})`);
+    t.equal((await cluster.client.kv(t, ['backup-release', 'coordinator-cut', '-c', cluster.coordinator.address])).code, 0, 'released');
+    const again = await cluster.client.kv(t, ['backup', 'after-the-cut', '--json', '--out', out, '-c', cluster.coordinator.address]);
+    t.equal(again.code, 0, 'a backup after the heal succeeds');
+    t.ok((JSON.parse(again.stdout) as typeof result).servers.some((s) => s.serverId === victim!.serverId), 'and has the daemon back in it');
+    await cluster.client.kv(t, ['backup-release', 'after-the-cut', '-c', cluster.coordinator.address]);
+    const history = await workload.finished();
+    history.push(...(await finalReads(t, cluster.client, cluster.coordinator.address, space, keys)));
+    const checked = check(history);
+    t.ok(checked.verdict.ok, `linearizable: ${checked.verdict.summary}`);
+    await replicasIdentical(t, cluster, await settledConfig(cluster));
+  });
+
   t.test('a silent cut between two daemons that both still reach the coordinator, during writes', (t) => peerCut(t, false));
   t.test('the same with TLS and authentication on: mutual TLS everywhere, a client certificate, refusals', (t) => peerCut(t, true));
 }

@@ -327,6 +327,30 @@ export const pauseTailAfterRestart: Nemesis = {
   },
 };
 
+/**
+ * One cycle of a cut made by `proxy` around `victim`: cut, wait until the coordinator has dropped the victim from
+ * its chains (noting how long that took), heal a moment later, and wait for the cluster to be whole again.
+ */
+async function proxiedCut(
+  cluster: JepsenCluster, proxy: CoordinatorProxy, victim: JepsenDaemon, random: () => number,
+  words: { cut: string; healed: string },
+): Promise<{ droppedMs: number }> {
+  const cutAt = performance.now();
+  proxy.cut();
+  cluster.event(`daemon ${victim.serverId} ${words.cut}`);
+  let droppedMs: number;
+  try {
+    await waitDropped(cluster, victim, cluster.heartbeat.timeoutMs * 4 + 5_000);
+    droppedMs = Math.round(performance.now() - cutAt);
+    await sleep(500 + random() * 1_000);
+  } finally {
+    proxy.heal();
+    cluster.event(`daemon ${victim.serverId} ${words.healed}`);
+  }
+  await waitHealthy(cluster);
+  return { droppedMs };
+}
+
 export const coordinatorCut: Nemesis = {
   name: 'coordinator-cut',
   doc: 'silently cut one daemon off from the coordinator (its clients and peers still reach it) past the heartbeat timeout, then heal',
@@ -337,17 +361,10 @@ export const coordinatorCut: Nemesis = {
     if (!proxy || cluster.proxied === undefined) throw new Error('coordinator-cut needs a daemon behind the proxy');
     return cycles(this.name, until, async (n, notes) => {
       const victim = cluster.daemons[cluster.proxied!]!;
-      proxy.cut();
-      cluster.event(`daemon ${victim.serverId} cut off from the coordinator (cycle ${n})`);
-      try {
-        await waitDropped(cluster, victim, cluster.heartbeat.timeoutMs * 4 + 5_000);
-        await sleep(500 + random() * 1_000);
-      } finally {
-        proxy.heal();
-        cluster.event(`daemon ${victim.serverId} reconnected to the coordinator`);
-      }
-      notes.push(`cycle ${n}: ${victim.serverId} was dropped while alive but cut off`);
-      await waitHealthy(cluster);
+      const { droppedMs } = await proxiedCut(cluster, proxy, victim, random, {
+        cut: `cut off from the coordinator (cycle ${n})`, healed: 'reconnected to the coordinator'
+      });
+      notes.push(`cycle ${n}: ${victim.serverId} was dropped while alive but cut off, ${droppedMs} ms after the cut`);
       return victim.proc.exitCode === undefined;
     });
   },
@@ -363,18 +380,10 @@ export const peerCut: Nemesis = {
     if (!proxy) throw new Error('peer-cut needs a daemon behind the peer proxy');
     return cycles(this.name, until, async (n, notes) => {
       const victim = cluster.daemons[0]!;
-      const cutAt = performance.now();
-      proxy.cut();
-      cluster.event(`daemon ${victim.serverId} cut off from its peers and clients (cycle ${n})`);
-      try {
-        await waitDropped(cluster, victim, cluster.heartbeat.timeoutMs * 4 + 5_000);
-        notes.push(`cycle ${n}: ${victim.serverId} taken out of its chains ${Math.round(performance.now() - cutAt)} ms after the cut`);
-        await sleep(500 + random() * 1_000);
-      } finally {
-        proxy.heal();
-        cluster.event(`daemon ${victim.serverId} reached by its peers again`);
-      }
-      await waitHealthy(cluster);
+      const { droppedMs } = await proxiedCut(cluster, proxy, victim, random, {
+        cut: `cut off from its peers and clients (cycle ${n})`, healed: 'reached by its peers again'
+      });
+      notes.push(`cycle ${n}: ${victim.serverId} taken out of its chains ${droppedMs} ms after the cut`);
       return victim.proc.exitCode === undefined;
     });
   },
