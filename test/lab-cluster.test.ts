@@ -6,7 +6,7 @@
 import t, { type Test } from 'tap';
 import { join } from 'node:path';
 import type { ClusterConfig } from '../shared/config.js';
-import { Lab, labCertificates, labCluster, labCoordinator, labHeartbeats, labUnavailable, type LabCluster } from './helpers/lab.js';
+import { Lab, labCertificates, labCluster, type LabCertificates, labCoordinator, labHeartbeats, labUnavailable, type LabCluster } from './helpers/lab.js';
 import { check, finalReads, firstWriteAfter, startWorkload } from './helpers/lab-workload.js';
 import { partitionContents } from './helpers/replicas.js';
 import { messageLines, tempDir, waitFor, type KvProcess, type TestLike } from './helpers/cluster.js';
@@ -48,18 +48,31 @@ async function settledConfig(cluster: LabCluster): Promise<ClusterConfig> {
 }
 
 /**
+ * The lab's usual cluster (a coordinator host, 3 daemon hosts, a client host) with the space made and its chains
+ * whole; `options` may make what the processes need from the lab first (certificates).
+ */
+async function spaceCluster(t: Test, options: (lab: Lab) => Promise<Parameters<typeof labCluster>[3]> = async () => ({})): Promise<{ lab: Lab; cluster: LabCluster }> {
+  const lab = await Lab.start(t, [hosts.coordinator, ...hosts.daemons, hosts.client]);
+  const cluster = await labCluster(t, lab, hosts, await options(lab));
+  const added = await cluster.client.kv(t, ['add-space', space, '--partitions', '6', '--tolerate', '1', '-c', cluster.coordinator.address, ...cluster.clientArgs]);
+  t.equal(added.code, 0, added.stderr);
+  await settledConfig(cluster);
+  return { lab, cluster };
+}
+
+/**
  * A silent cut between two daemon hosts (both still reach the coordinator and the client) during a recorded
  * workload: one of the two is taken out of its chains on the other's report, writes go on, and after the heal it
  * serves again. With `tls`, every process runs with a certificate of the lab's CA (one per role, its hosts' addresses
  * in it), the workload with a client certificate; unauthenticated and client-role admin commands are refused.
  */
 async function peerCut(t: Test, tls: boolean): Promise<void> {
-  const lab = await Lab.start(t, [hosts.coordinator, ...hosts.daemons, hosts.client]);
-  const certs = tls ? await labCertificates(t, lab) : undefined;
-  const cluster = await labCluster(t, lab, hosts, certs ? { coordinatorArgs: certs.args('coordinator'), daemonArgs: certs.args('daemon'), clientArgs: certs.args('admin') } : {});
-  const added = await cluster.client.kv(t, ['add-space', space, '--partitions', '6', '--tolerate', '1', '-c', cluster.coordinator.address, ...cluster.clientArgs]);
-  t.equal(added.code, 0, added.stderr);
-  await settledConfig(cluster);
+  let certs: LabCertificates | undefined;
+  const { lab, cluster } = await spaceCluster(t, async (made) => {
+    if (!tls) return {};
+    certs = await labCertificates(t, made);
+    return { coordinatorArgs: certs.args('coordinator'), daemonArgs: certs.args('daemon'), clientArgs: certs.args('admin') };
+  });
   if (certs) {
     const plain = await cluster.client.kv(t, ['show-config', '-c', cluster.coordinator.address, '--timeout-ms', '3000']);
     t.not(plain.code, 0, `a client without TLS gets nothing (exit ${plain.code})`);
@@ -137,12 +150,8 @@ if (why) {
   t.plan(0, `lab tests skipped: ${why}`);
 } else {
   t.test('the coordinator host loses power during writes and comes back: daemons re-register by themselves', async (t) => {
-    const lab = await Lab.start(t, [hosts.coordinator, ...hosts.daemons, hosts.client]);
-    const cluster = await labCluster(t, lab, hosts);
+    const { lab, cluster } = await spaceCluster(t);
     t.ok(cluster.daemons.every((d) => d.address.startsWith('10.13.0.')), 'daemons listen on their hosts\' addresses');
-    const added = await cluster.client.kv(t, ['add-space', space, '--partitions', '6', '--tolerate', '1', '-c', cluster.coordinator.address]);
-    t.equal(added.code, 0, added.stderr);
-    await settledConfig(cluster);
 
     const workload = startWorkload(t, cluster.client, cluster.coordinator.address, { space, keys, seconds: 14 });
     await workload.recorded(500);
@@ -185,11 +194,7 @@ if (why) {
   });
 
   t.test('a silent cut between the coordinator and a daemon during writes, then healed', async (t) => {
-    const lab = await Lab.start(t, [hosts.coordinator, ...hosts.daemons, hosts.client]);
-    const cluster = await labCluster(t, lab, hosts);
-    const added = await cluster.client.kv(t, ['add-space', space, '--partitions', '6', '--tolerate', '1', '-c', cluster.coordinator.address]);
-    t.equal(added.code, 0, added.stderr);
-    await settledConfig(cluster);
+    const { lab, cluster } = await spaceCluster(t);
     const [victim] = cluster.daemons;
     const workload = startWorkload(t, cluster.client, cluster.coordinator.address, { space, keys, seconds: 12 });
     await workload.recorded(500);
@@ -226,11 +231,7 @@ if (why) {
   });
 
   t.test('a silent cut between the coordinator and a daemon as a backup starts: the backup goes on without it, nothing left behind', async (t) => {
-    const lab = await Lab.start(t, [hosts.coordinator, ...hosts.daemons, hosts.client]);
-    const cluster = await labCluster(t, lab, hosts);
-    const added = await cluster.client.kv(t, ['add-space', space, '--partitions', '6', '--tolerate', '1', '-c', cluster.coordinator.address]);
-    t.equal(added.code, 0, added.stderr);
-    await settledConfig(cluster);
+    const { lab, cluster } = await spaceCluster(t);
     const [victim] = cluster.daemons;
     const workload = startWorkload(t, cluster.client, cluster.coordinator.address, { space, keys, seconds: 12 });
     await workload.recorded(500);
