@@ -30,6 +30,34 @@ export class PeerReports {
 
   constructor(private readonly host: PeerReportsHost) {}
 
+  /** A connection to `serverId` being opened: one that will not open counts against the peer, failing since `sinceMs`. */
+  async connecting(serverId: string, sinceMs: number, opening: Promise<Connection>): Promise<Connection> {
+    try {
+      return await opening;
+    } catch (error) {
+      this.failing(serverId, sinceMs);
+      throw error;
+    }
+  }
+
+  /**
+   * A request to `serverId`: a connection dropped under it (it went silent: the pool watches it) counts against the
+   * peer, any answer, an error too, for it. A TIMEOUT counts neither way: the peer's host answers pings, only the
+   * request is slow (its own successor may be).
+   */
+  async answering<T>(serverId: string, sinceMs: number, request: Promise<T>): Promise<T> {
+    try {
+      const answer = await request;
+      this.reached(serverId);
+      return answer;
+    } catch (error) {
+      const code = asKvError(error).code;
+      if (code === 'CONNECTION_LOST') this.failing(serverId, sinceMs);
+      else if (code !== 'TIMEOUT') this.reached(serverId);
+      throw error;
+    }
+  }
+
   /** Sending to `serverId` failed for want of a connection; it has been failing since `sinceMs` (performance.now()). */
   failing(serverId: string, sinceMs: number): void {
     const since = Math.min(this.failingSince.get(serverId) ?? Infinity, sinceMs);

@@ -39,7 +39,6 @@
 // what was admitted before, unless the partition is back here by then.
 import type { ClusterConfig, SpaceInfo } from '../shared/config.js';
 import { findServer } from '../shared/config.js';
-import type { Connection } from '../shared/connection.js';
 import type { ConnectionPool } from '../shared/connection-pool.js';
 import { KvError, asKvError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
@@ -81,31 +80,6 @@ export interface ReplicaHost {
 
 /** Answers from a successor after which the same batch may succeed: to the same daemon later, or to another. */
 const retryableCodes = new Set(['STALE_CONFIG', 'WRONG_SERVER', 'UNAVAILABLE', 'TIMEOUT', 'CONNECTION_LOST']);
-
-/**
- * Runs `send` over a connection to `serverId`; a connection that will not open, or drops (it went silent: the pool
- * watches it), counts against the peer in `peers` as failing since `sinceMs`; an answer of any kind counts for it.
- * A TIMEOUT does not count: the peer's host answers pings, only the request is slow (its own successor may be).
- */
-async function reaching<T>(peers: PeerReports, serverId: string, sinceMs: number, open: () => Promise<Connection>, send: (c: Connection) => Promise<T>): Promise<T> {
-  let connection: Connection;
-  try {
-    connection = await open();
-  } catch (error) {
-    peers.failing(serverId, sinceMs);
-    throw error;
-  }
-  try {
-    const answer = await send(connection);
-    peers.reached(serverId);
-    return answer;
-  } catch (error) {
-    const code = asKvError(error).code;
-    if (code === 'CONNECTION_LOST') peers.failing(serverId, sinceMs);
-    else if (code !== 'TIMEOUT') peers.reached(serverId);
-    throw error;
-  }
-}
 
 /** A batch on its way to a successor, so a config that replaces the successor can redirect it. */
 interface Sending {
@@ -232,22 +206,18 @@ export class Replica {
       const server = findServer(config, next);
       try {
         if (!server || server.state !== 'available') throw new KvError('UNAVAILABLE', `successor ${next} is not available`);
-        await reaching(
-          this.host.peers,
-          next,
-          sinceMs,
-          () => this.host.chainPeers.get(server.address, daemonPath(server.id, config.incarnation), requestTimeoutMsDefault),
-          (connection) => this.redirectable(next, asJoining, connection.request(
-            {
-              t: 'replicate',
-              v: config.version,
-              spaceId,
-              partition,
-              changes: changes.map(([key, encoded]): [Uint8Array, Uint8Array | null] => [key, encoded ?? null]),
-            },
-            requestTimeoutMsDefault,
-          )),
-        );
+        const { peers } = this.host;
+        const connection = await peers.connecting(next, sinceMs, this.host.chainPeers.get(server.address, daemonPath(server.id, config.incarnation), requestTimeoutMsDefault));
+        await this.redirectable(next, asJoining, peers.answering(next, sinceMs, connection.request(
+          {
+            t: 'replicate',
+            v: config.version,
+            spaceId,
+            partition,
+            changes: changes.map(([key, encoded]): [Uint8Array, Uint8Array | null] => [key, encoded ?? null]),
+          },
+          requestTimeoutMsDefault,
+        )));
         return;
       } catch (error) {
         if (this.host.stopping()) throw new KvError('UNAVAILABLE', 'this daemon is shutting down');
@@ -310,12 +280,12 @@ export class Replica {
         log.debug({ spaceId, partition, target, entries }, 'transfer abandoned: the target left the cluster');
         return;
       }
-      const open = () => this.host.transferPeers.get(server.address, daemonPath(server.id, config.incarnation), requestTimeoutMsDefault);
-      const connection = await reaching(this.host.peers, target, pageSentAt, open, async (c) => c);
+      const { peers } = this.host;
+      const connection = await peers.connecting(target, pageSentAt, this.host.transferPeers.get(server.address, daemonPath(server.id, config.incarnation), requestTimeoutMsDefault));
       // Held by a freeze like a client write: the page starts a change to partition data on the joining daemon.
       const last: boolean = await this.exclusive(async () => {
         const page = await this.host.storage.scanRaw(spaceId, partition, after, scanPageEntriesMax, scanPageBytesMax);
-        await reaching(this.host.peers, target, pageSentAt, async () => connection, (c) => c.request(
+        await peers.answering(target, pageSentAt, connection.request(
           { t: 'transfer', v: config.version, spaceId, partition, source: me, first, done: page.next === null, entries: page.entries },
           requestTimeoutMsDefault,
         ));
