@@ -28,6 +28,7 @@ export function exitCodeOf(code: ErrorCode): number {
     case 'UNAVAILABLE':
     case 'TIMEOUT':
     case 'CONNECTION_LOST':
+    case 'NOT_LEADER':
       return exitCodes.unavailable;
     case 'NO_SUCH_SPACE':
       return exitCodes.notFound;

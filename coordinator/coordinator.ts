@@ -75,7 +75,7 @@ export class Coordinator {
   private listeningSince = 0;
   /** When checkHeartbeats last ran: a check that runs late (this process stalled) declares nobody dead. */
   private lastCheck = 0;
-  private readonly backupLock = new BackupLockKeeper();
+  private readonly backupLock = new BackupLockKeeper(0);
   private readonly debris: SnapshotDebris;
   private readonly cuts = new CutReports();
   /** The daemons taken out of chains because others cannot reach them, with why: derived from `cuts`. */
@@ -297,6 +297,8 @@ export class Coordinator {
         this.reconcileCuts();
         return connection.reply(message.id, null);
       }
+      case 'leader':
+        return connection.reply(message.id, { leading: true, leader: this.address, epoch: this.config.epoch ?? 0 });
       case 'get_config':
         return void answer(message.id, Promise.resolve(this.config));
       case 'subscribe':
@@ -328,7 +330,7 @@ export class Coordinator {
         return void answer(message.id, this.backup(message));
       case 'backup_lock':
         return void answer(message.id, Promise.resolve().then(() =>
-          this.backupLock.acquire(message.name, message.owner, message.token, message.ttlMs)));
+          this.backupLock.acquire(message.name, message.owner, message.token, message.ttlMs, message.renew)));
       case 'backup_unlock':
         this.backupLock.release(message.token);
         return void answer(message.id, Promise.resolve(null));

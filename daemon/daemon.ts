@@ -4,7 +4,7 @@
 import type WebSocket from 'ws';
 import type { WebSocketServer } from 'ws';
 import { advertisedAddress } from '../shared/advertise.js';
-import { valueBytesMaxOf, type ClusterConfig } from '../shared/config.js';
+import { supersedes, valueBytesMaxOf, type ClusterConfig } from '../shared/config.js';
 import { Connection } from '../shared/connection.js';
 import { KvError, asKvError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
@@ -149,7 +149,8 @@ export class Daemon {
 
   private applyConfig(config: ClusterConfig): void {
     const previous = this.config;
-    if (previous && config.version <= previous.version) {
+    if (previous && !supersedes(config, previous)) {
+      // Not newer, or from a deposed coordinator leader (an older epoch).
       // A new session has acknowledged nothing yet; a tail leaving its chain waits for this daemon's word.
       this.link.ack(previous.version);
       return;

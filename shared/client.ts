@@ -8,7 +8,7 @@
 //   const c = await Client.connect('127.0.0.1:1982');
 //   await c.put('users', 'ada', { name: 'Ada' });
 //   await c.get('users', 'ada'); // { name: 'Ada' }; undefined when absent
-import { findServer, findSpace, type ClusterConfig, type ServerInfo } from './config.js';
+import { findServer, findSpace, supersedes, type ClusterConfig, type ServerInfo } from './config.js';
 import { Connection } from './connection.js';
 import { ConnectionPool } from './connection-pool.js';
 import { KvError, asKvError, badRequest } from './errors.js';
@@ -232,8 +232,9 @@ export class Client {
     );
   }
 
-  backupLock(name: string, owner: string, token: string, ttlMs: number): Promise<BackupLock> {
-    return this.admin({ t: 'backup_lock', name, owner, token, ttlMs });
+  /** Takes the backup lock, or with `renew` renews this caller's (failing if it ended, as with its leader). */
+  backupLock(name: string, owner: string, token: string, ttlMs: number, renew = false): Promise<BackupLock> {
+    return this.admin({ t: 'backup_lock', name, owner, token, ttlMs, ...(renew && { renew }) });
   }
 
   async backupUnlock(token: string): Promise<void> {
@@ -411,7 +412,7 @@ export class Client {
    * nothing is lost); the coordinator connection dropping may lose pushes, and `resubscribe` fetches then.
    */
   private adopt(config: ClusterConfig): ClusterConfig {
-    if (config.version > this.config.version || config.clusterId !== this.config.clusterId) {
+    if (supersedes(config, this.config) || config.clusterId !== this.config.clusterId) {
       // A daemon the cluster gave up on may be hung with its connections open: stop waiting on them, so what is
       // pending fails now (and is retried along the new chains where that is safe) instead of timing out.
       for (const server of config.servers) {

@@ -69,6 +69,13 @@ export const ClusterConfig = Type.Object({
   /** New at creation and at every restore: tells a restored copy from its original (same cluster and server ids). */
   incarnation: Type.String(),
   version: Type.Integer({ minimum: 1 }),
+  /**
+   * The epoch of the coordinator leadership that made this config (coordinator/config-store.ts); absent: 0 (a
+   * state saved before epochs). Never lower than the previous config's, and a new leader's first config has a
+   * higher version than any before it, so (epoch, version) only grows: daemons and clients refuse a push that is
+   * older in either (`supersedes`), which is how a deposed leader's pushes are ignored.
+   */
+  epoch: Type.Optional(Type.Integer({ minimum: 0 })),
   readOnly: Type.Boolean(),
   servers: Type.Array(ServerInfo),
   spaces: Type.Array(SpaceInfo),
@@ -99,3 +106,9 @@ export const valueBytesMaxOf = (config: ClusterConfig | undefined): number => co
 
 export const findServer = (config: ClusterConfig, id: string): ServerInfo | undefined =>
   config.servers.find((server) => server.id === id);
+
+export const epochOf = (config: ClusterConfig): number => config.epoch ?? 0;
+
+/** Whether `next` may replace `current`: a newer version, from the same or a later leadership. */
+export const supersedes = (next: ClusterConfig, current: ClusterConfig | undefined): boolean =>
+  current === undefined || (next.version > current.version && epochOf(next) >= epochOf(current));

@@ -19,6 +19,7 @@ export const errorCodes = [
   'ADDRESS_IN_USE',
   'CONNECTION_LOST',
   'CUT_OFF',
+  'NOT_LEADER',
   'BACKUP_IN_PROGRESS',
   'BACKUP_FAILED',
   'UNAUTHENTICATED',

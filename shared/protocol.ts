@@ -94,6 +94,8 @@ export const messageSchemas = {
    */
   peer_unreachable: request('peer_unreachable', { serverId: Type.String(), reachable: Type.Boolean() }),
   // clients and tools → coordinator
+  /** Who leads: any coordinator answers, leader or follower (a follower answers nothing else but `status`). */
+  leader: request('leader', {}),
   /** A new client session id, for the request ids of the client's writes. */
   open_session: request('open_session', {}),
   get_config: request('get_config', {}),
@@ -118,7 +120,17 @@ export const messageSchemas = {
     /** The token of a lock the caller holds (backup-manager); null: hold a lock just for this backup. */
     lockToken: Type.Union([Type.String(), Type.Null()]),
   }),
-  backup_lock: request('backup_lock', { name: SnapshotName, owner: Type.String(), token: Type.String(), ttlMs: Type.Integer({ minimum: 1 }) }),
+  /**
+   * Takes the backup lock, or with `renew` renews the caller's: a renewal never takes a lock anew, so a lock that
+   * ended with its leader (coordinator/backup-lock.ts) fails the backup that held it.
+   */
+  backup_lock: request('backup_lock', {
+    name: SnapshotName,
+    owner: Type.String(),
+    token: Type.String(),
+    ttlMs: Type.Integer({ minimum: 1 }),
+    renew: Type.Optional(Type.Boolean()),
+  }),
   backup_unlock: request('backup_unlock', { token: Type.String() }),
   backup_release: request('backup_release', { name: SnapshotName }),
   list_snapshots: request('list_snapshots', {}),
@@ -176,6 +188,7 @@ export interface Results {
   peer_unreachable: null;
   revoke_lease: null;
   get_config: ClusterConfig;
+  leader: LeaderInfo;
   subscribe: ClusterConfig;
   add_space: ClusterConfig;
   rm_space: ClusterConfig;
@@ -218,7 +231,29 @@ export interface LeaseResult {
   intervalMs: number;
 }
 
+/** A coordinator's answer to `leader`. */
+export interface LeaderInfo {
+  /** Whether the coordinator that answered leads now. */
+  leading: boolean;
+  /** The address the leader advertises, if known; null while nobody leads (an election is under way). */
+  leader: string | null;
+  /** The leader's epoch (coordinator/config-store.ts), if known. */
+  epoch: number | null;
+}
+
+/** The coordinators and where their config lives, for show-config. */
+export interface CoordinatorsInfo {
+  store: { kind: 'local'; dataDir: string } | { kind: 'etcd'; endpoints: string[]; prefix: string };
+  /** The one answering: the leader. */
+  leader: string;
+  epoch: number;
+  /** Every coordinator running on this store (the leader included), by advertised address. */
+  members: string[];
+}
+
 export interface BackupLock {
+  /** The leader epoch the lock was taken under: it ends with that leadership. */
+  epoch: number;
   name: string;
   owner: string;
   token: string;
@@ -235,6 +270,7 @@ export interface ClusterStatus {
   cutOff?: Record<string, string>;
   /** The live reports of one daemon that it cannot reach another. */
   cuts?: Array<{ reporter: string; peer: string }>;
+  coordinators?: CoordinatorsInfo;
 }
 
 export interface CaptureResult {

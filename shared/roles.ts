@@ -49,6 +49,7 @@ const rules: Record<MessageType, Rule> = {
   config_ack: { coordinator: daemon },
   lease: { coordinator: daemon },
   peer_unreachable: { coordinator: daemon },
+  leader: { coordinator: anyone },
   open_session: { coordinator: anyone },
   get_config: { coordinator: anyone },
   subscribe: { coordinator: anyone },

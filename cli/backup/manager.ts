@@ -153,7 +153,7 @@ export async function runManager(client: Client, options: ManagerOptions): Promi
   await client.backupLock(name, options.owner, token, backupLockMsDefault);
   log.debug({ backup: name, owner: options.owner }, 'backup lock taken');
   const renew = setInterval(() => {
-    client.backupLock(name, options.owner, token, backupLockMsDefault).catch((error) =>
+    client.backupLock(name, options.owner, token, backupLockMsDefault, true).catch((error) =>
       log.warn({ err: asKvError(error).message }, 'cannot renew the backup lock'),
     );
   }, backupLockMsDefault / 3);
