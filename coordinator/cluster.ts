@@ -265,12 +265,16 @@ export const withoutFreeze = (config: ClusterConfig): ClusterConfig => {
   return rest;
 };
 
-/** The state a coordinator restored from a backup starts in: read-only, every daemon yet to come back. */
+/**
+ * The config a restore writes into an empty store: read-only, a new incarnation. Server states stay as they were
+ * at the cut: the leader that loads it marks every daemon down and waits for those that were serving, as after any
+ * restart. No epoch: the new store counts its own leaderships (the cut's epoch stays in coordinator.bin).
+ */
 export function restoredCluster(saved: ClusterConfig): ClusterConfig {
-  return bump(withoutFreeze(saved), {
+  const { epoch: _, ...rest } = bump(withoutFreeze(saved), {
     incarnation: newId64(),
     restoredFrom: { incarnation: saved.incarnation, version: saved.version },
     readOnly: true,
-    servers: saved.servers.map((s) => ({ ...s, state: 'not_available' as const })),
   });
+  return rest;
 }

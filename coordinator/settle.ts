@@ -13,7 +13,7 @@ export const awaitedServers = (saved: ClusterConfig): ReadonlySet<string> =>
  * Whether placement may drop down daemons now: every awaited server registered again (or shut down on purpose,
  * refusing reads first), or the failure timeout has passed. A server no longer in the config is not waited for.
  */
-export function isSettled(config: ClusterConfig, awaited: ReadonlySet<string>, listeningForMs: number, heartbeatTimeoutMs: number): boolean {
-  if (listeningForMs >= heartbeatTimeoutMs) return true;
+export function isSettled(config: ClusterConfig, awaited: ReadonlySet<string>, listeningForMs: number, graceMs: number): boolean {
+  if (listeningForMs >= graceMs) return true;
   return config.servers.every((s) => !awaited.has(s.id) || s.state !== 'not_available');
 }

@@ -167,3 +167,14 @@ export const tokenTtlHoursDefault = 24;
 export const tokenTtlHoursMax = 24 * 366;
 /** Longest token a server reads (a statement of a few fields and a signature: far below this). */
 export const tokenBytesMax = 4096;
+
+/** The coordinators' etcd lease on the leader key (kv coordinator --etcd-lease-ttl-seconds): a dead leader's successor leads this long after its last keep-alive. */
+export const leaderLeaseTtlSecondsDefault = 5;
+/**
+ * A leader stops acting this long before its lease could have run out in etcd (counted from the send time of its
+ * last good keep-alive, on the monotonic clock, less readLeaseClockRateMargin), so a successor never acts while it
+ * still does.
+ */
+export const leaderStepDownMarginMs = 250;
+/** The longest one request to etcd may take; keep-alives go out every TTL/3, each bounded by this too. */
+export const etcdRequestTimeoutMs = 2_000;

@@ -203,7 +203,8 @@ t.test('restoredCluster', async (t) => {
   t.equal(restored.version, saved.version + 1);
   t.equal(restored.clusterId, '555');
   t.not(restored.incarnation, saved.incarnation, 'a restore is a new incarnation of the same cluster');
-  t.same(restored.servers.map((s) => s.state), ['not_available', 'not_available', 'not_available']);
+  t.same(restored.servers.map((s) => s.state), ['available', 'available', 'shutdown'], 'states as at the cut: the leader loading it waits for those serving then');
+  t.equal(restoredCluster({ ...saved, epoch: 7 }).epoch, undefined, "the new store counts its own epochs");
   t.same(restored.servers.map((s) => [s.id, s.address]), saved.servers.map((s) => [s.id, s.address]), 'same ids and addresses');
   t.same(restored.spaces, saved.spaces, 'spaces are kept');
   t.equal(restored.nextSpaceId, saved.nextSpaceId);
