@@ -1,11 +1,17 @@
 // show-config's text for people.
 import type { ClusterConfig } from '../shared/config.js';
+import type { CoordinatorsInfo } from '../shared/protocol.js';
 
-/** `cutOff`: the daemons out of their chains because another cannot reach them, with why (kv status). */
-export function formatConfig(config: ClusterConfig, cutOff: Record<string, string> = {}): string {
+/**
+ * `cutOff`: the daemons out of their chains because another cannot reach them, with why (kv status);
+ * `coordinators`: who leads and where the config lives.
+ */
+export function formatConfig(config: ClusterConfig, cutOff: Record<string, string> = {}, coordinators?: CoordinatorsInfo): string {
   const lines = [
     `cluster ${config.clusterId}`,
     `version ${config.version}`,
+    `epoch ${config.epoch ?? 0}`,
+    ...(coordinators ? formatCoordinators(coordinators) : []),
     `flags ${config.readOnly ? 'read-only' : 'read-write'}`,
     `servers (${config.servers.length})`,
     ...config.servers.map((s) => `  server ${s.id} ${s.address} ${s.state}${cutOff[s.id] ? ` (cut off: ${cutOff[s.id]})` : ''}`),
@@ -24,4 +30,14 @@ export function formatConfig(config: ClusterConfig, cutOff: Record<string, strin
   const missing = config.servers.filter((s) => s.state !== 'available');
   if (missing.length > 0) lines.push(`not available: ${missing.map((s) => s.id).join(' ')}`);
   return lines.join('\n');
+}
+
+function formatCoordinators(info: CoordinatorsInfo): string[] {
+  const store = info.store.kind === 'etcd' ? `etcd ${info.store.endpoints.join(',')} prefix ${info.store.prefix}` : `local ${info.store.dataDir}`;
+  const members = info.members.includes(info.leader) ? info.members : [info.leader, ...info.members];
+  return [
+    `store ${store}`,
+    `coordinators (${members.length})`,
+    ...members.map((m) => `  coordinator ${m}${m === info.leader ? ` leader (epoch ${info.epoch})` : ' follower'}`),
+  ];
 }

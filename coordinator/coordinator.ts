@@ -118,8 +118,9 @@ export class Coordinator {
     return this.term.configLog.current;
   }
 
-  get clusterId(): string {
-    return this.current.clusterId;
+  /** The cluster's id, while this process leads (a follower does not read the config). */
+  get clusterId(): string | undefined {
+    return this.term?.configLog.current.clusterId;
   }
 
   /** Whether this process leads now. */

@@ -193,7 +193,7 @@ export class EtcdClient {
       await this.tryEndpoints(true, async (ep, ms) => {
         if (options.signal.aborted) return;
         const first = new AbortController();
-        const timer = setTimeout(() => first.abort(), ms);
+        const timer = setTimeout(() => first.abort(), Math.max(1, Math.ceil(ms)));
         try {
           const response = await fetch(ep + '/v3/watch', this.init(request, AbortSignal.any([options.signal, first.signal]), true));
           if (!response.ok || !response.body) throw answerError(ep, response.status, parse(await response.text()), '');
@@ -248,10 +248,11 @@ export class EtcdClient {
   }
 
   private async attemptJson(endpoint: string, path: string, body: unknown, ms: number, requireLeader: boolean): Promise<unknown> {
+    const init = this.init(body, AbortSignal.timeout(Math.max(1, Math.ceil(ms))), requireLeader);
     let response: Response;
     let text: string;
     try {
-      response = await fetch(endpoint + path, this.init(body, AbortSignal.timeout(ms), requireLeader));
+      response = await fetch(endpoint + path, init);
       text = await response.text();
     } catch (error) {
       throw transportError(endpoint, error, ms, false);

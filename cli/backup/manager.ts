@@ -152,13 +152,19 @@ export async function runManager(client: Client, options: ManagerOptions): Promi
   const token = randomUUID();
   await client.backupLock(name, options.owner, token, backupLockMsDefault);
   log.debug({ backup: name, owner: options.owner }, 'backup lock taken');
+  const copies: Copy[] = [];
+  // The lock ends with the coordinator leader that granted it (coordinator/backup-lock.ts): once a renewal is
+  // refused another run may take it, so this one stops copying and fails rather than finish unguarded.
+  let lockLost: KvError | undefined;
   const renew = setInterval(() => {
-    client.backupLock(name, options.owner, token, backupLockMsDefault, true).catch((error) =>
-      log.warn({ err: asKvError(error).message }, 'cannot renew the backup lock'),
-    );
+    client.backupLock(name, options.owner, token, backupLockMsDefault, true).catch((error) => {
+      const refusal = asKvError(error);
+      if (refusal.code !== 'BACKUP_FAILED') return log.warn({ err: refusal.message }, 'cannot renew the backup lock');
+      lockLost ??= new KvError('BACKUP_FAILED', `lost the backup lock: ${refusal.message}`);
+      copies.forEach((c) => c.cancel());
+    });
   }, backupLockMsDefault / 3);
   let result: BackupResult | undefined;
-  const copies: Copy[] = [];
   const onAbort = () => copies.forEach((c) => c.cancel());
   signal.addEventListener('abort', onAbort);
   try {
@@ -269,6 +275,7 @@ export async function runManager(client: Client, options: ManagerOptions): Promi
         linkedBytes: servers.reduce((s, x) => s + x.linkedBytes, 0),
       },
     };
+    if (lockLost) throw lockLost;
     rmSync(layout.ownerFile(partial));
     writeFileDurably(layout.summaryFile(partial), JSON.stringify(summary, null, 2) + '\n');
     fsyncPath(partial);
@@ -284,7 +291,7 @@ export async function runManager(client: Client, options: ManagerOptions): Promi
     copies.forEach((c) => c.cancel());
     rmSync(partial, { recursive: true, force: true });
     if (result) await releaseSnapshots(client, name, log);
-    throw error;
+    throw lockLost ?? error;
   } finally {
     signal.removeEventListener('abort', onAbort);
     clearInterval(renew);

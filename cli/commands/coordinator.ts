@@ -1,13 +1,14 @@
 import type { CommandModule } from 'yargs';
 import { Coordinator } from '../../coordinator/coordinator.js';
 import { createLogger } from '../../shared/log.js';
-import { frameBytesMax, heartbeatIntervalMsDefault, heartbeatTimeoutMsDefault, valueBytesMaxDefault } from '../../shared/limits.js';
+import { badRequest } from '../../shared/errors.js';
+import { frameBytesMax, leaderLeaseTtlSecondsDefault, heartbeatIntervalMsDefault, heartbeatTimeoutMsDefault, valueBytesMaxDefault } from '../../shared/limits.js';
 import { msOption, portOption, tlsOf, tlsOption, wholeNumberOption, type TlsArgs } from '../options.js';
 import { fail, serve } from '../run.js';
 import { checkCoordinatorAdvertisable } from '../../shared/advertise.js';
 
 export const coordinatorCommand: CommandModule<object, {
-  listen: string; advertise?: string; port: number; data: string; restore?: string; 'heartbeat-interval-ms': number; 'heartbeat-timeout-ms': number;
+  listen: string; advertise?: string; port: number; data?: string; etcd?: string[]; prefix: string; 'etcd-lease-ttl-seconds': number; restore?: string; 'heartbeat-interval-ms': number; 'heartbeat-timeout-ms': number;
   'fault-stall-after-freeze-ms': number; 'value-bytes-max'?: number;
 } & TlsArgs> = {
   command: 'coordinator',
@@ -17,8 +18,25 @@ export const coordinatorCommand: CommandModule<object, {
       .option('listen', { alias: 'l', type: 'string', default: '127.0.0.1', describe: 'address to listen on' })
       .option('advertise', { type: 'string', describe: 'the address daemons and clients dial, HOST or HOST:PORT (needed with a wildcard --listen)' })
       .option('port', portOption('port', 0, { alias: 'p', default: 1982, describe: 'port to listen on (0: any free port)' }))
-      .option('data', { alias: 'd', type: 'string', demandOption: true, describe: 'directory for the cluster state' })
-      .option('restore', { type: 'string', describe: "start from a backup's coordinator.bin (read-only; --data must be new)" })
+      .option('data', { alias: 'd', type: 'string', requiresArg: true, describe: 'directory for the cluster state (the local store: one coordinator); not with --etcd' })
+      .option('etcd', {
+        type: 'string',
+        requiresArg: true,
+        describe: 'keep the cluster state in etcd instead, URL[,URL...]: every coordinator with the same --etcd and --prefix campaigns, one leads',
+        coerce: parseEtcdEndpoints,
+      })
+      .option('prefix', { type: 'string', default: '/kv/default', requiresArg: true, describe: "with --etcd: the key prefix of this cluster's state" })
+      .option('etcd-lease-ttl-seconds', wholeNumberOption('etcd-lease-ttl-seconds', { min: 1, max: 60, unit: 'seconds' }, {
+        default: leaderLeaseTtlSecondsDefault,
+        describe: "with --etcd: the leader's lease; a dead leader's successor takes over this long after it stopped",
+      }))
+      .check((argv) => {
+        if (argv.etcd && argv.data !== undefined) throw badRequest('--data is for the local store; with --etcd the cluster state lives in etcd');
+        if (!argv.etcd && argv.data === undefined) throw badRequest('the coordinator needs --data DIR (the local store) or --etcd URL[,URL...]');
+        if (!/^\/[^\0]*[^/]$/.test(argv.prefix)) throw badRequest(`--prefix must start with / and not end with one, not ${JSON.stringify(argv.prefix)}`);
+        return true;
+      })
+      .option('restore', { type: 'string', describe: "start from a backup's coordinator.bin (read-only; --data must be new, or the --etcd --prefix empty)" })
       .option('heartbeat-interval-ms', msOption('heartbeat-interval-ms', 1, { default: heartbeatIntervalMsDefault, describe: 'how often daemons renew their read leases (their heartbeats)' }))
       .option('heartbeat-timeout-ms', msOption('heartbeat-timeout-ms', 1, { default: heartbeatTimeoutMsDefault, describe: 'silence after which a daemon is not available (its read lease ends 5% + 100 ms sooner)' }))
       .option('value-bytes-max', wholeNumberOption('value-bytes-max', { min: 1, max: frameBytesMax, unit: 'bytes' }, {
@@ -27,6 +45,7 @@ export const coordinatorCommand: CommandModule<object, {
       .option('fault-stall-after-freeze-ms', msOption('fault-stall-after-freeze-ms', 0, { default: 0, hidden: true, describe: 'testing only: stall backups after freezing' }))
       .example('kv coordinator --port 1982 --data ./coord', '')
       .example('kv coordinator --listen 0.0.0.0 --advertise db1.example --data ./coord', '')
+      .example('kv coordinator --etcd http://h1:2379,http://h2:2379,http://h3:2379 --prefix /kv/prod --listen h1', '')
       .example('kv coordinator --restore /backups/2026-11-21T10:00:00/coordinator.bin --port 1983 --data ./coord2', ''),
   handler: (argv) => {
     const log = createLogger('coordinator');
@@ -41,6 +60,7 @@ export const coordinatorCommand: CommandModule<object, {
         port: argv.port,
         advertise: argv.advertise,
         dataDir: argv.data,
+        ...(argv.etcd && { etcd: { endpoints: argv.etcd, prefix: argv.prefix, leaseTtlSeconds: argv['etcd-lease-ttl-seconds'] } }),
         ...(argv.restore === undefined ? {} : { restoreFrom: argv.restore }),
         heartbeatIntervalMs: argv['heartbeat-interval-ms'],
         heartbeatTimeoutMs: argv['heartbeat-timeout-ms'],
@@ -52,3 +72,20 @@ export const coordinatorCommand: CommandModule<object, {
     );
   },
 };
+
+/** --etcd's endpoints: http(s)://HOST:PORT, comma separated. */
+function parseEtcdEndpoints(text: string): string[] {
+  const endpoints = text.split(',').map((e) => e.trim());
+  for (const endpoint of endpoints) {
+    let url: URL | undefined;
+    try {
+      url = new URL(endpoint);
+    } catch {
+      url = undefined;
+    }
+    if (!url || !/^https?:$/.test(url.protocol) || url.port === '' || (url.pathname !== '/' && url.pathname !== '')) {
+      throw badRequest(`--etcd takes URL[,URL...] like http://127.0.0.1:2379; ${JSON.stringify(endpoint)} is not one`);
+    }
+  }
+  return [...new Set(endpoints.map((e) => e.replace(/\/$/, '')))];
+}

@@ -9,7 +9,7 @@ export const showConfigCommand: CommandModule<object, { coordinator: string; 'ti
   builder: (y) => jsonOption(coordinatorOption(y)),
   handler: (argv) =>
     withClient(argv, async (client) => {
-      const { config, cutOff } = await client.status();
-      process.stdout.write((argv.json ? JSON.stringify(config, null, 2) : formatConfig(config, cutOff)) + '\n');
+      const { config, cutOff, coordinators } = await client.status();
+      process.stdout.write((argv.json ? JSON.stringify(config, null, 2) : formatConfig(config, cutOff, coordinators)) + '\n');
     }),
 };

@@ -109,7 +109,10 @@ function coordinatorFlag(coordinator: string): string {
   return ` -c ${coordinator}`;
 }
 
-type Args = { dir: string; daemons: number; listen: string; advertise?: string; port: number; 'daemon-port': number; 'restarts-max': number; 'tls-dir'?: string };
+type Args = {
+  dir: string; daemons: number; coordinators: number; etcd?: string; prefix: string; listen: string; advertise?: string; port: number;
+  'daemon-port': number; 'restarts-max': number; 'tls-dir'?: string;
+};
 
 export const upCommand: CommandModule<object, Args> = {
   command: 'up',
@@ -118,6 +121,13 @@ export const upCommand: CommandModule<object, Args> = {
     y
       .option('dir', { type: 'string', default: './kv-data', describe: 'folder holding every process data dir' })
       .option('daemons', wholeNumberOption('daemons', { min: 1 }, { default: 3, describe: 'number of daemons' }))
+      .option('coordinators', wholeNumberOption('coordinators', { min: 1, max: 9 }, { default: 1, describe: 'number of coordinators (more than one needs --etcd); their ports follow --port' }))
+      .option('etcd', { type: 'string', requiresArg: true, describe: "keep the cluster state in this etcd, URL[,URL...] (kv coordinator --etcd); it is not started here" })
+      .option('prefix', { type: 'string', default: '/kv/up', requiresArg: true, describe: "with --etcd: the key prefix of this cluster's state" })
+      .check((argv) => {
+        if (argv.coordinators > 1 && argv.etcd === undefined) throw new KvError('BAD_REQUEST', '--coordinators above 1 needs --etcd URL[,URL...]: replicated coordinators keep the config in etcd');
+        return true;
+      })
       .option('listen', { type: 'string', default: '127.0.0.1', describe: 'address every process listens on' })
       .option('advertise', { type: 'string', describe: 'the host every process gives as its address (needed with a wildcard --listen)' })
       .option('port', portOption('port', 1, { default: 1982, describe: "the coordinator's port" }))
@@ -129,20 +139,27 @@ export const upCommand: CommandModule<object, Args> = {
     const dir = resolve(argv.dir);
     makeDir(dir, 'the --dir folder');
     // What daemons and clients dial: the coordinator's advertised address, when it has one.
-    const coordinator = formatAddress({ host: argv.advertise === undefined ? argv.listen : parseAddress(argv.advertise, 0).host, port: argv.port });
+    const host = argv.advertise === undefined ? argv.listen : parseAddress(argv.advertise, 0).host;
+    const coordinatorAddresses = Array.from({ length: argv.coordinators }, (_, i) => formatAddress({ host, port: argv.port + i }));
+    const coordinator = coordinatorAddresses.join(',');
     const advertise = argv.advertise === undefined ? [] : ['--advertise', parseAddress(argv.advertise, 0).host];
     const budget = { ...restartBudgetDefaults, restartsMax: argv['restarts-max'] };
     const tlsDir = argv['tls-dir'] === undefined ? undefined : resolve(argv['tls-dir']);
     const daemonNames = Array.from({ length: argv.daemons }, (_, i) => `daemon-${i + 1}`);
     if (tlsDir) {
       try {
-        localClusterCertificates(tlsDir, coordinator.replace(/:\d+$/, ''), [{ name: 'coordinator', role: 'coordinator' }, ...daemonNames.map((name) => ({ name, role: 'daemon' as const }))]);
+        localClusterCertificates(tlsDir, host, [{ name: 'coordinator', role: 'coordinator' }, ...daemonNames.map((name) => ({ name, role: 'daemon' as const }))]);
       } catch (error) {
         fail(error);
       }
     }
     const tls = (name: string) => (tlsDir ? tlsFlags(tlsDir, name) : []);
-    const coord = new Member('coordinator', ['coordinator', '--listen', argv.listen, ...advertise, '--port', String(argv.port), '--data', join(dir, 'coordinator'), ...tls('coordinator')], budget);
+    const store = () => (argv.etcd === undefined ? ['--data', join(dir, 'coordinator')] : ['--etcd', argv.etcd, '--prefix', argv.prefix]);
+    const coords = coordinatorAddresses.map((_, i) =>
+      new Member(argv.coordinators === 1 ? 'coordinator' : `coordinator-${i + 1}`, [
+        'coordinator', '--listen', argv.listen, ...advertise, '--port', String(argv.port + i), ...store(), ...tls('coordinator'),
+      ], budget),
+    );
     const daemons = daemonNames.map((name, i) =>
       new Member(name, [
         'daemon', '--listen', argv.listen, ...advertise, '--listen-port', String(argv['daemon-port'] + i),
@@ -156,7 +173,7 @@ export const upCommand: CommandModule<object, Args> = {
       if (stopping) return;
       stopping = true;
       // Daemons first, so each can tell the coordinator it is leaving.
-      for (const group of [daemons, [coord]]) {
+      for (const group of [daemons, coords]) {
         for (const member of group) if (member.running) member.child!.kill('SIGTERM');
         await Promise.all(group.map((m) => m.exited));
       }
@@ -192,7 +209,7 @@ export const upCommand: CommandModule<object, Args> = {
     let ready: Ready[];
     try {
       // One at a time: the coordinator's refusal (its data dir in use, its port taken) is the only line printed.
-      await withDeadline('the coordinator starting', upTimeoutMs, coord.launch());
+      await withDeadline(coords.length === 1 ? 'the coordinator starting' : 'the coordinators starting', upTimeoutMs, Promise.all(coords.map((c) => c.launch())));
       ready = await withDeadline('every daemon registering', upTimeoutMs, Promise.all(daemons.map((d) => d.launch())));
     } catch (error) {
       if (stopping) return; // Ctrl-C while starting: stopAll exits
@@ -202,13 +219,14 @@ export const upCommand: CommandModule<object, Args> = {
       }
       return stopAll(1, { quiet: true, error });
     }
-    for (const member of [coord, ...daemons]) supervise(member);
+    for (const member of [...coords, ...daemons]) supervise(member);
     const kv = kvInvocation();
     const c = coordinatorFlag(coordinator) + (tlsDir ? ` ${tlsFlags(tlsDir, 'admin').join(' ')}` : '');
     process.stdout.write(
       [
         `kv cluster ${ready[0]?.clusterId} is up (data in ${dir})`,
-        `  coordinator ${coordinator}`,
+        ...coordinatorAddresses.map((a) => `  coordinator ${a}`),
+        ...(argv.etcd === undefined ? [] : [`  config in etcd ${argv.etcd} under ${argv.prefix}`]),
         ...ready.map((d) => `  daemon ${d.serverId} ${d.address}`),
         `try: ${kv} add-space users${c} && ${kv} put users ada '{"name":"Ada"}'${c} && ${kv} get users ada${c}`,
         'A process that dies is started again. Ctrl-C stops the cluster.',
