@@ -297,7 +297,10 @@ export async function runBackup(request: MessageOf<'backup'>, host: BackupHost):
       if (!(error instanceof Retry)) throw error;
       if (error instanceof QuiesceTimeout) for (const s of error.servers) late.set(s.id, s);
       const gaveUp = (why: string) => {
-        const lateWord = late.size > 0 && !(error instanceof QuiesceTimeout) ? `; ${describe([...late.values()])} did not quiesce in time` : '';
+        // The last attempt's error names its own late daemons; the final word adds those late only in earlier ones.
+        const named = new Set(error instanceof QuiesceTimeout ? error.servers.map((s) => s.id) : []);
+        const earlier = [...late.values()].filter((s) => !named.has(s.id));
+        const lateWord = earlier.length > 0 ? `; ${describe(earlier)} did not quiesce in time${named.size > 0 ? ' in an earlier attempt' : ''}` : '';
         log.warn({ attempts: number, frozenTotalMs: Math.round(budget.spentMs), frozenMsMax: budget.limitMs, notQuiesced: [...late.keys()] }, 'backup failed');
         return new KvError('BACKUP_FAILED', `backup ${request.name} gave up after ${number} attempt(s), ${why}: ${error.message}${lateWord}`);
       };

@@ -407,6 +407,18 @@ t.test('a quiesce that never finishes: each attempt thaws after backupQuiesceMsM
   t.equal(fake.config.freeze, undefined);
 });
 
+t.test('a quiesce late on different daemons in different attempts: the failure names every one of them', async (t) => {
+  // b never quiesces in the first attempt, c never in the later ones.
+  const fake = new FakeCluster(['a', 'b', 'c'])
+    .script('b', (t, n) => (t === 'quiesce' && n === 1 ? { never: true } : undefined))
+    .script('c', (t, n) => (t === 'quiesce' && n > 1 ? { never: true } : undefined));
+  const error = await fake.failure(t);
+  t.equal(error.code, 'BACKUP_FAILED');
+  t.match(error.message, /gave up after 3 attempt\(s\)/);
+  t.match(error.message, /: server 1003 \(c\.lab:2001\) did not quiesce within 900 ms; server 1002 \(b\.lab:2001\) did not quiesce in time in an earlier attempt$/,
+    'names c, late in the last attempt, and b, late in the first (a regression: b went unnamed)');
+});
+
 t.test('the deadline reached while the config keeps changing: BACKUP_FAILED after waits that grow', async (t) => {
   let spaces = 0;
   const fake = new FakeCluster(['a', 'b']).script('a', (t) =>
