@@ -452,6 +452,7 @@ t.test('thaw cannot be saved at all: left to the daemons\' lease, logged, snapsh
   t.equal(error.code, 'INTERNAL');
   t.same(fake.timeline.filter((e) => e.startsWith('config')), ['config freeze #1', 'config thaw #1 failed', 'config thaw #1 failed']);
   t.ok(fake.logs.some((l) => l.msg === 'cannot thaw; daemons will thaw by their lease'), 'logged');
+  t.equal(fake.config.freeze?.id, fake.freezes[0]!.id, 'the config still carries the freeze');
   for (const n of ['a', 'b']) t.same(fake.got.get(n), backedOut(1, 'quiesce', 'capture'), n);
 });
 
@@ -492,4 +493,17 @@ t.test('a capture that hangs under the default budget: its wait is the budget le
   t.same(fake.changes, ['freeze #1', 'thaw #1']);
   t.same(fake.changedAtMs, [0, 2_900]);
   for (const n of ['a', 'b']) t.same(fake.got.get(n), backedOut(1, 'quiesce', 'capture'), n);
+});
+
+t.test('a coordinator that stalls after the freeze past the lease: no daemon is asked to quiesce, thawed, released', async (t) => {
+  const fake = new FakeCluster(['a', 'b']);
+  const host = { ...fake.host(), stallAfterFreezeMs: leaseMs - freezeLeaseMarginMs };
+  const error = await fake.time.run(runBackup(backupRequest({ frozenMsMax: 60_000, deadlineMs: 10_000 }), host)).then(() => undefined, (e: unknown) => e as KvError);
+  t.equal(error?.code, 'BACKUP_FAILED');
+  // Each attempt is frozen 4000 ms and then waits 16000 unfrozen: the second would start past the 10 s deadline.
+  t.match(error?.message, /gave up after 1 attempt\(s\), the cluster frozen 4000 ms in all, at the --deadline-ms: the freeze lease ran short$/);
+  t.same(fake.changes, ['freeze #1', 'thaw #1']);
+  t.same(fake.changedAtMs, [0, 4_000]);
+  t.same(fake.transitions(), ['prepare>freeze', 'freeze>quiesce']);
+  for (const n of ['a', 'b']) t.same(fake.got.get(n), backedOut(1), n);
 });
