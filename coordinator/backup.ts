@@ -54,7 +54,23 @@ export interface BackupHost {
   log: Logger;
   /** Testing only: wait this long after freezing, as a stuck or slow coordinator would. */
   stallAfterFreezeMs?: number;
+  /** The time the backup's bounds and waits run on; absent: the system's. A test injects one it advances itself. */
+  clock?: BackupClock;
 }
+
+export interface BackupClock {
+  /** Monotonic milliseconds: every bound, every wait and the deadline are measured on it. */
+  nowMs(): number;
+  /** Wall time, for the freeze's beganAt and endedAt. */
+  date(): Date;
+  sleep(ms: number): Promise<void>;
+}
+
+export const systemClock: BackupClock = {
+  nowMs: () => performance.now(),
+  date: () => new Date(),
+  sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+};
 
 export type BackupState = 'prepare' | 'freeze' | 'quiesce' | 'capture' | 'check' | 'save' | 'thaw' | 'seal' | 'done';
 
@@ -82,6 +98,7 @@ interface Attempt {
   request: MessageOf<'backup'>;
   number: number;
   budget: FrozenBudget;
+  clock: BackupClock;
   freezeId: string;
   members: ServerInfo[];
   frozen?: { config: ClusterConfig; startedAt: number; beganAt: Date };
@@ -95,7 +112,7 @@ interface Attempt {
 const marginMs = (leaseMs: number) => Math.min(freezeLeaseMarginMs, leaseMs / 5);
 
 /** How long this attempt is frozen so far; counted from just before the freeze was persisted. */
-const frozenSoFar = (a: Attempt) => performance.now() - a.frozen!.startedAt;
+const frozenSoFar = (a: Attempt) => a.clock.nowMs() - a.frozen!.startedAt;
 
 /** How long the cluster was frozen by an attempt that has ended: to its thaw, or to the lease if the thaw failed. */
 const frozenMsOf = (a: Attempt) => (a.frozen ? (a.thawed?.ms ?? a.request.leaseMs) : 0);
@@ -147,11 +164,11 @@ export const handlers: Record<Exclude<BackupState, 'done'>, (a: Attempt, host: B
   },
 
   async freeze(a, host) {
-    const startedAt = performance.now();
-    const beganAt = new Date();
+    const startedAt = a.clock.nowMs();
+    const beganAt = a.clock.date();
     const config = await host.change((c) => cluster.freeze(c, { id: a.freezeId, name: a.request.name, leaseMs: a.request.leaseMs }));
     a.frozen = { config, startedAt, beganAt };
-    if (host.stallAfterFreezeMs) await new Promise((resolve) => setTimeout(resolve, host.stallAfterFreezeMs));
+    if (host.stallAfterFreezeMs) await a.clock.sleep(host.stallAfterFreezeMs);
     return 'quiesce';
   },
 
@@ -190,7 +207,7 @@ export const handlers: Record<Exclude<BackupState, 'done'>, (a: Attempt, host: B
     if (host.config().version !== a.frozen!.config.version) {
       throw new Retry(`the config changed during the freeze (version ${a.frozen!.config.version} → ${host.config().version})`);
     }
-    const elapsed = performance.now() - a.frozen!.startedAt;
+    const elapsed = frozenSoFar(a);
     if (elapsed >= a.request.leaseMs - marginMs(a.request.leaseMs)) {
       throw new Retry(`the captures took ${Math.round(elapsed)} ms, too close to the ${a.request.leaseMs} ms lease`);
     }
@@ -204,7 +221,7 @@ export const handlers: Record<Exclude<BackupState, 'done'>, (a: Attempt, host: B
 
   async thaw(a, host) {
     await host.change((c) => cluster.thaw(c, a.freezeId));
-    a.thawed = { endedAt: new Date(), ms: performance.now() - a.frozen!.startedAt };
+    a.thawed = { endedAt: a.clock.date(), ms: frozenSoFar(a) };
     return 'seal';
   },
 
@@ -228,7 +245,7 @@ async function backOut(a: Attempt, host: BackupHost): Promise<void> {
   if (a.frozen && !a.thawed) {
     try {
       await host.change((c) => cluster.thaw(c, a.freezeId));
-      a.thawed = { endedAt: new Date(), ms: frozenSoFar(a) };
+      a.thawed = { endedAt: a.clock.date(), ms: frozenSoFar(a) };
     } catch (error) {
       host.log.error({ err: error, backup: a.request.name }, 'cannot thaw; daemons will thaw by their lease');
     }
@@ -261,7 +278,8 @@ async function runAttempt(a: Attempt, host: BackupHost): Promise<void> {
 }
 
 export async function runBackup(request: MessageOf<'backup'>, host: BackupHost): Promise<BackupResult> {
-  const deadline = Date.now() + request.deadlineMs;
+  const clock = host.clock ?? systemClock;
+  const deadline = clock.nowMs() + request.deadlineMs;
   const log = host.log.child({ backup: request.name });
   const budget: FrozenBudget = { limitMs: request.frozenMsMax ?? backupFrozenMsMaxDefault, spentMs: 0 };
   log.info({ owner: request.owner, leaseMs: request.leaseMs, frozenMsMax: budget.limitMs }, 'backup started');
@@ -269,7 +287,7 @@ export async function runBackup(request: MessageOf<'backup'>, host: BackupHost):
   /** Every server that did not quiesce in time, over all attempts, for the final word. */
   const late = new Map<string, ServerInfo>();
   for (let number = 1; ; number++) {
-    const attempt: Attempt = { request, number, budget, freezeId: randomUUID(), members: [], quiesced: new Map(), captures: new Map(), seals: new Map() };
+    const attempt: Attempt = { request, number, budget, clock, freezeId: randomUUID(), members: [], quiesced: new Map(), captures: new Map(), seals: new Map() };
     try {
       await runAttempt(attempt, host);
       return result(attempt, log);
@@ -279,16 +297,19 @@ export async function runBackup(request: MessageOf<'backup'>, host: BackupHost):
       if (!(error instanceof Retry)) throw error;
       if (error instanceof QuiesceTimeout) for (const s of error.servers) late.set(s.id, s);
       const gaveUp = (why: string) => {
-        const lateWord = late.size > 0 && !(error instanceof QuiesceTimeout) ? `; ${describe([...late.values()])} did not quiesce in time` : '';
+        // The last attempt's error names its own late daemons; the final word adds those late only in earlier ones.
+        const named = new Set(error instanceof QuiesceTimeout ? error.servers.map((s) => s.id) : []);
+        const earlier = [...late.values()].filter((s) => !named.has(s.id));
+        const lateWord = earlier.length > 0 ? `; ${describe(earlier)} did not quiesce in time${named.size > 0 ? ' in an earlier attempt' : ''}` : '';
         log.warn({ attempts: number, frozenTotalMs: Math.round(budget.spentMs), frozenMsMax: budget.limitMs, notQuiesced: [...late.keys()] }, 'backup failed');
         return new KvError('BACKUP_FAILED', `backup ${request.name} gave up after ${number} attempt(s), ${why}: ${error.message}${lateWord}`);
       };
       const frozenWord = `the cluster frozen ${Math.round(budget.spentMs)} ms in all`;
       if (budget.limitMs - budget.spentMs <= 2 * backupThawReserveMs) throw gaveUp(`${frozenWord}, the most --frozen-ms-max allows (${budget.limitMs} ms)`);
       const wait = Math.max(backoff, backupUnfrozenPerFrozenMin * frozenMs);
-      if (Date.now() + wait > deadline) throw gaveUp(`${frozenWord}, at the --deadline-ms`);
+      if (clock.nowMs() + wait > deadline) throw gaveUp(`${frozenWord}, at the --deadline-ms`);
       log.info({ attempt: number, why: error.message, waitMs: Math.round(wait), frozenMs: Math.round(frozenMs), frozenTotalMs: Math.round(budget.spentMs) }, 'retrying the backup');
-      await new Promise((resolve) => setTimeout(resolve, wait));
+      await clock.sleep(wait);
       backoff = Math.min(backoff * 2, backupRetryWaitMsMax);
     }
   }
