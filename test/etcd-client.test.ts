@@ -127,6 +127,17 @@ t.test('watch: PUT and DELETE as they happen, and history from an old revision',
   await replay;
 });
 
+t.test('a range or a watch from a compacted revision fails COMPACTED', async (t) => {
+  const old = await client.put('compacted', '1');
+  const now = await client.put('compacted', '2');
+  // The client has no compaction (the coordinator never compacts); ask the gateway directly.
+  const response = await fetch(`${cluster.endpoints[0]}/v3/kv/compaction`, { method: 'POST', body: JSON.stringify({ revision: String(now.revision), physical: true }) });
+  t.equal(response.status, 200);
+  await t.rejects(client.range('compacted', { revision: old.revision }), { code: 'COMPACTED', message: /answered: etcdserver: mvcc: required revision has been compacted$/ });
+  const watching = client.watch('compacted', { startRevision: old.revision, signal: new AbortController().signal }, () => {});
+  await t.rejects(watching, { code: 'COMPACTED', message: new RegExp(`compacted up to revision ${now.revision}\\)$`) });
+});
+
 /** A TCP server that accepts connections and never answers: a black hole. */
 async function blackHole(t: TestLike): Promise<string> {
   const sockets = new Set<net.Socket>();
@@ -162,6 +173,20 @@ t.test('a black-holed endpoint fails within the deadline, clearly, and the next 
   const watchBegan = performance.now();
   await t.rejects(watcher.watch('hole', { signal: new AbortController().signal }, () => {}), { code: 'UNCERTAIN', message: `etcd ${hole} did not answer within ${timeoutMs} ms` });
   t.ok(performance.now() - watchBegan < timeoutMs + slackMs, 'a watch that never starts fails within the deadline');
+});
+
+t.test('a paused member (SIGSTOP) times out like a black hole, and serves again after SIGCONT', async (t) => {
+  const leader = await cluster.leader();
+  const follower = cluster.members.find((m) => m !== leader)!;
+  const c = new EtcdClient([follower.clientUrl], { requestTimeoutMs: timeoutMs });
+  await follower.stop();
+  t.ok(follower.running, 'a paused member still runs');
+  const began = performance.now();
+  await t.rejects(c.put('paused', 'x'), { code: 'UNCERTAIN', message: `etcd ${follower.clientUrl} did not answer within ${timeoutMs} ms` });
+  t.ok(performance.now() - began < timeoutMs + slackMs);
+  await follower.cont();
+  await waitFor('the resumed member to serve', async () => (await codeOf(c.range('paused'))) === 'ok', 10_000);
+  t.pass('it serves again');
 });
 
 t.test('a refused endpoint is skipped at once, also for writes', async (t) => {
