@@ -10,7 +10,8 @@
 //   gRPC metadata `hasleader`, and a member cut off from its quorum then answers range (serializable too), put,
 //   txn, lease and watch at once with HTTP 503 "etcdserver: no leader" (without the header a range waits 5 s for
 //   "request timed out", a serializable range returns stale data and a watch hangs). That check runs before the
-//   request reaches the server, so "no leader" means not applied. Status is the one call sent without it: it is
+//   request reaches the server, so "no leader" means not applied. A running watch on a member that loses its
+//   leader is ended by etcd after a few election timeouts (the gateway just closes the stream: UNREACHABLE). Status is the one call sent without it: it is
 //   how a person or test sees that a member has no leader (leader '0').
 // Gateway paths on 3.4.23: /v3/kv/{range,put,deleterange,txn}, /v3/lease/{grant,keepalive,revoke}, /v3/watch,
 // /v3/maintenance/status (/v3beta is an alias; /v3alpha is gone). Zero values are left out of answers (a PUT event
@@ -270,8 +271,9 @@ export class EtcdClient {
   private async tryEndpoints(idempotent: boolean, attempt: Attempt): Promise<unknown> {
     const deadline = performance.now() + this.requestTimeoutMs;
     const failures: EtcdError[] = [];
+    const first = this.current;
     for (let n = 0; n < this.endpoints.length; n++) {
-      const index = (this.current + n) % this.endpoints.length;
+      const index = (first + n) % this.endpoints.length;
       const left = deadline - performance.now();
       if (left <= 0) break;
       try {
