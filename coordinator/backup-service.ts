@@ -16,6 +16,8 @@ export interface BackupServiceOptions {
   log: Logger;
   /** Testing only: how long a backup stalls after freezing (to kill things mid-freeze). */
   faultStallAfterFreezeMs?: number | undefined;
+  /** Testing only: stall backups on entering a state (backup.ts `stallAt`). */
+  faultStallAt?: BackupHost['stallAt'];
 }
 
 export class BackupService {
@@ -54,6 +56,7 @@ export class BackupService {
       owe: (serverId, name, freezeId) => this.debris.owe(serverId, name, freezeId),
       log: this.options.log,
       ...(this.options.faultStallAfterFreezeMs ? { stallAfterFreezeMs: this.options.faultStallAfterFreezeMs } : {}),
+      ...(this.options.faultStallAt ? { stallAt: this.options.faultStallAt } : {}),
     };
     try {
       const connected = this.configLog.current.servers.filter((s) => this.sessions.connected(s.id)).map((s) => s.id);

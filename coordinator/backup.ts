@@ -54,6 +54,8 @@ export interface BackupHost {
   log: Logger;
   /** Testing only: wait this long after freezing, as a stuck or slow coordinator would. */
   stallAfterFreezeMs?: number;
+  /** Testing only: wait this long on entering this state (logged first), so a test can kill a process there. */
+  stallAt?: { state: BackupState; ms: number };
   /** The time the backup's bounds and waits run on; absent: the system's. A test injects one it advances itself. */
   clock?: BackupClock;
 }
@@ -72,7 +74,8 @@ export const systemClock: BackupClock = {
   sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
 };
 
-export type BackupState = 'prepare' | 'freeze' | 'quiesce' | 'capture' | 'check' | 'save' | 'thaw' | 'seal' | 'done';
+export const backupStates = ['prepare', 'freeze', 'quiesce', 'capture', 'check', 'save', 'thaw', 'seal', 'done'] as const;
+export type BackupState = (typeof backupStates)[number];
 
 /** An attempt that may succeed if tried again. */
 export class Retry extends Error {}
@@ -266,6 +269,10 @@ async function runAttempt(a: Attempt, host: BackupHost): Promise<void> {
   try {
     while (state !== 'done') {
       const from: BackupState = state;
+      if (host.stallAt?.state === from) {
+        host.log.info({ backup: a.request.name, attempt: a.number, state: from, ms: host.stallAt.ms }, 'backup stalled (testing fault)');
+        await a.clock.sleep(host.stallAt.ms);
+      }
       state = await handlers[from](a, host);
       host.log.debug({ backup: a.request.name, attempt: a.number, from, to: state }, 'backup state');
     }

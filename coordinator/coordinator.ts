@@ -26,7 +26,7 @@ import { LocalStore } from './local-store.js';
 import { EtcdStore, type EtcdStoreOptions } from './etcd-store.js';
 import { ConfigLog } from './config-log.js';
 import { DaemonSessions } from './daemon-sessions.js';
-import { BackupService } from './backup-service.js';
+import { BackupService, type BackupServiceOptions } from './backup-service.js';
 import { awaitedServers } from './settle.js';
 
 export interface CoordinatorOptions {
@@ -49,6 +49,8 @@ export interface CoordinatorOptions {
   tls?: TlsSettings | undefined;
   /** Testing only: how long a backup stalls after freezing (to kill things mid-freeze). */
   faultStallAfterFreezeMs?: number;
+  /** Testing only: stall backups on entering a state. */
+  faultStallAt?: BackupServiceOptions['faultStallAt'];
 }
 
 /** What serves while this process leads: one per leadership. */
@@ -197,7 +199,7 @@ export class Coordinator {
       onRegistered: (serverId) => backups?.onRegistered(serverId),
       log,
     });
-    backups = new BackupService(configLog, sessions, { log, faultStallAfterFreezeMs: this.options.faultStallAfterFreezeMs });
+    backups = new BackupService(configLog, sessions, { log, faultStallAfterFreezeMs: this.options.faultStallAfterFreezeMs, faultStallAt: this.options.faultStallAt });
     this.term = { leadership, configLog, sessions, backups };
   }
 

@@ -5,11 +5,12 @@ import { badRequest } from '../../shared/errors.js';
 import { frameBytesMax, leaderLeaseTtlSecondsDefault, heartbeatIntervalMsDefault, heartbeatTimeoutMsDefault, valueBytesMaxDefault } from '../../shared/limits.js';
 import { msOption, portOption, tlsOf, tlsOption, wholeNumberOption, type TlsArgs } from '../options.js';
 import { fail, serve } from '../run.js';
+import { backupStates, type BackupState } from '../../coordinator/backup.js';
 import { checkCoordinatorAdvertisable } from '../../shared/advertise.js';
 
 export const coordinatorCommand: CommandModule<object, {
   listen: string; advertise?: string; port: number; data?: string; etcd?: string[]; prefix: string; 'etcd-lease-ttl-seconds': number; restore?: string; 'heartbeat-interval-ms': number; 'heartbeat-timeout-ms': number;
-  'fault-stall-after-freeze-ms': number; 'value-bytes-max'?: number;
+  'fault-stall-after-freeze-ms': number; 'fault-stall-backup-at'?: { state: BackupState; ms: number }; 'value-bytes-max'?: number;
 } & TlsArgs> = {
   command: 'coordinator',
   describe: 'run the coordinator, which holds the cluster config',
@@ -42,6 +43,17 @@ export const coordinatorCommand: CommandModule<object, {
       .option('value-bytes-max', wholeNumberOption('value-bytes-max', { min: 1, max: frameBytesMax, unit: 'bytes' }, {
         describe: `largest stored value, in bytes, on every daemon (default ${valueBytesMaxDefault}; kept in the cluster config)`,
       }))
+      .option('fault-stall-backup-at', {
+        type: 'string',
+        hidden: true,
+        requiresArg: true,
+        describe: 'testing only: STATE:MS, stall backups on entering STATE',
+        coerce: (text: string) => {
+          const [state, ms] = text.split(':');
+          if (!backupStates.includes(state as BackupState) || !Number.isSafeInteger(Number(ms))) throw badRequest(`--fault-stall-backup-at takes STATE:MS, STATE one of ${backupStates.join(', ')}`);
+          return { state: state as BackupState, ms: Number(ms) };
+        },
+      })
       .option('fault-stall-after-freeze-ms', msOption('fault-stall-after-freeze-ms', 0, { default: 0, hidden: true, describe: 'testing only: stall backups after freezing' }))
       .example('kv coordinator --port 1982 --data ./coord', '')
       .example('kv coordinator --listen 0.0.0.0 --advertise db1.example --data ./coord', '')
@@ -66,6 +78,7 @@ export const coordinatorCommand: CommandModule<object, {
         heartbeatTimeoutMs: argv['heartbeat-timeout-ms'],
         ...(argv['value-bytes-max'] === undefined ? {} : { valueBytesMax: argv['value-bytes-max'] }),
         faultStallAfterFreezeMs: argv['fault-stall-after-freeze-ms'],
+        ...(argv['fault-stall-backup-at'] && { faultStallAt: argv['fault-stall-backup-at'] }),
         tls: tlsOf(argv),
         log,
       }),
