@@ -8,8 +8,16 @@ import { fileURLToPath } from 'node:url';
 import { checkHistory, type HistoryVerdict } from '../jepsen/checker.js';
 import type { Op } from '../jepsen/history.js';
 import { clockOffsetMs, now, stateOf, type WorkerArgs } from '../jepsen/worker.js';
-import { GaveUp, tempDir, waitFor, type KvProcess, type TestLike } from './cluster.js';
+import { GaveUp, kv, runProcess, tempDir, waitFor, type KvProcess, type TestLike } from './cluster.js';
 import type { LabHost } from './lab.js';
+
+/** Where the workload's client runs: a lab host, or this machine (`thisHost`). */
+export type ClientHost = Pick<LabHost, 'spawn' | 'kv'>;
+
+export const thisHost: ClientHost = {
+  spawn: (t, argv, env = {}) => runProcess(t, argv, env),
+  kv: (t, args, env = {}, timeoutMs = 120_000) => kv(t, args, env, timeoutMs),
+};
 import type { TlsFiles } from '../../shared/tls.js';
 
 const workerScript = join(dirname(fileURLToPath(import.meta.url)), '..', 'jepsen', 'worker.js');
@@ -31,7 +39,7 @@ export interface Workload {
 /** Starts `threads` client threads on `host` doing put, get, cond_put and atomic_add on `keys` for `seconds`. */
 export function startWorkload(
   t: TestLike,
-  host: LabHost,
+  host: ClientHost,
   coordinator: string,
   options: { space: string; keys: string[]; seconds: number; threads?: number; seed?: number; timeoutMs?: number; tls?: TlsFiles },
 ): Workload {
@@ -70,7 +78,7 @@ export function startWorkload(
 }
 
 /** One successful `kv get` per key from `host` (retried within a deadline), as history operations. */
-export async function finalReads(t: TestLike, host: LabHost, coordinator: string, space: string, keys: string[], args: string[] = []): Promise<Op[]> {
+export async function finalReads(t: TestLike, host: ClientHost, coordinator: string, space: string, keys: string[], args: string[] = []): Promise<Op[]> {
   const ops: Op[] = [];
   for (const key of keys) {
     await waitFor(`a final read of ${key} to succeed`, async () => {
