@@ -8,7 +8,7 @@ import { Connection, type FrameHandler } from './connection.js';
 import { formatAddress, parseAddress } from './address.js';
 import { KvError, asKvError, badRequest, type ErrorCode } from './errors.js';
 import { Backoff } from './backoff.js';
-import { reconnectDelayMsMax, reconnectDelayMsMin } from './limits.js';
+import { leaderPassMsMin, reconnectDelayMsMax, reconnectDelayMsMin } from './limits.js';
 import type { TlsSettings } from './tls.js';
 
 /** The port of a coordinator written without one. */
@@ -46,11 +46,9 @@ export interface FindOptions {
   random?: () => number;
 }
 
-/** What one pass over the coordinators found: the leader's connection, or why each address was not it. */
+/** What one pass over the coordinators found: the leader's connection, or (in `failures`) why each was not it. */
 interface Round {
   leader: Connection | undefined;
-  /** Each address tried (or not) and why it is not the leader, in the order tried. */
-  failures: Map<string, KvError>;
   /** Some coordinator answered: leadership is changing hands, and another pass may find the new leader. */
   answered: boolean;
 }
@@ -67,13 +65,15 @@ export async function openLeader(addresses: readonly string[], onMessage: FrameH
   const deadline = performance.now() + options.timeoutMs;
   const backoff = new Backoff(reconnectDelayMsMin, reconnectDelayMsMax, options.random);
   let preferred = options.preferred;
+  // Why each address is not the leader, by the latest pass that got an answer or an error from it.
+  const failures = new Map<string, KvError>();
   for (;;) {
-    const round = await findOnce(addresses, onMessage, options.tls, preferred, deadline);
+    const round = await findOnce(addresses, onMessage, options.tls, preferred, deadline, failures);
     if (round.leader) return round.leader;
     const remaining = deadline - performance.now();
-    if (!round.answered || remaining <= 0) throw notFound(round.failures);
+    if (!round.answered || remaining < leaderPassMsMin) throw notFound(failures);
     preferred = undefined; // it did not lead a moment ago
-    await pause(backoff.next(remaining));
+    await pause(backoff.next(remaining - leaderPassMsMin));
   }
 }
 
@@ -81,14 +81,22 @@ export async function openLeader(addresses: readonly string[], onMessage: FrameH
  * One pass: each candidate in turn, with a fair share of the time left (a coordinator that does not answer must
  * not starve the ones after it), the one a follower names inserted next.
  */
-async function findOnce(addresses: readonly string[], onMessage: FrameHandler, tls: TlsSettings | undefined, preferred: string | undefined, deadline: number): Promise<Round> {
+async function findOnce(
+  addresses: readonly string[],
+  onMessage: FrameHandler,
+  tls: TlsSettings | undefined,
+  preferred: string | undefined,
+  deadline: number,
+  failures: Map<string, KvError>,
+): Promise<Round> {
   const candidates = [...new Set([...(preferred ? [preferred] : []), ...addresses])];
-  const round: Round = { leader: undefined, failures: new Map(), answered: false };
+  const round: Round = { leader: undefined, answered: false };
   for (let i = 0; i < candidates.length; i++) {
     const address = candidates[i]!;
     const shareMs = Math.floor((deadline - performance.now()) / (candidates.length - i));
     if (shareMs <= 0) {
-      round.failures.set(address, new KvError('UNAVAILABLE', `${address} was not tried: no time left`));
+      // What an earlier pass found says more than this one's running out of time.
+      if (!failures.has(address)) failures.set(address, new KvError('UNAVAILABLE', `${address} was not tried: no time left`));
       continue;
     }
     const asked = await ask(address, onMessage, tls, shareMs);
@@ -97,16 +105,16 @@ async function findOnce(addresses: readonly string[], onMessage: FrameHandler, t
       return round;
     }
     if (asked instanceof KvError) {
-      round.failures.set(address, asked);
+      failures.set(address, asked);
       continue;
     }
     round.answered = true;
     const named = asked.leader === null ? undefined : normalize(asked.leader);
     if (named === undefined || named === address) {
-      round.failures.set(address, new KvError('UNAVAILABLE', `${address} does not lead and knows no leader (an election under way?)`));
+      failures.set(address, new KvError('UNAVAILABLE', `${address} does not lead and knows no leader (an election under way?)`));
       continue;
     }
-    round.failures.set(address, new KvError('UNAVAILABLE', `${address} does not lead; it names ${named} as the leader`));
+    failures.set(address, new KvError('UNAVAILABLE', `${address} does not lead; it names ${named} as the leader`));
     // Next, unless already tried in this pass (then the pass goes on: the one named did not lead just now).
     const at = candidates.indexOf(named);
     if (at < 0) candidates.splice(i + 1, 0, named);
