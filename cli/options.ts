@@ -1,12 +1,16 @@
 // Flags several commands share, and the one way a numeric flag is declared: checked by the parser, so a bad value
 // is a usage error (exit 2) in the user's terms, never NaN passed on to the cluster.
 import type { Argv, Options } from 'yargs';
-import { parseAddress, formatAddress } from '../shared/address.js';
+import { parseCoordinators } from '../shared/coordinator-finder.js';
 import { badRequest } from '../shared/errors.js';
 import { requestTimeoutMsDefault, requestTimeoutMsMax } from '../shared/limits.js';
 import { loadTls, type TlsSettings } from '../shared/tls.js';
 
+/** The coordinators when no --coordinator is given: $KV_COORDINATOR (a comma list too), else the local one. */
 export const defaultCoordinator = () => process.env.KV_COORDINATOR ?? '127.0.0.1:1982';
+
+/** How --coordinator is described wherever it is taken. */
+export const coordinatorsDescription = 'the coordinators, HOST:PORT[,HOST:PORT...]: the one that leads is found among them';
 
 /**
  * A flag that takes one whole number from `min` to `max` (no upper bound when `max` is absent). yargs reads the
@@ -83,8 +87,9 @@ export const coordinatorOption = <T>(yargs: Argv<T>) =>
     type: 'string',
     default: defaultCoordinator(),
     defaultDescription: '$KV_COORDINATOR or 127.0.0.1:1982',
-    describe: 'the coordinator, HOST:PORT',
-    coerce: (text: string) => formatAddress(parseAddress(text, 1982)),
+    describe: coordinatorsDescription,
+    // A comma list of HOST:PORT, each checked here (a bad one is a usage error naming it), as Client.connect takes it.
+    coerce: (text: string) => parseCoordinators(text).join(','),
   });
 
 export const jsonOption = <T>(yargs: Argv<T>) =>

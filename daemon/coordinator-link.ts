@@ -1,7 +1,9 @@
-// The daemon's session with the coordinator: register (getting or proving its identity), receive every config,
-// acknowledge it, and reconnect when the session drops. Every heartbeat interval the daemon asks for a read lease
+// The daemon's session with the coordinator that leads: register (getting or proving its identity), receive every
+// config, acknowledge it, and reconnect (to the leader, found anew) when the session drops or the coordinator says
+// it no longer leads. Every heartbeat interval the daemon asks for a read lease
 // (daemon/read-lease.ts); those requests are its heartbeats, by which the coordinator tells it is alive.
 import { Connection } from '../shared/connection.js';
+import { openLeader } from '../shared/coordinator-finder.js';
 import type { ClusterConfig } from '../shared/config.js';
 import { KvError, asKvError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
@@ -19,7 +21,8 @@ const fatalCodes = new Set(['CLUSTER_MISMATCH', 'UNKNOWN_SERVER', 'BAD_REQUEST',
 const registerWarnEvery = 20;
 
 export interface LinkOptions {
-  coordinator: string;
+  /** The coordinators, HOST:PORT each: the daemon registers with the one that leads. */
+  coordinators: readonly string[];
   /** The address clients reach this daemon at. */
   address: string;
   identity: Identity | undefined;
@@ -40,6 +43,8 @@ export interface LinkOptions {
 
 export class CoordinatorLink {
   private connection: Connection | undefined;
+  /** The coordinator that led when last registered with: asked first the next time. */
+  private leader: string | undefined;
   private known: Identity | undefined;
   private stopped = false;
   /** Registered once in this process: the coordinator is told when a registration is this process's first. */
@@ -97,7 +102,10 @@ export class CoordinatorLink {
   ask<T extends RequestType>(request: { t: T } & RequestOf<T>): Promise<Results[T]> {
     const connection = this.connection;
     if (!connection || connection.closed) return Promise.reject(new KvError('UNAVAILABLE', 'not connected to the coordinator'));
-    return connection.request(request, requestTimeoutMsDefault);
+    return connection.request(request, requestTimeoutMsDefault).catch((error: unknown) => {
+      if (asKvError(error).code === 'NOT_LEADER') this.leaderLost(connection, request.t);
+      throw error;
+    });
   }
 
   ack(version: number): void {
@@ -132,7 +140,7 @@ export class CoordinatorLink {
         const kvError = asKvError(error);
         if (fatalCodes.has(kvError.code)) throw kvError;
         if (failures % registerWarnEvery === 0) {
-          log.warn({ coordinator: this.options.coordinator, code: kvError.code, err: kvError.message, failures: failures + 1 }, 'cannot register; retrying');
+          log.warn({ coordinators: this.options.coordinators.join(','), code: kvError.code, err: kvError.message, failures: failures + 1 }, 'cannot register; retrying');
         }
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, this.backoff.next(this.intervalMs));
@@ -148,17 +156,15 @@ export class CoordinatorLink {
 
   private async register(): Promise<void> {
     const { options } = this;
-    const connection = await Connection.open(
-      options.coordinator,
-      (message) => {
+    const connection = await openLeader(
+      options.coordinators,
+      (message, from) => {
         if (message.t === 'config') options.onConfig(message.config);
-        else options.onRequest(message, connection);
+        else options.onRequest(message, from);
       },
-      requestTimeoutMsDefault,
-      '/',
-      options.tls,
-      'coordinator',
+      { timeoutMs: requestTimeoutMsDefault, tls: options.tls, preferred: this.leader },
     );
+    this.leader = connection.peer;
     try {
       const answer = await connection.request(
         {
@@ -185,15 +191,26 @@ export class CoordinatorLink {
     this.connection = connection;
     this.registered = true;
     // The logger carries the server id (daemon.ts binds it).
-    options.log.info({ clusterId: this.known.clusterId, incarnation: this.known.incarnation }, 'registered with the coordinator');
+    options.log.info({ coordinator: connection.peer, clusterId: this.known.clusterId, incarnation: this.known.incarnation }, 'registered with the coordinator');
     this.answeredAt = options.lease.now();
     this.renew(connection);
     connection.onceClosed(() => {
       clearTimeout(this.renewTimer);
       if (this.stopped) return;
-      options.log.warn('lost the coordinator session; reconnecting');
+      options.log.warn({ coordinator: connection.peer }, 'lost the coordinator session; reconnecting');
       this.connectUntilRegistered().catch((error) => options.onFatal(asKvError(error)));
     });
+  }
+
+  /**
+   * The session's coordinator answered NOT_LEADER (it stepped down): drop the session, whose close registers anew
+   * with the leader found again. The lease lapses on its own meanwhile; a deposed leader's configs are refused by
+   * epoch (shared/config.ts supersedes).
+   */
+  private leaderLost(connection: Connection, request: string): void {
+    if (connection !== this.connection || connection.closed) return;
+    this.options.log.warn({ coordinator: connection.peer, request }, 'the coordinator no longer leads; registering with the leader');
+    connection.terminate();
   }
 
   /**
@@ -206,7 +223,7 @@ export class CoordinatorLink {
     const requestedAt = lease.now();
     const silentMs = requestedAt - this.answeredAt;
     if (silentMs > this.timeoutMs) {
-      log.warn({ coordinator: this.options.coordinator, silentMs: Math.round(silentMs) }, 'the coordinator answers no lease requests; dropping the session to register anew');
+      log.warn({ coordinator: connection.peer, silentMs: Math.round(silentMs) }, 'the coordinator answers no lease requests; dropping the session to register anew');
       connection.terminate(); // its close starts the reconnect
       return;
     }
@@ -233,6 +250,7 @@ export class CoordinatorLink {
           this.cutOff = true;
           return;
         }
+        if (refusal.code === 'NOT_LEADER') return this.leaderLost(connection, 'lease');
         log.debug({ err: refusal.message }, 'lease request failed');
       },
     );

@@ -17,6 +17,7 @@ import { peerPingIntervalMs, peerSilenceMsMax, scanPageBytesMax, scanPageEntries
 import { daemonPathMismatch, type Message } from '../shared/protocol.js';
 import * as attributes from './attributes.js';
 import { CoordinatorLink } from './coordinator-link.js';
+import { parseCoordinators } from '../shared/coordinator-finder.js';
 import { Storage } from './storage.js';
 import { dataKey } from '../shared/key-layout.js';
 import { copiedSnapshot } from '../shared/data-dir.js';
@@ -29,7 +30,8 @@ import { ReadLease } from './read-lease.js';
 export interface DaemonOptions {
   host: string;
   port: number;
-  coordinator: string;
+  /** The coordinators, HOST:PORT each (in an array or as a comma list): the daemon registers with the leader. */
+  coordinator: string | readonly string[];
   /** The address to register instead of the bound one (shared/advertise.ts); undefined: the bound one. */
   advertise?: string | undefined;
   dataDir: string;
@@ -129,7 +131,7 @@ export class Daemon {
       throw new KvError('DATA_DIR_INVALID', `${options.dataDir}: its manifest.json is server ${copied.serverId}'s, but its database is ${identity ? `server ${identity.serverId}'s` : 'new'}`);
     }
     this.link = new CoordinatorLink({
-      coordinator: options.coordinator,
+      coordinators: parseCoordinators(options.coordinator),
       address: advertised,
       identity,
       copyOf: copied && { name: copied.name, configVersion: copied.configVersion },

@@ -1,15 +1,16 @@
-// The kv client: follows the cluster config (subscribed to the coordinator's pushes, and subscribing again by
-// itself whenever the coordinator connection drops), routes every operation
+// The kv client: follows the cluster config (subscribed to the pushes of the coordinator that leads, found among
+// those it is given, and subscribing again by itself whenever that connection drops), routes every operation
 // straight to the daemon that serves its partition, and keeps one pipelined connection per daemon. Stale routes
 // are refreshed and retried within the operation's deadline, writes included: every write carries a request id
 // (this client's session, issued by the coordinator, and a sequence number), so a daemon that already applied a
 // write answers a second attempt with the first one's result instead of applying it again.
 //
-//   const c = await Client.connect('127.0.0.1:1982');
+//   const c = await Client.connect('10.0.0.1:1982,10.0.0.2:1982');
 //   await c.put('users', 'ada', { name: 'Ada' });
 //   await c.get('users', 'ada'); // { name: 'Ada' }; undefined when absent
 import { findServer, findSpace, supersedes, type ClusterConfig, type ServerInfo } from './config.js';
 import { Connection } from './connection.js';
+import { openLeader, parseCoordinators } from './coordinator-finder.js';
 import { ConnectionPool } from './connection-pool.js';
 import { KvError, asKvError, badRequest } from './errors.js';
 import { coordinatorPingIntervalMs, coordinatorSilenceMsMax, keyBytesMax, partitionsDefault, snapshotSealMsMax, reconnectDelayMsMax, reconnectDelayMsMin, requestTimeoutMsDefault, requestTimeoutMsMax, scanPageEntriesMax, writeWindowMax } from './limits.js';
@@ -63,9 +64,24 @@ interface SpaceRoutes {
 
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/**
+ * Coordinator requests that may be sent again after the connection dropped with the answer unknown: they change
+ * nothing, or change it to the same state twice. Any request answered NOT_LEADER may: a follower changed nothing.
+ */
+const coordinatorRetryableTypes = new Set<RequestType>(['get_config', 'subscribe', 'open_session', 'status', 'list_snapshots', 'set_read_only', 'backup_release', 'leader']);
+
+/** The coordinator that answered is not (or no longer) the leader: find the leader and ask it instead. */
+const leaderLost = (type: RequestType, error: KvError): boolean =>
+  error.code === 'NOT_LEADER' || (error.code === 'CONNECTION_LOST' && coordinatorRetryableTypes.has(type));
+
+/** What is left of a deadline (performance.now()), at least 1 ms: a request's timeout, never zero or negative. */
+const remainingMs = (deadline: number) => Math.max(1, Math.floor(deadline - performance.now()));
+
 export class Client {
   private config: ClusterConfig;
   private coordinator: Connection | undefined;
+  /** The coordinator that led when last found: asked first when the session is made anew. */
+  private leader: string;
   private reconnecting: Promise<Connection> | undefined;
   private refreshing: Promise<void> | undefined;
   private readonly daemons: ConnectionPool;
@@ -87,7 +103,8 @@ export class Client {
   private windowWaiters: Array<() => void> = [];
 
   private constructor(
-    readonly coordinatorAddress: string,
+    /** The coordinators given, as HOST:PORT: the leader is found among them (or where they send the client). */
+    readonly coordinatorAddresses: readonly string[],
     private readonly options: ClientOptions,
     coordinator: Connection,
     config: ClusterConfig,
@@ -97,27 +114,46 @@ export class Client {
     this.timeoutMs = options.timeoutMs ?? requestTimeoutMsDefault;
     this.daemons = new ConnectionPool({ tls: options.tls });
     this.config = config;
+    this.leader = coordinator.peer;
     this.adoptCoordinator(coordinator);
   }
 
-  static async connect(coordinator: string, options: ClientOptions = {}): Promise<Client> {
+  /** The coordinator this client's session is with (the leader when last found). */
+  get coordinatorAddress(): string {
+    return this.leader;
+  }
+
+  /**
+   * Connects to the coordinator that leads among `coordinators` (HOST:PORT each, in an array or as a comma list),
+   * within the timeout, elections included.
+   */
+  static async connect(coordinators: string | readonly string[], options: ClientOptions = {}): Promise<Client> {
     const timeoutMs = options.timeoutMs ?? requestTimeoutMsDefault;
     if (!(timeoutMs > 0 && timeoutMs <= requestTimeoutMsMax)) {
       throw badRequest(`an operation's timeout is 1 to ${requestTimeoutMsMax} ms, not ${timeoutMs}`);
     }
+    const addresses = parseCoordinators(coordinators);
+    const deadline = performance.now() + timeoutMs;
+    const backoff = new Backoff(reconnectDelayMsMin, reconnectDelayMsMax);
     let client: Client | undefined;
-    const connection = await Connection.open(coordinator, (m) => client?.onPush(m), timeoutMs, '/', options.tls, 'coordinator');
-    try {
-      const type = options.subscribe === false ? 'get_config' : 'subscribe';
-      const [config, { session }] = await Promise.all([
-        connection.request({ t: type }, timeoutMs),
-        connection.request({ t: 'open_session' }, timeoutMs),
-      ]);
-      client = new Client(coordinator, options, connection, config, session);
-      return client;
-    } catch (error) {
-      connection.close();
-      throw error;
+    let preferred: string | undefined;
+    for (;;) {
+      const connection = await openLeader(addresses, (m) => client?.onPush(m), { timeoutMs: remainingMs(deadline), tls: options.tls, preferred });
+      try {
+        const type = options.subscribe === false ? 'get_config' : 'subscribe';
+        const [config, { session }] = await Promise.all([
+          connection.request({ t: type }, remainingMs(deadline)),
+          connection.request({ t: 'open_session' }, remainingMs(deadline)),
+        ]);
+        client = new Client(addresses, options, connection, config, session);
+        return client;
+      } catch (error) {
+        connection.close();
+        // It stepped down between saying it leads and answering: find the new leader, within the same deadline.
+        if (!leaderLost('open_session', asKvError(error)) || performance.now() >= deadline) throw error;
+        preferred = undefined;
+        await pause(backoff.next(remainingMs(deadline)));
+      }
     }
   }
 
@@ -436,13 +472,40 @@ export class Client {
     return this.refreshing;
   }
 
+  /**
+   * Sends a request to the coordinator that leads. One answered NOT_LEADER (or, when it may be sent twice, whose
+   * connection dropped) drops that connection and goes to the leader found anew, within `timeoutMs` in all.
+   */
   private async admin<T extends RequestType>(request: { t: T } & RequestOf<T>, timeoutMs = this.timeoutMs): Promise<Results[T]> {
-    const connection = await this.coordinatorConnection();
-    return connection.request(request, timeoutMs);
+    const deadline = performance.now() + timeoutMs;
+    let backoff: Backoff | undefined;
+    for (;;) {
+      let connection: Connection | undefined;
+      try {
+        connection = await this.coordinatorConnection(remainingMs(deadline));
+        // A frame of its own for each attempt: the connection sets its id.
+        return await connection.request({ ...request }, remainingMs(deadline));
+      } catch (error) {
+        const kvError = asKvError(error);
+        if (!leaderLost(request.t, kvError) || this.closed || performance.now() >= deadline) throw kvError;
+        if (connection) this.dropCoordinator(connection);
+        backoff ??= new Backoff(reconnectDelayMsMin, reconnectDelayMsMax);
+        await pause(backoff.next(remainingMs(deadline)));
+      }
+    }
+  }
+
+  /** Ends a session with a coordinator that no longer leads; what needs the coordinator next finds the leader. */
+  private dropCoordinator(connection: Connection): void {
+    if (this.coordinator !== connection) return;
+    this.coordinator = undefined;
+    connection.terminate();
+    if (this.options.subscribe !== false) this.resubscribe();
   }
 
   private adoptCoordinator(connection: Connection): void {
     this.coordinator = connection;
+    this.leader = connection.peer;
     // A coordinator whose host died closes nothing: a session silent for this long is dropped and made anew.
     connection.watch(coordinatorPingIntervalMs, coordinatorSilenceMsMax);
     connection.onceClosed(() => {
@@ -478,14 +541,18 @@ export class Client {
     attempt();
   }
 
-  /** The coordinator session, reconnected (and resubscribed) if it dropped. */
-  private coordinatorConnection(): Promise<Connection> {
+  /**
+   * The session with the leading coordinator, made anew (and resubscribed) if it dropped, the leader found within
+   * `timeoutMs` (callers that come while it is being found wait for that search).
+   */
+  private coordinatorConnection(timeoutMs = this.timeoutMs): Promise<Connection> {
     if (this.coordinator && !this.coordinator.closed) return Promise.resolve(this.coordinator);
     if (this.closed) return Promise.reject(new KvError('UNAVAILABLE', 'the client is closed'));
     this.reconnecting ??= (async () => {
-      const connection = await Connection.open(this.coordinatorAddress, (m) => this.onPush(m), this.timeoutMs, '/', this.options.tls, 'coordinator');
+      const found = { timeoutMs, tls: this.options.tls, preferred: this.leader };
+      const connection = await openLeader(this.coordinatorAddresses, (m) => this.onPush(m), found);
       try {
-        if (this.options.subscribe !== false) this.adopt(await connection.request({ t: 'subscribe' }, this.timeoutMs));
+        if (this.options.subscribe !== false) this.adopt(await connection.request({ t: 'subscribe' }, timeoutMs));
       } catch (error) {
         connection.close();
         throw error;

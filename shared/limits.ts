@@ -58,6 +58,11 @@ export const readLeaseMarginMs = 100;
 /** First and largest wait between reconnect attempts (daemon → coordinator, client → anything). */
 export const reconnectDelayMsMin = 50;
 export const reconnectDelayMsMax = 2_000;
+/**
+ * While nobody leads, another pass over the coordinators starts only with at least this much time left: one with
+ * less would only replace what the last pass learnt (a follower that knows no leader) with "no answer in time".
+ */
+export const leaderPassMsMin = 200;
 /** How long a graceful shutdown may wait for in-flight work before exiting anyway. */
 export const shutdownGraceMs = 10_000;
 

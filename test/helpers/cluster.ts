@@ -46,6 +46,9 @@ export async function freePortRange(count: number): Promise<number> {
 /** A port nothing listens on right now (connections to it are refused). */
 export const freePort = () => freePortRange(1);
 
+/** A coordinator address nothing listens on right now: a dead entry in a list of coordinators. */
+export const closedAddress = async () => `127.0.0.1:${await freePort()}`;
+
 export function tempDir(t: TestLike, prefix = 'kv-test-'): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
