@@ -384,7 +384,14 @@ export class Client {
       const partition = typeof keyOrPartition === 'string' ? partitionOf(keyOrPartition, routes.partitions.length) : keyOrPartition;
       const routesOfPartition = routes.partitions[partition];
       const route = writeTypes.has(type) ? routesOfPartition?.head : routesOfPartition?.tail;
-      if (!route) throw new KvError('UNAVAILABLE', `partition ${partition} of "${spaceName}" has no available daemon`);
+      if (!route) {
+        // Every member down, as the config says: after a coordinator restart or failover every daemon is until it
+        // registers again (a moment), so wait for a newer config within the deadline rather than fail at once.
+        lastError = new KvError('UNAVAILABLE', `partition ${partition} of "${spaceName}" has no available daemon`);
+        await Promise.all([this.refresh(), pause(backoff)]);
+        backoff = Math.min(backoff * 2, reconnectDelayMsMax / 4);
+        continue;
+      }
       const { server } = route;
       let connection = this.daemons.ready(route.poolKey);
       if (!connection) {
