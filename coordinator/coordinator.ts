@@ -102,6 +102,7 @@ export class Coordinator {
       const campaign = coordinator.campaign();
       // The local store leads at once: started means serving, as before there were several coordinators.
       if (!options.etcd) await campaign;
+      else campaign.catch((error) => options.log.error({ err: asKvError(error).message }, 'cannot campaign'));
       const { bound: address, address: advertised } = coordinator;
       options.log.info({ address, ...(advertised !== address && { advertised }), store: store.describe().kind }, 'listening');
       return coordinator;
@@ -155,10 +156,11 @@ export class Coordinator {
     try {
       await this.begin(leadership);
     } catch (error) {
-      // Deposed before the term could start (its first save was fenced off), or the store failed: the leadership
-      // has ended, and onEnd campaigns again.
-      this.options.log.warn({ epoch: leadership.epoch, err: asKvError(error).message }, 'could not begin leading');
       if (!this.options.etcd) throw error;
+      // Deposed before the term could start (its first save was fenced off: the leadership has ended, and onEnd
+      // campaigns again), or etcd did not take the save: give the leadership up, which campaigns again too.
+      this.options.log.warn({ epoch: leadership.epoch, err: asKvError(error).message }, 'could not begin leading');
+      if (leadership.leading) await leadership.resign();
     }
   }
 
