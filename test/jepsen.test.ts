@@ -33,7 +33,7 @@ function assertRun(t: Test, r: JepsenReport) {
       (r.historyFile ? ` (history kept in ${r.historyFile})` : '') + explain);
 }
 
-for (const nemesis of ['none', 'join-leave', 'kill', 'pause-short', 'pause-long', 'coordinator-restart', 'pause-tail-after-restart', 'coordinator-cut', 'peer-cut']) {
+for (const nemesis of ['none', 'join-leave', 'kill', 'pause-short', 'pause-long', 'coordinator-restart', 'pause-tail-after-restart', 'coordinator-cut', 'peer-cut', 'leader-kill', 'leader-pause']) {
   t.test(`${nemesis === 'none' ? 'calm (no nemesis)' : nemesis}: per-key linearizable`, async (t) => {
     assertRun(t, await runJepsen(t, { nemesis, seconds, seed, maxStates }));
   });

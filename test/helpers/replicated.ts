@@ -44,6 +44,13 @@ export async function askLeader(address: string): Promise<LeaderInfo | undefined
   }
 }
 
+/** Starts one coordinator process; resolves once it listens. */
+export async function launchCoordinator(t: TestLike, args: string[], env?: NodeJS.ProcessEnv): Promise<ReplicatedCoordinator> {
+  const proc = runKvProcess(t, args, env);
+  const listening = await proc.waitForLog('listening', processStartMs);
+  return { proc, address: String(listening.address), port: Number(listening.port) };
+}
+
 export function coordinatorArgs(etcd: EtcdCluster, prefix: string, port: number, ttlSeconds: number, heartbeat = replicatedHeartbeats, endpoints = etcd.endpoints): string[] {
   return [
     'coordinator', '--port', String(port), '--etcd', endpoints.join(','), '--prefix', prefix, '--etcd-lease-ttl-seconds', String(ttlSeconds),
@@ -63,11 +70,8 @@ export async function startReplicated(
   if (!options.etcd) t.teardown(() => etcd.close());
   const prefix = `/kv/test-${randomBytes(4).toString('hex')}`;
   const ttlSeconds = options.ttlSeconds ?? 2;
-  const launch = async (port: number, i: number): Promise<ReplicatedCoordinator> => {
-    const proc = runKvProcess(t, coordinatorArgs(etcd, prefix, port, ttlSeconds, replicatedHeartbeats, options.endpointsOf?.(i) ?? etcd.endpoints), options.env);
-    const listening = await proc.waitForLog('listening', processStartMs);
-    return { proc, address: String(listening.address), port: Number(listening.port) };
-  };
+  const launch = (port: number, i: number) =>
+    launchCoordinator(t, coordinatorArgs(etcd, prefix, port, ttlSeconds, replicatedHeartbeats, options.endpointsOf?.(i) ?? etcd.endpoints), options.env);
   // The first leads (it campaigns alone); the others start once it does, so the order of leaders is known.
   const coordinators: ReplicatedCoordinator[] = [await launch(0, 0)];
   await coordinators[0]!.proc.waitForLog('won the leader election', processStartMs);

@@ -6,6 +6,8 @@ import net from 'node:net';
 import { join } from 'node:path';
 import type { ClusterConfig } from '../../shared/config.js';
 import type { Client } from '../../shared/client.js';
+import type { EtcdCluster } from '../helpers/etcd.js';
+import { askLeader, launchCoordinator, type ReplicatedCoordinator } from '../helpers/replicated.js';
 import {
   processStartMs, startCoordinator, startDaemon, tempDir, waitFor,
   type CoordinatorHandle, type DaemonHandle, type TestLike,
@@ -30,6 +32,14 @@ export interface JepsenCluster {
   proxied?: number;
   /** Only with a nemesis that needs it: the proxy every other daemon and client reaches `daemons[0]` through. */
   peerProxy?: CoordinatorProxy;
+  /** Only with a nemesis that needs etcd: the replicated coordinators (`coordinator.address` is their list). */
+  replicated?: {
+    etcd: EtcdCluster;
+    coordinators: ReplicatedCoordinator[];
+    /** The arguments coordinator i is started with. */
+    argsOf(i: number, port: number): string[];
+    ttlSeconds: number;
+  };
   /** An admin client that does not subscribe: it asks the coordinator for the config each time. */
   probe: Client;
   /** The run's timeline, for the report. */
@@ -55,6 +65,8 @@ export interface Nemesis {
   needsProxy?: boolean;
   /** Start `daemons[0]` with a CoordinatorProxy in front of its own port (`peerProxy`). */
   needsPeerProxy?: boolean;
+  /** Run the cluster on 3 coordinators on etcd (`replicated`). */
+  needsEtcd?: boolean;
   /** Runs fault/heal cycles until `until` (a wall-clock ms), returns healed. */
   run(cluster: JepsenCluster, until: number, random: () => number): Promise<NemesisReport>;
 }
@@ -389,7 +401,59 @@ export const peerCut: Nemesis = {
   },
 };
 
-export const nemeses: Nemesis[] = [joinLeave, kill, pauseShort, pauseLong, coordinatorRestart, pauseTailAfterRestart, coordinatorCut, peerCut];
+/** The index of the one coordinator that leads now (bounded wait). */
+async function leaderOf(cluster: JepsenCluster): Promise<number> {
+  const { coordinators } = cluster.replicated!;
+  let leading: number[] = [];
+  await waitFor(() => `one coordinator to lead (now: ${leading.join(',') || 'none'})`, async () => {
+    const answers = await Promise.all(coordinators.map((c) => (c.proc.exitCode === undefined ? askLeader(c.address) : undefined)));
+    leading = answers.flatMap((a, i) => (a?.leading ? [i] : []));
+    return leading.length === 1;
+  }, restartMs, 50);
+  return leading[0]!;
+}
+
+/** A fault on the leading coordinator, then the cluster healed: a leader again, the old one running as a follower. */
+function leaderFault(name: string, doc: string, fault: (cluster: JepsenCluster, victim: ReplicatedCoordinator, random: () => number) => Promise<void>): Nemesis {
+  return {
+    name,
+    doc,
+    daemons: 3,
+    needsEtcd: true,
+    async run(cluster, until, random) {
+      return cycles(name, until, async (n, notes) => {
+        const r = cluster.replicated!;
+        const i = await leaderOf(cluster);
+        const victim = r.coordinators[i]!;
+        const faultAt = Date.now();
+        await fault(cluster, victim, random);
+        const next = await leaderOf(cluster);
+        notes.push(`cycle ${n}: leader ${i} → ${next} in ${Date.now() - faultAt} ms`);
+        if (victim.proc.exitCode !== undefined) {
+          r.coordinators[i] = await launchCoordinator(cluster.t, r.argsOf(i, victim.port));
+          cluster.event(`coordinator ${i} started again`);
+        }
+        await waitHealthy(cluster);
+        return next !== i;
+      });
+    },
+  };
+}
+
+export const leaderKill = leaderFault('leader-kill', '3 coordinators on etcd: SIGKILL the leader, start it again once another leads', async (cluster, victim) => {
+  await stopWithin(victim, 'SIGKILL', 5_000);
+  cluster.event('leader killed');
+});
+
+export const leaderPause = leaderFault('leader-pause', '3 coordinators on etcd: SIGSTOP the leader for longer than its lease TTL, then SIGCONT (it must step down)', async (cluster, victim, random) => {
+  victim.proc.child.kill('SIGSTOP');
+  cluster.event('leader paused');
+  await sleep(cluster.replicated!.ttlSeconds * 1000 + 500 + random() * 1_000);
+  victim.proc.child.kill('SIGCONT');
+  cluster.event('leader resumed');
+});
+
+export const nemeses: Nemesis[] = [joinLeave, kill, pauseShort, pauseLong, coordinatorRestart, pauseTailAfterRestart, coordinatorCut, peerCut, leaderKill, leaderPause];
 
 /** No faults: the baseline every other run is compared with. */
 export const none: Nemesis = {

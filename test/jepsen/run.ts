@@ -6,7 +6,9 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client } from '../../shared/client.js';
-import { freePort, startCoordinator, startDaemon, tempDir, waitFor, type TestLike } from '../helpers/cluster.js';
+import { freePort, processStartMs, startCoordinator, startDaemon, tempDir, waitFor, type CoordinatorHandle, type TestLike } from '../helpers/cluster.js';
+import { startEtcd } from '../helpers/etcd.js';
+import { coordinatorArgs, launchCoordinator } from '../helpers/replicated.js';
 import { checkHistory } from './checker.js';
 import type { Op } from './history.js';
 import {
@@ -155,7 +157,23 @@ export async function runJepsen(t: TestLike, options: JepsenOptions): Promise<Je
     if (trace) process.stderr.write(`jepsen ${nemesis.name} seed ${o.seed}: ${line}\n`);
   };
 
-  const coordinator = await startCoordinator(t, { heartbeat: o.heartbeat });
+  let replicated: JepsenCluster['replicated'];
+  let coordinator: CoordinatorHandle;
+  if (nemesis.needsEtcd) {
+    // Three coordinators on a real etcd; the first leads (it campaigns alone), the others follow.
+    const etcd = await startEtcd();
+    t.teardown(() => etcd.close());
+    const prefix = `/kv/jepsen-${o.seed}`;
+    const ttlSeconds = 2;
+    const argsOf = (_: number, port: number) => coordinatorArgs(etcd, prefix, port, ttlSeconds, o.heartbeat);
+    const first = await launchCoordinator(t, argsOf(0, 0));
+    await first.proc.waitForLog('won the leader election', processStartMs);
+    const coordinators = [first, await launchCoordinator(t, argsOf(1, 0)), await launchCoordinator(t, argsOf(2, 0))];
+    replicated = { etcd, coordinators, argsOf, ttlSeconds };
+    coordinator = { proc: first.proc, address: coordinators.map((c) => c.address).join(','), port: first.port, dataDir: '' };
+  } else {
+    coordinator = await startCoordinator(t, { heartbeat: o.heartbeat });
+  }
   // Started now, they boot while the daemons do; they connect, then wait for the go.
   const keys = Array.from({ length: o.keys }, (_, i) => `k${i}`);
   const outDir = tempDir(t, 'kv-jepsen-');
@@ -196,6 +214,7 @@ export async function runJepsen(t: TestLike, options: JepsenOptions): Promise<Je
     t, space, tolerate: 1, heartbeat: o.heartbeat, coordinator, daemons, probe, event,
     ...(proxy ? { proxy, proxied: 0 } : {}),
     ...(peerProxy ? { peerProxy } : {}),
+    ...(replicated ? { replicated } : {}),
   };
   await waitFor(`${daemons.length} available daemons`, async () =>
     (await probe.showConfig()).servers.filter((s) => s.state === 'available').length === daemons.length);
