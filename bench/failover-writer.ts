@@ -3,7 +3,7 @@
 // acknowledged or its deadline passes (open loop: a put stuck on a dead daemon does not hold back the others).
 // One line on stdout per outcome, the time on the clock every process of this machine shares:
 //
-//   ack <epochMs> <key>        fail <epochMs> <key> <code>
+//   ack <sentMs> <ackedMs> <key>        fail <sentMs> <failedMs> <key> <code>
 //
 //   node dist/bench/failover-writer.js --coordinator A,B,C --space S [--rate 100] [--keys 64]
 import { parseArgs } from 'node:util';
@@ -39,10 +39,11 @@ const tick = () => {
   const due = Math.floor(((performance.now() - started) / 1000) * rate);
   for (; sent < due && inFlight < inFlightMax; sent++) {
     const key = `k${sent % keyCount}`;
+    const sentAt = now().toFixed(1);
     inFlight++;
     client.put(space, key, { n: sent }).then(
-      () => process.stdout.write(`ack ${now().toFixed(1)} ${key}\n`),
-      (error: unknown) => process.stdout.write(`fail ${now().toFixed(1)} ${key} ${error instanceof KvError ? error.code : 'ERROR'}\n`),
+      () => process.stdout.write(`ack ${sentAt} ${now().toFixed(1)} ${key}\n`),
+      (error: unknown) => process.stdout.write(`fail ${sentAt} ${now().toFixed(1)} ${key} ${error instanceof KvError ? error.code : 'ERROR'}\n`),
     ).finally(() => inFlight--);
   }
 };

@@ -4,9 +4,9 @@
 // coordinator and, at the same instant, one daemon, and measures from the kill:
 //  (a) a new leader: the surviving coordinators asked `leader` every 20 ms;
 //  (b) the first config change the new leader accepts: add-space, retried every 20 ms until it is acknowledged;
-//  (c) writes resuming: the first acknowledged put to a key whose chain held the killed daemon (and the first to
-//      any key, which the coordinator's death need not stop), and when the daemon is out of every chain
-//      (get_config every 20 ms).
+//  (c) writes resuming: the first acknowledged put, sent after the kill, to a key whose chain held the killed
+//      daemon (and the first acknowledgement to any key, which the coordinator's death need not stop), and when
+//      the daemon is out of every chain (get_config every 20 ms).
 // Then the coordinator and the daemon are started again (same port, same data dir) and the next round waits until
 // every chain is whole and every daemon holds replicas. Reported: per round, and the median and range per TTL.
 //
@@ -81,7 +81,7 @@ function stable(config: ClusterConfig, daemons: number): boolean {
 }
 
 class Writer {
-  readonly acks: Array<{ at: number; key: string }> = [];
+  readonly acks: Array<{ sent: number; at: number; key: string }> = [];
   failures = 0;
   private readonly child: ChildProcess;
   readonly exited: Promise<void>;
@@ -94,8 +94,8 @@ class Writer {
       const lines = (partial + chunk).split('\n');
       partial = lines.pop() ?? '';
       for (const line of lines) {
-        const [kind, at, key] = line.split(' ');
-        if (kind === 'ack') this.acks.push({ at: Number(at), key: key! });
+        const [kind, sent, at, key] = line.split(' ');
+        if (kind === 'ack') this.acks.push({ sent: Number(sent), at: Number(at), key: key! });
         else if (kind === 'fail') this.failures++;
       }
     });
@@ -174,7 +174,8 @@ async function runTtl(etcdEndpoints: string[], ttlSeconds: number, dir: string):
           return c && chainsOf(c).every((p) => !p.chain.includes(victimId)) && now();
         }),
       ]);
-      const resumed = await until('a write to a key the killed daemon held', () => writer!.acks.find((a) => a.at > killedAt && victimKeys.has(a.key)));
+      // Sent after the kill: a put the killed daemon had passed on just before may still be acknowledged after it.
+      const resumed = await until('a write to a key the killed daemon held', () => writer!.acks.find((a) => a.sent > killedAt && victimKeys.has(a.key)));
       const anyAck = writer.acks.find((a) => a.at > killedAt)!;
       const result: RoundResult = {
         ttlSeconds,
