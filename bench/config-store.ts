@@ -106,6 +106,10 @@ try {
     const of = (store: Store, pick: (r: Run) => number) => round(median(runs.filter((r) => r.store === store).map(pick)), 2);
     const row = (store: Store) =>
       `| ${store} | ${of(store, (r) => r.add.p50)} | ${of(store, (r) => r.add.p99)} | ${of(store, (r) => r.rm.p50)} | ${of(store, (r) => r.rm.p99)} | ${of(store, (r) => r.changesPerSecond)} | ${runs.filter((r) => r.store === store).map((r) => r.changesPerSecond).join(', ')} |`;
+    const ratios = Array.from({ length: rounds }, (_, i) => {
+      const inRound = (store: Store) => runs.find((r) => r.round === i + 1 && r.store === store)!.changesPerSecond;
+      return round(inRound('etcd') / inRound('local'), 2);
+    });
     process.stdout.write([
       `config-store: ${changes} changes per run (${changes / 2} add-space + ${changes / 2} rm-space, ${partitions} partitions each), one at a time, ${daemonCount} daemons, ${rounds} rounds, stores alternating`,
       `build ${build()}, ${startedAt.toISOString()}; machine: ${describeMachine(machineBefore)}; load average ${machineBefore.loadAverage.join(' ')} before, ${machineAfter.loadAverage.join(' ')} after`,
@@ -115,6 +119,7 @@ try {
       row('local'),
       row('etcd'),
       '',
+      `etcd's changes/s ÷ local's, each round (side by side): ${ratios.join(', ')}; median ${round(median(ratios), 2)}`,
       'medians of the rounds',
       '',
     ].join('\n'));
