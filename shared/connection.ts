@@ -268,12 +268,18 @@ export class Connection {
    */
   watch(intervalMs: number, silenceMs: number, onSilent?: (silentMs: number) => void): void {
     let heardAt = performance.now();
+    let tickAt = heardAt;
     const heard = () => (heardAt = performance.now());
     this.socket.on('pong', heard);
     this.socket.on('message', heard);
     clearInterval(this.watchTimer);
     this.watchTimer = setInterval(() => {
-      const silentMs = performance.now() - heardAt;
+      const now = performance.now();
+      // A tick this late means this process stalled (paused, swapped, a long GC): the silence was its own, and
+      // what the peer sent meanwhile is still unread in the socket. It gets a fresh window, as after any answer.
+      if (now - tickAt > 2 * intervalMs) heardAt = now;
+      tickAt = now;
+      const silentMs = now - heardAt;
       if (silentMs > silenceMs) {
         clearInterval(this.watchTimer);
         onSilent?.(silentMs);
