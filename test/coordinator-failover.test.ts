@@ -24,7 +24,10 @@ const electionMsMax = (ttlSeconds + 1) * 1000;
 /** The new leader waits this long for daemons to register again before placement may drop one (coordinator.ts). */
 const settleGraceMs = replicatedHeartbeats.timeoutMs + ttlSeconds * 1000;
 const space = 's';
-const keys = Array.from({ length: 6 }, (_, i) => `k${i}`);
+const keys = Array.from({ length: 4 }, (_, i) => `k${i}`);
+// One etcd for every test (each cluster has its own prefix): starting three members takes seconds.
+const etcd = await startEtcd();
+t.teardown(() => etcd.close());
 
 interface StoredConfig { revision: number; version: number; epoch: number; spaces: string[] }
 
@@ -83,7 +86,7 @@ async function settled(probe: Client, count: number, wonAt: number): Promise<Clu
 }
 
 async function spaceCluster(t: Test): Promise<{ cluster: ReplicatedCluster; probe: Client }> {
-  const cluster = await startReplicated(t, { coordinators: 3, daemons: 3, ttlSeconds });
+  const cluster = await startReplicated(t, { coordinators: 3, daemons: 3, ttlSeconds, etcd });
   const probe = await admin(t, cluster);
   await probe.addSpace(space, { partitions: 6, tolerate: 1 });
   return { cluster, probe };
@@ -94,7 +97,7 @@ t.test('SIGKILL the leader under load: a new leader within TTL + 1 s, no reshuff
   const before = await probe.showConfig();
   const oldLeader = await cluster.leader();
   const oldEpoch = (await askLeader(cluster.coordinators[oldLeader]!.address))!.epoch!;
-  const workload = startWorkload(t, thisHost, cluster.addresses, { space, keys, seconds: 10 });
+  const workload = startWorkload(t, thisHost, cluster.addresses, { space, keys, seconds: 8 });
   await workload.recorded(300);
 
   cluster.coordinators[oldLeader]!.proc.child.kill('SIGKILL');
@@ -139,7 +142,7 @@ t.test('SIGKILL the leader under load: a new leader within TTL + 1 s, no reshuff
 t.test('SIGKILL the leader and a daemon together: writes resume, the daemon leaves its chains after the grace', async (t) => {
   const { cluster, probe } = await spaceCluster(t);
   const oldLeader = await cluster.leader();
-  const workload = startWorkload(t, thisHost, cluster.addresses, { space, keys, seconds: 12 });
+  const workload = startWorkload(t, thisHost, cluster.addresses, { space, keys, seconds: 8 });
   await workload.recorded(300);
   const victim = cluster.daemons[0]!;
 
@@ -216,11 +219,13 @@ t.test('SIGSTOP the leader past its lease: a new leader meanwhile; the old one a
   t.notOk(stored.some((c) => c.spaces.includes('ghost')), 'no stored config ever held the refused space');
   // A daemon acknowledges the config it runs; the new leader's first config is above every version before it.
   const firstNewVersion = stored[firstNew]!.version;
-  await waitFor('every daemon to run a config of the new leader', async () => {
-    const status = await probe.status();
-    const acked = cluster.daemons.map((d) => status.acked[d.serverId] ?? 0);
+  const asked = await admin(t, cluster);
+  let acked: number[] = [];
+  await waitFor(() => `every daemon to run a config of the new leader (acknowledged: ${acked.join(', ')}; wanted ${firstNewVersion} or later)`, async () => {
+    const status = await asked.status();
+    acked = cluster.daemons.map((d) => status.acked[d.serverId] ?? 0);
     return acked.every((v) => v >= firstNewVersion);
-  }, 15_000, 100);
+  }, 20_000, 200);
   t.pass(`every daemon acknowledges a config of epoch ${newEpoch} (version ${firstNewVersion} or later)`);
 });
 
@@ -233,8 +238,6 @@ t.test('restore a local-store backup into etcd: read-only, daemons register; a n
   const summary = await backupManager(t, local.coordinator.address, root);
   const backupDir = join(root, summary.name);
   const ids = summary.servers.map((s) => s.serverId);
-  const etcd = await startEtcd();
-  t.teardown(() => etcd.close());
   const prefix = `/kv/restored-${summary.name.replace(/[^a-z0-9]/gi, '')}`;
   const bin = join(backupDir, 'coordinator.bin');
 
