@@ -212,7 +212,12 @@ export class Coordinator {
     term?.sessions.stop();
     if (this.stopping) return;
     this.options.log.warn({ epoch: leadership.epoch, why }, 'stepped down: no longer the leader');
-    for (const connection of this.connections) connection.close(1012, 'coordinator stepped down; ask another');
+    // Closed on the next turn of the event loop, not now: a request already in a socket's buffer (this process was
+    // paused past its deadline, say) is read first and refused NOT_LEADER, an answer that says nothing was done,
+    // instead of being cut off unanswered (CONNECTION_LOST, which leaves the client unsure).
+    setImmediate(() => {
+      for (const connection of this.connections) connection.close(1012, 'coordinator stepped down; ask another');
+    });
     this.campaign().catch((error) => this.options.log.error({ err: asKvError(error).message }, 'cannot campaign'));
   }
 
