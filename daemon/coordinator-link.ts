@@ -43,6 +43,8 @@ export interface LinkOptions {
 
 export class CoordinatorLink {
   private connection: Connection | undefined;
+  /** The connection the last config came on (see ack). */
+  private configFrom: Connection | undefined;
   /** The coordinator that led when last registered with: asked first the next time. */
   private leader: string | undefined;
   private known: Identity | undefined;
@@ -108,8 +110,13 @@ export class CoordinatorLink {
     });
   }
 
+  /**
+   * Acknowledges on the connection the config came on: the coordinator pushes a registering daemon its config
+   * before it answers the registration, so the session is not this.connection yet when that push is applied.
+   */
   ack(version: number): void {
-    this.connection?.send({ t: 'config_ack', version });
+    const to = this.configFrom && !this.configFrom.closed ? this.configFrom : this.connection;
+    to?.send({ t: 'config_ack', version });
   }
 
   /** Tells the coordinator this daemon is shutting down on purpose, then closes the session. */
@@ -159,8 +166,10 @@ export class CoordinatorLink {
     const connection = await openLeader(
       options.coordinators,
       (message, from) => {
-        if (message.t === 'config') options.onConfig(message.config);
-        else options.onRequest(message, from);
+        if (message.t === 'config') {
+          this.configFrom = from;
+          options.onConfig(message.config);
+        } else options.onRequest(message, from);
       },
       { timeoutMs: requestTimeoutMsDefault, tls: options.tls, preferred: this.leader },
     );

@@ -229,14 +229,13 @@ t.test('SIGSTOP the leader past its lease: a new leader meanwhile; the old one a
   }, 20_000, 200);
   t.equal(following.epoch, newEpoch, `every daemon registered with the new leader and is available in its config of epoch ${newEpoch}`);
   // Each daemon acknowledges the config it runs; the new leader's first config is above every version before it.
-  // Seen: one daemon's acknowledged version stays 0 in `status` although it registered (see the report).
   const asked = await admin(t, cluster);
   const acked = await waitFor('the daemons\' acknowledged versions', async () => {
     const status = await asked.status();
     const versions = cluster.daemons.map((d) => status.acked[d.serverId] ?? 0);
     return versions.every((v) => v >= firstNewVersion) ? versions : undefined;
-  }, 5_000, 200).catch(() => undefined);
-  t.ok(acked, `every daemon acknowledges a config of epoch ${newEpoch} (version ${firstNewVersion} or later)`, { todo: 'one daemon sometimes never acknowledges the new leader\'s config in status' });
+  }, 10_000, 200).catch(() => undefined);
+  t.ok(acked, `every daemon acknowledges a config of epoch ${newEpoch} (version ${firstNewVersion} or later)`);
 });
 
 t.test('restore a local-store backup into etcd: read-only, daemons register; a non-empty prefix is refused', async (t) => {
