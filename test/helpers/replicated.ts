@@ -21,8 +21,8 @@ export interface ReplicatedCluster {
   addresses: string;
   coordinators: ReplicatedCoordinator[];
   daemons: DaemonHandle[];
-  /** Starts coordinator `i` again (same port) after it exited. */
-  restartCoordinator(i: number): Promise<ReplicatedCoordinator>;
+  /** Starts coordinator `i` again (same port) after it exited; `args`: its extra flags from now on (default: as before). */
+  restartCoordinator(i: number, args?: string[]): Promise<ReplicatedCoordinator>;
   /** The index of the coordinator that leads now, waiting (bounded) until exactly one of the running ones says so. */
   leader(timeoutMs?: number): Promise<number>;
   client(options?: ClientOptions): Promise<Client>;
@@ -57,14 +57,19 @@ export async function startReplicated(
     coordinators?: number; daemons?: number; ttlSeconds?: number; etcd?: EtcdCluster; env?: NodeJS.ProcessEnv;
     /** Each coordinator's etcd endpoints (a proxy in front of etcd, to cut one off); default: etcd's. */
     endpointsOf?: (i: number) => string[];
+    /** Extra flags of every coordinator (a testing fault), until a restart gives others. */
+    coordinatorArgs?: string[];
   } = {},
 ): Promise<ReplicatedCluster> {
   const etcd = options.etcd ?? (await startEtcd());
   if (!options.etcd) t.teardown(() => etcd.close());
   const prefix = `/kv/test-${randomBytes(4).toString('hex')}`;
   const ttlSeconds = options.ttlSeconds ?? 2;
+  const extraArgs: string[][] = [];
   const launch = async (port: number, i: number): Promise<ReplicatedCoordinator> => {
-    const proc = runKvProcess(t, coordinatorArgs(etcd, prefix, port, ttlSeconds, replicatedHeartbeats, options.endpointsOf?.(i) ?? etcd.endpoints), options.env);
+    extraArgs[i] ??= options.coordinatorArgs ?? [];
+    const args = [...coordinatorArgs(etcd, prefix, port, ttlSeconds, replicatedHeartbeats, options.endpointsOf?.(i) ?? etcd.endpoints), ...extraArgs[i]!];
+    const proc = runKvProcess(t, args, options.env);
     const listening = await proc.waitForLog('listening', processStartMs);
     return { proc, address: String(listening.address), port: Number(listening.port) };
   };
@@ -80,7 +85,8 @@ export async function startReplicated(
     addresses,
     coordinators,
     daemons,
-    async restartCoordinator(i) {
+    async restartCoordinator(i, args) {
+      if (args) extraArgs[i] = args;
       coordinators[i] = await launch(coordinators[i]!.port, i);
       return coordinators[i]!;
     },
