@@ -21,8 +21,8 @@ export interface ReplicatedCluster {
   addresses: string;
   coordinators: ReplicatedCoordinator[];
   daemons: DaemonHandle[];
-  /** Starts coordinator `i` again (same port) after it exited. */
-  restartCoordinator(i: number): Promise<ReplicatedCoordinator>;
+  /** Starts coordinator `i` again (same port) after it exited; `args`: its extra flags from now on (default: as before). */
+  restartCoordinator(i: number, args?: string[]): Promise<ReplicatedCoordinator>;
   /** The index of the coordinator that leads now, waiting (bounded) until exactly one of the running ones says so. */
   leader(timeoutMs?: number): Promise<number>;
   client(options?: ClientOptions): Promise<Client>;
@@ -64,14 +64,20 @@ export async function startReplicated(
     coordinators?: number; daemons?: number; ttlSeconds?: number; etcd?: EtcdCluster; env?: NodeJS.ProcessEnv;
     /** Each coordinator's etcd endpoints (a proxy in front of etcd, to cut one off); default: etcd's. */
     endpointsOf?: (i: number) => string[];
+    /** Extra flags of every coordinator (a testing fault), until a restart gives others. */
+    coordinatorArgs?: string[];
   } = {},
 ): Promise<ReplicatedCluster> {
   const etcd = options.etcd ?? (await startEtcd());
   if (!options.etcd) t.teardown(() => etcd.close());
   const prefix = `/kv/test-${randomBytes(4).toString('hex')}`;
   const ttlSeconds = options.ttlSeconds ?? 2;
-  const launch = (port: number, i: number) =>
-    launchCoordinator(t, coordinatorArgs(etcd, prefix, port, ttlSeconds, replicatedHeartbeats, options.endpointsOf?.(i) ?? etcd.endpoints), options.env);
+  const extraArgs: string[][] = [];
+  const launch = (port: number, i: number): Promise<ReplicatedCoordinator> => {
+    extraArgs[i] ??= options.coordinatorArgs ?? [];
+    const args = [...coordinatorArgs(etcd, prefix, port, ttlSeconds, replicatedHeartbeats, options.endpointsOf?.(i) ?? etcd.endpoints), ...extraArgs[i]!];
+    return launchCoordinator(t, args, options.env);
+  };
   // The first leads (it campaigns alone); the others start once it does, so the order of leaders is known.
   const coordinators: ReplicatedCoordinator[] = [await launch(0, 0)];
   await coordinators[0]!.proc.waitForLog('won the leader election', processStartMs);
@@ -84,7 +90,8 @@ export async function startReplicated(
     addresses,
     coordinators,
     daemons,
-    async restartCoordinator(i) {
+    async restartCoordinator(i, args) {
+      if (args) extraArgs[i] = args;
       coordinators[i] = await launch(coordinators[i]!.port, i);
       return coordinators[i]!;
     },
