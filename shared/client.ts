@@ -260,12 +260,23 @@ export class Client {
    * One consistent cut of the whole cluster, driven by the coordinator: freeze writes, snapshot every daemon in
    * parallel, thaw, seal. Resolves with where each snapshot is and the coordinator state at the cut.
    */
-  backup(name: string, options: { owner: string; leaseMs: number; deadlineMs: number; frozenMsMax?: number; lockToken?: string }): Promise<BackupResult> {
+  async backup(name: string, options: { owner: string; leaseMs: number; deadlineMs: number; frozenMsMax?: number; lockToken?: string }): Promise<BackupResult> {
     const { owner, leaseMs, deadlineMs, frozenMsMax } = options;
-    return this.admin(
-      { t: 'backup', name, owner, leaseMs, deadlineMs, ...(frozenMsMax !== undefined && { frozenMsMax }), lockToken: options.lockToken ?? null },
-      deadlineMs + snapshotSealMsMax, // beyond the deadline, the daemons may still be sealing
-    );
+    try {
+      return await this.admin(
+        { t: 'backup', name, owner, leaseMs, deadlineMs, ...(frozenMsMax !== undefined && { frozenMsMax }), lockToken: options.lockToken ?? null },
+        deadlineMs + snapshotSealMsMax, // beyond the deadline, the daemons may still be sealing
+      );
+    } catch (error) {
+      const kvError = asKvError(error);
+      // The coordinator running it is gone (killed, or it stepped down): the backup ran there, so it failed.
+      if (kvError.code !== 'CONNECTION_LOST') throw kvError;
+      throw new KvError(
+        'BACKUP_FAILED',
+        `backup ${name} failed: the coordinator running it was lost before it answered (${kvError.message}); daemons thaw by their freeze lease, ` +
+          `and if it had sealed, kv backup-release ${name} deletes its snapshots`,
+      );
+    }
   }
 
   /** Takes the backup lock, or with `renew` renews this caller's (failing if it ended, as with its leader). */
