@@ -236,6 +236,28 @@ export interface Cluster {
   waitForAvailable(count: number): Promise<void>;
 }
 
+/** A cluster's `client()` (closed at the test's end) and `waitForAvailable()`, given its coordinators. */
+export function clientsOf(t: TestLike, coordinators: string): Pick<Cluster, 'client' | 'waitForAvailable'> {
+  return {
+    async client(clientOptions = {}) {
+      const client = await Client.connect(coordinators, clientOptions);
+      t.teardown(() => client.close());
+      return client;
+    },
+    async waitForAvailable(count: number) {
+      const probe = await Client.connect(coordinators, { subscribe: false });
+      try {
+        await waitFor(`${count} available daemons`, async () => {
+          const config = await probe.showConfig();
+          return config.servers.filter((s) => s.state === 'available').length === count;
+        });
+      } finally {
+        await probe.close();
+      }
+    },
+  };
+}
+
 export async function startCluster(
   t: TestLike,
   options: { daemons?: number; daemonArgs?: string[]; coordinatorArgs?: string[]; heartbeat?: { intervalMs: number; timeoutMs: number } } = {},
@@ -249,26 +271,7 @@ export async function startCluster(
       startDaemon(t, coordinator.address, options.daemonArgs ? { args: options.daemonArgs } : {}),
     ),
   );
-  const cluster: Cluster = {
-    coordinator,
-    daemons,
-    async client(clientOptions = {}) {
-      const client = await Client.connect(coordinator.address, clientOptions);
-      t.teardown(() => client.close());
-      return client;
-    },
-    async waitForAvailable(count: number) {
-      const probe = await Client.connect(coordinator.address, { subscribe: false });
-      try {
-        await waitFor(`${count} available daemons`, async () => {
-          const config = await probe.showConfig();
-          return config.servers.filter((s) => s.state === 'available').length === count;
-        });
-      } finally {
-        await probe.close();
-      }
-    },
-  };
+  const cluster: Cluster = { coordinator, daemons, ...clientsOf(t, coordinator.address) };
   await cluster.waitForAvailable(daemons.length);
   return cluster;
 }

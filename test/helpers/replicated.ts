@@ -6,7 +6,7 @@ import { Client, type ClientOptions } from '../../shared/client.js';
 import { Connection } from '../../shared/connection.js';
 import type { LeaderInfo } from '../../shared/protocol.js';
 import { startEtcd, type EtcdCluster } from './etcd.js';
-import { processStartMs, runKvProcess, startDaemon, waitFor, type DaemonHandle, type KvProcess, type TestLike } from './cluster.js';
+import { clientsOf, processStartMs, runKvProcess, startDaemon, waitFor, type DaemonHandle, type KvProcess, type TestLike } from './cluster.js';
 
 export interface ReplicatedCoordinator {
   proc: KvProcess;
@@ -104,22 +104,7 @@ export async function startReplicated(
       }, timeoutMs, 50);
       return leading[0]!;
     },
-    async client(clientOptions = {}) {
-      const client = await Client.connect(addresses, clientOptions);
-      t.teardown(() => client.close());
-      return client;
-    },
-    async waitForAvailable(count) {
-      const probe = await Client.connect(addresses, { subscribe: false });
-      try {
-        await waitFor(`${count} available daemons`, async () => {
-          const config = await probe.showConfig();
-          return config.servers.filter((s) => s.state === 'available').length === count;
-        });
-      } finally {
-        await probe.close();
-      }
-    },
+    ...clientsOf(t, addresses),
   };
   await cluster.waitForAvailable(daemons.length);
   return cluster;
