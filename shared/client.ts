@@ -389,7 +389,7 @@ export class Client {
       if (!routes) {
         if (refreshedForSpace) throw new KvError('NO_SUCH_SPACE', `space "${spaceName}" does not exist`);
         refreshedForSpace = true;
-        await this.refresh();
+        await this.refreshBy(deadline);
         continue;
       }
       const partition = typeof keyOrPartition === 'string' ? partitionOf(keyOrPartition, routes.partitions.length) : keyOrPartition;
@@ -399,7 +399,7 @@ export class Client {
         // Every member down, as the config says: after a coordinator restart or failover every daemon is until it
         // registers again (a moment), so wait for a newer config within the deadline rather than fail at once.
         lastError = new KvError('UNAVAILABLE', `partition ${partition} of "${spaceName}" has no available daemon`);
-        await Promise.all([this.refresh(), pause(backoff)]);
+        await Promise.all([this.refreshBy(deadline), pause(backoff)]);
         backoff = Math.min(backoff * 2, reconnectDelayMsMax / 4);
         continue;
       }
@@ -413,7 +413,7 @@ export class Client {
           if (asKvError(error).code === 'UNAUTHENTICATED') throw error;
           // Its cause (refused, a name that does not resolve, no route) is what the operator can act on.
           lastError = new KvError('UNAVAILABLE', `daemon ${server.id} at ${server.address} cannot be reached: ${asKvError(error).message.replace(/^cannot connect to \S+: /, '')}`);
-          await Promise.all([this.refresh(), pause(backoff)]);
+          await Promise.all([this.refreshBy(deadline), pause(backoff)]);
           backoff = Math.min(backoff * 2, reconnectDelayMsMax / 4);
           continue;
         }
@@ -427,20 +427,20 @@ export class Client {
           case 'STALE_CONFIG':
           case 'WRONG_SERVER':
           case 'NO_SUCH_SPACE':
-            if ((kvError.version ?? 0) > config.version) await this.refresh();
+            if ((kvError.version ?? 0) > config.version) await this.refreshBy(deadline);
             else if (kvError.code === 'NO_SUCH_SPACE') throw kvError;
             else await pause(backoff); // the daemon is behind: give it a moment to receive the config
             backoff = Math.min(backoff * 2, reconnectDelayMsMax / 4);
             continue;
           case 'UNAVAILABLE': // the daemon refused it (shutting down): not applied, safe to send again
-            await Promise.all([this.refresh(), pause(backoff)]);
+            await Promise.all([this.refreshBy(deadline), pause(backoff)]);
             backoff = Math.min(backoff * 2, reconnectDelayMsMax / 4);
             continue;
           case 'CONNECTION_LOST':
             if (!retryableTypes.has(type)) {
               throw new KvError('UNAVAILABLE', `the connection to ${server.address} dropped; the ${type} may or may not have happened`);
             }
-            await Promise.all([this.refresh(), pause(backoff)]);
+            await Promise.all([this.refreshBy(deadline), pause(backoff)]);
             continue;
           default:
             throw kvError;
@@ -488,6 +488,16 @@ export class Client {
       .then((config) => void this.adopt(config), () => {})
       .finally(() => (this.refreshing = undefined));
     return this.refreshing;
+  }
+
+  /**
+   * A refresh waited for until `deadline` (Date.now()) at most: one shared with other callers, or the coordinator
+   * search under it, may run on past this operation's deadline (no leader answers), and the operation must not.
+   */
+  private refreshBy(deadline: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, deadline - Date.now()))));
+    return Promise.race([this.refresh(), late]).finally(() => clearTimeout(timer));
   }
 
   /**

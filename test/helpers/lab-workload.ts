@@ -7,7 +7,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { checkHistory, type HistoryVerdict } from '../jepsen/checker.js';
 import type { Op } from '../jepsen/history.js';
-import { clockOffsetMs, now, stateOf, type WorkerArgs } from '../jepsen/worker.js';
+import { clockOffsetMs, now, stateOf, type OpMix, type WorkerArgs } from '../jepsen/worker.js';
 import { GaveUp, kv, runProcess, tempDir, waitFor, type KvProcess, type TestLike } from './cluster.js';
 import type { LabHost } from './lab.js';
 
@@ -30,6 +30,8 @@ export interface Workload {
   recorded(count: number, timeoutMs?: number): Promise<void>;
   /** Operations recorded so far. */
   count(): number;
+  /** The history recorded so far (a line being written is left out), to watch it during a fault. */
+  sofar(): Op[];
   /** A time of this (the test's) process's `now()` on the worker's clock, which its history uses (worker.ts clockOffsetMs). */
   onWorkerClock(time: number): Promise<number>;
   /** The history once the worker has finished (it fails the test if the worker did not). */
@@ -41,11 +43,15 @@ export function startWorkload(
   t: TestLike,
   host: ClientHost,
   coordinator: string,
-  options: { space: string; keys: string[]; seconds: number; threads?: number; seed?: number; timeoutMs?: number; tls?: TlsFiles },
+  options: {
+    space: string; keys: string[]; seconds: number; threads?: number; seed?: number; timeoutMs?: number; tls?: TlsFiles;
+    /** The operations' weights (worker.ts defaultMix); a second workload beside another needs its own processBase. */
+    mix?: OpMix; processBase?: number;
+  },
 ): Workload {
   const out = join(tempDir(t, 'kv-lab-history-'), 'history.jsonl');
   const args: WorkerArgs = {
-    coordinator, space: options.space, keys: options.keys, threads: options.threads ?? 4, processBase: 100,
+    coordinator, space: options.space, keys: options.keys, threads: options.threads ?? 4, processBase: options.processBase ?? 100, ...(options.mix ? { mix: options.mix } : {}),
     durationMs: options.seconds * 1000, seed: options.seed ?? 1, timeoutMs: options.timeoutMs ?? 3_000,
     thinkMs: 5, errorBackoffMs: 100, out, ...(options.tls ? { tls: options.tls } : {}),
   };
@@ -57,9 +63,25 @@ export function startWorkload(
       return 0; // not written yet
     }
   };
+  const sofar = (): Op[] => {
+    let text = '';
+    try {
+      text = readFileSync(out, 'utf8');
+    } catch {
+      return []; // not written yet
+    }
+    return text.split('\n').flatMap((line) => {
+      try {
+        return line ? [JSON.parse(line) as Op] : [];
+      } catch {
+        return []; // the worker is writing it now
+      }
+    });
+  };
   return {
     proc,
     count: () => lines(),
+    sofar,
     onWorkerClock: async (time) => {
       const ready = await proc.waitForLog('ready', 60_000);
       return time - clockOffsetMs() + Number(ready.clockOffsetMs);

@@ -51,7 +51,7 @@ export async function launchCoordinator(t: TestLike, args: string[], env?: NodeJ
   return { proc, address: String(listening.address), port: Number(listening.port) };
 }
 
-export function coordinatorArgs(etcd: EtcdCluster, prefix: string, port: number, ttlSeconds: number, heartbeat = replicatedHeartbeats, endpoints = etcd.endpoints): string[] {
+export function coordinatorArgs(etcd: Pick<EtcdCluster, 'endpoints'>, prefix: string, port: number, ttlSeconds: number, heartbeat = replicatedHeartbeats, endpoints = etcd.endpoints): string[] {
   return [
     'coordinator', '--port', String(port), '--etcd', endpoints.join(','), '--prefix', prefix, '--etcd-lease-ttl-seconds', String(ttlSeconds),
     '--heartbeat-interval-ms', String(heartbeat.intervalMs), '--heartbeat-timeout-ms', String(heartbeat.timeoutMs),
