@@ -333,7 +333,8 @@ export class Coordinator {
       config: term.configLog.current,
       lock: term.backups.visibleLock(),
       ...term.sessions.status(),
-      coordinators: { store: this.store.describe(), leader: this.address, epoch: term.leadership.epoch, members: await this.store.members() },
+      // The member list is etcd's to tell: without etcd (its quorum lost, say) show-config still answers, naming this one.
+      coordinators: { store: this.store.describe(), leader: this.address, epoch: term.leadership.epoch, members: await this.store.members().catch(() => [this.address]) },
     };
   }
 
