@@ -289,7 +289,12 @@ export class Coordinator {
       case 'subscribe':
         return answer(message.id, () => configLog.subscribe(connection));
       case 'add_space':
-        return answer(message.id, () => configLog.change((c) => cluster.addSpace(c, message.name, message.partitions, message.tolerate)));
+        return answer(message.id, () => configLog.change((c) => cluster.addSpace(c, message.name, message.partitions, message.tolerate)).catch((error) => {
+          const refusal = asKvError(error);
+          // Right after a restart or failover every daemon looks down until it registers again: say so.
+          if (refusal.code !== 'UNAVAILABLE' || sessions.isSettled) throw refusal;
+          throw new KvError('UNAVAILABLE', `${refusal.message}: this coordinator began leading moments ago and daemons are registering with it again; try again in a few seconds`);
+        }));
       case 'rm_space':
         return answer(message.id, () => configLog.change((c) => cluster.rmSpace(c, message.name)));
       case 'set_read_only':
