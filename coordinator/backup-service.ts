@@ -16,6 +16,8 @@ export interface BackupServiceOptions {
   log: Logger;
   /** Testing only: how long a backup stalls after freezing (to kill things mid-freeze). */
   faultStallAfterFreezeMs?: number | undefined;
+  /** Told how each backup ended (metrics): `ok` or its error code. */
+  onEnded?: ((result: string) => void) | undefined;
   /** Testing only: stall backups on entering a state (backup.ts `stallAt`). */
   faultStallAt?: BackupHost['stallAt'];
 }
@@ -60,9 +62,12 @@ export class BackupService {
     };
     try {
       const connected = this.configLog.current.servers.filter((s) => this.sessions.connected(s.id)).map((s) => s.id);
-      return await this.debris.duringBackup(connected, () => runBackup(request, host));
+      const result = await this.debris.duringBackup(connected, () => runBackup(request, host));
+      this.options.onEnded?.('ok');
+      return result;
     } catch (error) {
       const kvError = asKvError(error);
+      this.options.onEnded?.(kvError.code === 'BAD_REQUEST' || kvError.code === 'BACKUP_IN_PROGRESS' ? kvError.code : 'BACKUP_FAILED');
       // A refused request (a name taken on a daemon) stays what it is, so the caller can tell it from a failure;
       // the code is the contract, so it is not repeated inside the message.
       if (kvError.code === 'BACKUP_FAILED' || kvError.code === 'BACKUP_IN_PROGRESS' || kvError.code === 'BAD_REQUEST') throw kvError;

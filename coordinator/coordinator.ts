@@ -28,6 +28,8 @@ import { ConfigLog } from './config-log.js';
 import { DaemonSessions } from './daemon-sessions.js';
 import { BackupService, type BackupServiceOptions } from './backup-service.js';
 import { awaitedServers } from './settle.js';
+import { CoordinatorMetrics } from './coordinator-metrics.js';
+import { newRegistry, serveMetrics, type MetricsEndpoint } from '../shared/metrics.js';
 
 export interface CoordinatorOptions {
   host: string;
@@ -49,6 +51,8 @@ export interface CoordinatorOptions {
   tls?: TlsSettings | undefined;
   /** Testing only: how long a backup stalls after freezing (to kill things mid-freeze). */
   faultStallAfterFreezeMs?: number;
+  /** Serve Prometheus metrics on this port of `host` (0: any free port); undefined: none. */
+  metricsPort?: number | undefined;
   /** Testing only: stall backups on entering a state. */
   faultStallAt?: BackupServiceOptions['faultStallAt'];
 }
@@ -67,6 +71,8 @@ export class Coordinator {
   private server!: WebSocketServer;
   private stopping = false;
   private readonly campaigning = new AbortController();
+  private readonly metrics: CoordinatorMetrics | undefined;
+  private metricsEndpoint: MetricsEndpoint | undefined;
   /** Where this coordinator listens. */
   bound = '';
   /** What daemons and clients dial: --advertise, else where it listens. */
@@ -75,7 +81,15 @@ export class Coordinator {
   private constructor(
     private readonly store: ConfigStore,
     private readonly options: CoordinatorOptions,
-  ) {}
+  ) {
+    if (options.metricsPort !== undefined) {
+      this.metrics = new CoordinatorMetrics(newRegistry('coordinator'), () => ({
+        leading: this.leading,
+        config: this.leading ? this.term?.configLog.current : undefined,
+        epoch: this.leading ? this.term?.leadership.epoch : undefined,
+      }));
+    }
+  }
 
   static async start(options: CoordinatorOptions): Promise<Coordinator> {
     const leaseMs = options.heartbeatTimeoutMs * (1 - readLeaseClockRateMargin) - readLeaseMarginMs;
@@ -110,6 +124,7 @@ export class Coordinator {
       coordinator.stopping = true;
       coordinator.campaigning.abort();
       coordinator.server?.close();
+      await coordinator.metricsEndpoint?.close();
       await store.close();
       throw error;
     }
@@ -141,6 +156,10 @@ export class Coordinator {
     // Every line from here on says it is this coordinator's (shared/log-writer.ts).
     this.options.log.setBindings({ port: Number(address.split(':').pop()) } satisfies WriterBindings);
     server.on('connection', (socket: WebSocket, request: IncomingMessage) => this.accept(socket, request));
+    if (this.metrics && this.options.metricsPort !== undefined) {
+      this.metricsEndpoint = await serveMetrics(this.options.host, this.options.metricsPort, this.metrics.registry);
+      this.options.log.info({ address: this.metricsEndpoint.address }, 'metrics listening');
+    }
   }
 
   /** Campaigns until this process leads, then begins its term; again after every step-down. */
@@ -201,7 +220,7 @@ export class Coordinator {
       onRegistered: (serverId) => backups?.onRegistered(serverId),
       log,
     });
-    backups = new BackupService(configLog, sessions, { log, faultStallAfterFreezeMs: this.options.faultStallAfterFreezeMs, faultStallAt: this.options.faultStallAt });
+    backups = new BackupService(configLog, sessions, { log, faultStallAfterFreezeMs: this.options.faultStallAfterFreezeMs, faultStallAt: this.options.faultStallAt, onEnded: (result) => this.metrics?.backupEnded(result) });
     this.term = { leadership, configLog, sessions, backups };
   }
 
@@ -357,6 +376,7 @@ export class Coordinator {
       await term.leadership.resign().catch(() => {});
     }
     await this.store.close();
+    await this.metricsEndpoint?.close();
   }
 }
 

@@ -26,6 +26,8 @@ import { Replicas } from './replicas.js';
 import { FreezeKeeper } from './freeze.js';
 import { SnapshotKeeper } from './snapshots.js';
 import { ReadLease } from './read-lease.js';
+import { DaemonMetrics } from './daemon-metrics.js';
+import { newRegistry, serveMetrics, type MetricsEndpoint } from '../shared/metrics.js';
 
 export interface DaemonOptions {
   host: string;
@@ -44,6 +46,8 @@ export interface DaemonOptions {
   onFatal: (error: KvError) => void;
   /** Aborted: stop trying to register, undo the start and reject (SIGTERM before the coordinator was reached). */
   abort?: AbortSignal;
+  /** Serve Prometheus metrics on this port of `host` (0: any free port); undefined: none. */
+  metricsPort?: number | undefined;
 }
 
 export class Daemon {
@@ -57,6 +61,8 @@ export class Daemon {
   private readonly replicas: Replicas;
   private readonly freezes: FreezeKeeper;
   private readonly snapshots: SnapshotKeeper;
+  private readonly metrics: DaemonMetrics | undefined;
+  private metricsEndpoint: MetricsEndpoint | undefined;
   address = '';
   /** What it registers, and clients and other daemons dial: --advertise, else `address`. */
   advertised = '';
@@ -76,7 +82,12 @@ export class Daemon {
       tellPeer: (serverId, reachable) => this.link.ask({ t: 'peer_unreachable', serverId, reachable }),
       tls: options.tls,
     });
-    this.freezes = new FreezeKeeper(this.replicas, options.log);
+    const metrics = options.metricsPort === undefined ? undefined : new DaemonMetrics(newRegistry('daemon'), () => this.snapshots.list().length);
+    this.metrics = metrics;
+    this.freezes = new FreezeKeeper(this.replicas, options.log, metrics && {
+      frozen: () => metrics.freezes.inc(),
+      thawed: (heldMs) => metrics.frozenSeconds.inc(heldMs / 1000),
+    });
     this.snapshots = new SnapshotKeeper(options.dataDir, this.freezes, () => this.link?.identity, options.log);
   }
 
@@ -124,6 +135,10 @@ export class Daemon {
     options.log.setBindings({ port: Number(address.split(':').pop()) } satisfies WriterBindings);
     const advertised = (this.advertised = advertisedAddress(address, options.advertise));
     options.log.info({ address, ...(advertised !== address && { advertised }) }, 'listening');
+    if (this.metrics && options.metricsPort !== undefined) {
+      this.metricsEndpoint = await serveMetrics(options.host, options.metricsPort, this.metrics.registry);
+      options.log.info({ address: this.metricsEndpoint.address }, 'metrics listening');
+    }
     const identity = await storage.identity();
     if (identity) options.log.setBindings({ serverId: identity.serverId } satisfies WriterBindings);
     const copied = copiedSnapshot(options.dataDir);
@@ -158,6 +173,7 @@ export class Daemon {
       return;
     }
     this.config = config;
+    this.metrics?.running(config);
     this.freezes.apply(config.freeze);
     this.link.ack(config.version);
     this.replicas.onConfig(config, this.link.serverId);
@@ -193,21 +209,29 @@ export class Daemon {
       connection.fail(id, asKvError(error));
       return;
     }
+    const metrics = this.metrics;
+    const readAt = metrics ? performance.now() : 0;
+    const answer = (value: unknown) => {
+      connection.reply(id, value);
+      metrics?.answered(message.t, 'ok', (performance.now() - readAt) / 1000);
+    };
+    const refuse = (error: unknown) => {
+      const refusal = asKvError(error);
+      connection.fail(id, refusal);
+      metrics?.answered(message.t, refusal.code, (performance.now() - readAt) / 1000);
+    };
     try {
       result = this.serve(message);
     } catch (error) {
-      connection.fail(id, asKvError(error));
+      refuse(error);
       return;
     }
     if (!(result instanceof Promise)) {
-      connection.reply(id, result);
+      answer(result);
       return;
     }
     this.inflight++;
-    result.then(
-      (value) => connection.reply(id, value),
-      (error) => connection.fail(id, asKvError(error)),
-    ).finally(() => this.inflight--);
+    result.then(answer, refuse).finally(() => this.inflight--);
   }
 
   /** Requests only the coordinator may make: they arrive on the daemon's own session, never from clients. */
@@ -293,6 +317,7 @@ export class Daemon {
     for (const connection of this.connections) connection.close(1001, 'daemon shutting down');
     await this.replicas.close();
     await this.storage.close();
+    await this.metricsEndpoint?.close();
   }
 }
 

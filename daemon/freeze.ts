@@ -23,6 +23,8 @@ export class FreezeKeeper {
   constructor(
     private readonly replicas: Replicas,
     private readonly log: Logger,
+    /** Told of every freeze and thaw (metrics). */
+    private readonly observer?: { frozen(): void; thawed(heldMs: number): void },
   ) {}
 
   /** Follows the freeze of the config this daemon now runs. */
@@ -55,6 +57,7 @@ export class FreezeKeeper {
     const lease = setTimeout(() => this.thaw('lease expired'), freeze.leaseMs);
     this.active = { freeze, frozenAt: performance.now(), quiesced: this.replicas.hold(), lease };
     this.log.info({ freezeId: freeze.id, backup: freeze.name, leaseMs: freeze.leaseMs }, 'frozen');
+    this.observer?.frozen();
   }
 
   private thaw(reason: string): void {
@@ -66,6 +69,7 @@ export class FreezeKeeper {
     if (this.ended.length > endedRemembered) this.ended.shift();
     const released = this.replicas.release();
     const heldMs = Math.round(performance.now() - active.frozenAt);
+    this.observer?.thawed(performance.now() - active.frozenAt);
     const fields = { freezeId: active.freeze.id, backup: active.freeze.name, heldMs, released, reason };
     if (reason === 'lease expired') this.log.warn(fields, 'thawed by the lease: the coordinator did not end the freeze');
     else this.log.info(fields, 'thawed');

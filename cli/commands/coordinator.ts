@@ -10,7 +10,7 @@ import { checkCoordinatorAdvertisable } from '../../shared/advertise.js';
 
 export const coordinatorCommand: CommandModule<object, {
   listen: string; advertise?: string; port: number; data?: string; etcd?: string[]; prefix: string; 'etcd-lease-ttl-seconds': number; restore?: string; 'heartbeat-interval-ms': number; 'heartbeat-timeout-ms': number;
-  'fault-stall-after-freeze-ms': number; 'fault-stall-backup-at'?: { state: BackupState; ms: number }; 'value-bytes-max'?: number;
+  'fault-stall-after-freeze-ms': number; 'metrics-port'?: number; 'fault-stall-backup-at'?: { state: BackupState; ms: number }; 'value-bytes-max'?: number;
 } & TlsArgs> = {
   command: 'coordinator',
   describe: 'run the coordinator, which holds the cluster config',
@@ -38,6 +38,7 @@ export const coordinatorCommand: CommandModule<object, {
         return true;
       })
       .option('restore', { type: 'string', describe: "start from a backup's coordinator.bin (read-only; --data must be new, or the --etcd --prefix empty)" })
+      .option('metrics-port', portOption('metrics-port', 0, { describe: 'serve Prometheus metrics at http://LISTEN:PORT/metrics (0: any free port, logged); off by default' }))
       .option('heartbeat-interval-ms', msOption('heartbeat-interval-ms', 1, { default: heartbeatIntervalMsDefault, describe: 'how often daemons renew their read leases (their heartbeats)' }))
       .option('heartbeat-timeout-ms', msOption('heartbeat-timeout-ms', 1, { default: heartbeatTimeoutMsDefault, describe: 'silence after which a daemon is not available (its read lease ends 5% + 100 ms sooner)' }))
       .option('value-bytes-max', wholeNumberOption('value-bytes-max', { min: 1, max: frameBytesMax, unit: 'bytes' }, {
@@ -78,6 +79,7 @@ export const coordinatorCommand: CommandModule<object, {
         heartbeatTimeoutMs: argv['heartbeat-timeout-ms'],
         ...(argv['value-bytes-max'] === undefined ? {} : { valueBytesMax: argv['value-bytes-max'] }),
         faultStallAfterFreezeMs: argv['fault-stall-after-freeze-ms'],
+        metricsPort: argv['metrics-port'],
         ...(argv['fault-stall-backup-at'] && { faultStallAt: argv['fault-stall-backup-at'] }),
         tls: tlsOf(argv),
         log,

@@ -8,7 +8,7 @@ import { checkAdvertisable } from '../../shared/advertise.js';
 import { coordinatorsDescription, defaultCoordinator, portOption, tlsOf, tlsOption, wholeNumberOption, type TlsArgs } from '../options.js';
 
 export const daemonCommand: CommandModule<object, {
-  listen: string; 'listen-port': number; advertise?: string; coordinator: string; 'coordinator-port'?: number; data: string; 'value-bytes-max'?: number; 'write-buffer-bytes'?: number;
+  listen: string; 'listen-port': number; advertise?: string; coordinator: string; 'coordinator-port'?: number; data: string; 'value-bytes-max'?: number; 'write-buffer-bytes'?: number; 'metrics-port'?: number;
 } & TlsArgs> = {
   command: 'daemon',
   describe: 'run a storage daemon',
@@ -22,6 +22,7 @@ export const daemonCommand: CommandModule<object, {
       .option('data', { alias: 'D', type: 'string', demandOption: true, describe: 'data directory (LevelDB and snapshots)' })
       .option('value-bytes-max', { type: 'number', hidden: true, describe: 'moved: the largest value is a cluster setting (kv coordinator --value-bytes-max)' })
       // LevelDB clips the write buffer to this range anyway; outside it a value would not do what it says.
+      .option('metrics-port', portOption('metrics-port', 0, { describe: 'serve Prometheus metrics at http://LISTEN:PORT/metrics (0: any free port, logged); off by default' }))
       .option('write-buffer-bytes', wholeNumberOption('write-buffer-bytes', { min: 64 * 1024, max: 1024 * 1024 * 1024, unit: 'bytes' }, {
         describe: "LevelDB's write buffer (memtable) size; default 4 MiB",
       }))
@@ -48,6 +49,7 @@ export const daemonCommand: CommandModule<object, {
         dataDir: argv.data,
         tls: tlsOf(argv),
         ...(argv['write-buffer-bytes'] ? { writeBufferBytes: argv['write-buffer-bytes'] } : {}),
+        metricsPort: argv['metrics-port'],
         log,
         abort,
         onFatal: (error) => {

@@ -1,0 +1,88 @@
+// Prometheus metrics on --metrics-port: the text parses as the exposition format, and the counters move with the
+// operations done (requests by type and outcome, the config version and epoch, freezes, backups).
+import t from 'tap';
+import { join } from 'node:path';
+import { Client } from '../shared/client.js';
+import { kv, messageLines, startCoordinator, startDaemon, tempDir, waitFor } from './helpers/cluster.js';
+
+interface Sample { name: string; labels: Record<string, string>; value: number }
+
+/** The samples of a Prometheus text exposition; throws on a line that is neither a comment nor a sample. */
+function parse(text: string): Sample[] {
+  const samples: Sample[] = [];
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('# HELP ') || line.startsWith('# TYPE ')) continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (-?[0-9.e+-]+|NaN|\+Inf|-Inf)$/.exec(line);
+    if (!m) throw new Error(`not a Prometheus sample line: ${JSON.stringify(line)}`);
+    const labels: Record<string, string> = {};
+    for (const pair of (m[2] ?? '').match(/[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*"/g) ?? []) {
+      const at = pair.indexOf('=');
+      labels[pair.slice(0, at)] = JSON.parse(pair.slice(at + 1)) as string;
+    }
+    samples.push({ name: m[1]!, labels, value: Number(m[3]) });
+  }
+  return samples;
+}
+
+async function scrape(address: string): Promise<Sample[]> {
+  const response = await fetch(`http://${address}/metrics`, { signal: AbortSignal.timeout(5_000) });
+  if (!response.ok) throw new Error(`GET /metrics: HTTP ${response.status}`);
+  const type = response.headers.get('content-type') ?? '';
+  if (!/^text\/plain; version=0\.0\.4/.test(type)) throw new Error(`GET /metrics: content-type ${type}, not Prometheus text 0.0.4`);
+  return parse(await response.text());
+}
+
+const value = (samples: Sample[], name: string, labels: Record<string, string> = {}) =>
+  samples.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v)).reduce((sum, s) => sum + s.value, 0);
+
+t.test('daemon and coordinator metrics parse and move with the work done', async (t) => {
+  const coordinator = await startCoordinator(t, { args: ['--metrics-port', '0'] });
+  const coordinatorMetrics = String((await coordinator.proc.waitForLog('metrics listening')).address);
+  const daemon = await startDaemon(t, coordinator.address, { args: ['--metrics-port', '0'] });
+  const daemonMetrics = String((await daemon.proc.waitForLog('metrics listening')).address);
+  const client = await Client.connect(coordinator.address);
+  t.teardown(() => client.close());
+  await client.addSpace('m', { partitions: 2 });
+
+  const before = await scrape(daemonMetrics);
+  for (let i = 0; i < 20; i++) await client.put('m', `k${i}`, { i });
+  for (let i = 0; i < 10; i++) await client.get('m', `k${i}`);
+  const after = await waitFor('the daemon to count 20 puts', async () => {
+    const s = await scrape(daemonMetrics);
+    return value(s, 'kv_requests_total', { type: 'put', code: 'ok' }) - value(before, 'kv_requests_total', { type: 'put', code: 'ok' }) >= 20 ? s : undefined;
+  });
+  t.ok(value(after, 'kv_requests_total', { type: 'get', code: 'ok' }) - value(before, 'kv_requests_total', { type: 'get', code: 'ok' }) >= 10, 'and 10 gets');
+  t.ok(value(after, 'kv_request_seconds_count', { type: 'put' }) >= 20, 'each put timed');
+  t.ok(after.some((s) => s.name === 'kv_request_seconds_bucket' && s.labels.le === '+Inf'), 'as a histogram');
+  const config = await client.showConfig();
+  t.equal(value(after, 'kv_config_version'), config.version, 'the daemon runs the config version the coordinator has');
+  t.equal(value(after, 'kv_config_epoch'), config.epoch ?? 0, 'and its epoch');
+  t.ok(value(after, 'kv_process_resident_memory_bytes') > 0, "Node's own process metrics too");
+  t.equal(after.find((s) => s.name === 'kv_requests_total')?.labels.role, 'daemon', 'labelled with the role');
+
+  const frozenBefore = value(after, 'kv_freezes_total');
+  const out = tempDir(t);
+  const backup = await kv(t, ['backup', 'metrics-test', '--out', out, '-c', coordinator.address]);
+  t.equal(backup.code, 0, backup.stderr);
+  const afterBackup = await scrape(daemonMetrics);
+  t.equal(value(afterBackup, 'kv_freezes_total') - frozenBefore, 1, 'a backup is one freeze');
+  t.ok(value(afterBackup, 'kv_frozen_seconds_total') > 0, 'with its time');
+  t.equal(value(afterBackup, 'kv_snapshots_held'), 1, 'and one snapshot kept');
+
+  const c = await scrape(coordinatorMetrics);
+  t.equal(value(c, 'kv_coordinator_leading'), 1, 'the coordinator leads');
+  t.equal(value(c, 'kv_config_version'), (await client.showConfig()).version);
+  t.equal(value(c, 'kv_servers', { state: 'available' }), 1, 'one daemon available');
+  t.equal(value(c, 'kv_backups_total', { result: 'ok' }), 1, 'one good backup');
+  t.ok(value(c, 'kv_backup_last_success_timestamp_seconds') > Date.now() / 1000 - 600, 'just now');
+  const missing = await fetch(`http://${coordinatorMetrics}/other`);
+  t.equal(missing.status, 404, 'anything but /metrics is 404');
+});
+
+t.test('a metrics port in use is refused in one line', async (t) => {
+  const coordinator = await startCoordinator(t, { args: ['--metrics-port', '0'] });
+  const taken = String((await coordinator.proc.waitForLog('metrics listening')).address);
+  const r = await kv(t, ['daemon', '--listen-port', '0', '--metrics-port', taken.split(':').pop()!, '-c', coordinator.address, '--data', join(tempDir(t), 'd')]);
+  t.equal(r.code, 1, 'exit 1');
+  t.match(messageLines(r.stderr), [/metrics port .* is already in use.*\(ADDRESS_IN_USE\)$/]);
+});
