@@ -1,7 +1,10 @@
 // What a daemon counts for Prometheus (shared/metrics.ts): requests by type and outcome, their latency, the config
 // it runs, freezes, and snapshots held. Children are bound once per (type, code), so counting costs a Map lookup.
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import type { ClusterConfig } from '../shared/config.js';
+import { parseManifest } from './leveldb-manifest.js';
 
 export class DaemonMetrics {
   private readonly requests: Counter<'type' | 'code'>;
@@ -16,6 +19,8 @@ export class DaemonMetrics {
   constructor(
     readonly registry: Registry,
     snapshotsHeld: () => number,
+    /** The daemon's LevelDB directory: its tables per level and bytes on disk are read at each scrape. */
+    leveldbDir: string,
   ) {
     const registers = [registry];
     this.requests = new Counter({ name: 'kv_requests_total', help: 'requests answered, by type and outcome (ok or the error code)', labelNames: ['type', 'code'], registers });
@@ -31,6 +36,18 @@ export class DaemonMetrics {
     this.freezes = new Counter({ name: 'kv_freezes_total', help: 'backup freezes this daemon held writes for', registers });
     this.frozenSeconds = new Counter({ name: 'kv_frozen_seconds_total', help: 'time this daemon held writes for backups', registers });
     new Gauge({ name: 'kv_snapshots_held', help: 'backup snapshots kept on this daemon', registers, collect() { this.set(snapshotsHeld()); } });
+    const tables = new Gauge({ name: 'kv_leveldb_tables', help: 'LevelDB table files of the current version, by level', labelNames: ['level'], registers });
+    const tableBytes = new Gauge({ name: 'kv_leveldb_table_bytes', help: 'bytes in LevelDB table files of the current version, by level', labelNames: ['level'], registers });
+    new Gauge({ name: 'kv_leveldb_bytes', help: "bytes of every file in the daemon's LevelDB directory (tables, logs, manifest)", registers, collect() {
+      const levels = leveldbLevels(leveldbDir);
+      tables.reset();
+      tableBytes.reset();
+      for (const [level, { files, bytes }] of levels) {
+        tables.set({ level: String(level) }, files);
+        tableBytes.set({ level: String(level) }, bytes);
+      }
+      this.set(directoryBytes(leveldbDir));
+    } });
   }
 
   /** A request of `type` answered `code` (`ok` for an answer) `seconds` after it was read. */
@@ -48,4 +65,36 @@ export class DaemonMetrics {
     this.version.set(config.version);
     this.epoch.set(config.epoch ?? 0);
   }
+}
+
+/** Files and bytes per level of the current LevelDB version; empty when it cannot be read (being written, gone). */
+function leveldbLevels(dir: string): Map<number, { files: number; bytes: number }> {
+  const levels = new Map<number, { files: number; bytes: number }>();
+  try {
+    const state = parseManifest(readFileSync(join(dir, readFileSync(join(dir, 'CURRENT'), 'utf8').trim())));
+    for (const [number, size] of state.tables) {
+      const level = state.levels.get(number) ?? 0;
+      const at = levels.get(level) ?? { files: 0, bytes: 0 };
+      levels.set(level, { files: at.files + 1, bytes: at.bytes + size });
+    }
+  } catch {
+    // a compaction replaced the MANIFEST between the two reads: the next scrape reads the new one
+  }
+  return levels;
+}
+
+function directoryBytes(dir: string): number {
+  let bytes = 0;
+  try {
+    for (const name of readdirSync(dir)) {
+      try {
+        bytes += statSync(join(dir, name)).size;
+      } catch {
+        // deleted meanwhile (an obsolete table)
+      }
+    }
+  } catch {
+    // no directory yet
+  }
+  return bytes;
 }

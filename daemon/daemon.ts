@@ -20,7 +20,7 @@ import { CoordinatorLink } from './coordinator-link.js';
 import { parseCoordinators } from '../shared/coordinator-finder.js';
 import { Storage } from './storage.js';
 import { dataKey } from '../shared/key-layout.js';
-import { copiedSnapshot } from '../shared/data-dir.js';
+import { copiedSnapshot, levelDir } from '../shared/data-dir.js';
 import type { RequestId, Write } from './write-queue.js';
 import { Replicas } from './replicas.js';
 import { FreezeKeeper } from './freeze.js';
@@ -82,7 +82,7 @@ export class Daemon {
       tellPeer: (serverId, reachable) => this.link.ask({ t: 'peer_unreachable', serverId, reachable }),
       tls: options.tls,
     });
-    const metrics = options.metricsPort === undefined ? undefined : new DaemonMetrics(newRegistry('daemon'), () => this.snapshots.list().length);
+    const metrics = options.metricsPort === undefined ? undefined : new DaemonMetrics(newRegistry('daemon'), () => this.snapshots.list().length, levelDir(options.dataDir));
     this.metrics = metrics;
     this.freezes = new FreezeKeeper(this.replicas, options.log, metrics && {
       frozen: () => metrics.freezes.inc(),

@@ -20,6 +20,8 @@ const enum Tag { Comparator = 1, LogNumber = 2, NextFileNumber = 3, LastSequence
 export interface LevelState {
   /** Table files of the current version: file number → size in bytes. */
   tables: Map<number, number>;
+  /** The level of each table file of the current version (file number → level). */
+  levels: Map<number, number>;
   logNumber: number;
   prevLogNumber: number;
   nextFileNumber: number;
@@ -108,7 +110,7 @@ class Reader {
 }
 
 export function parseManifest(bytes: Uint8Array): LevelState {
-  const state: LevelState = { tables: new Map(), logNumber: 0, prevLogNumber: 0, nextFileNumber: 0 };
+  const state: LevelState = { tables: new Map(), levels: new Map(), logNumber: 0, prevLogNumber: 0, nextFileNumber: 0 };
   for (const record of readRecords(bytes)) {
     const r = new Reader(record);
     while (!r.done) {
@@ -130,17 +132,21 @@ export function parseManifest(bytes: Uint8Array): LevelState {
           r.varint();
           r.skipSlice();
           break;
-        case Tag.DeletedFile:
+        case Tag.DeletedFile: {
           r.varint();
-          state.tables.delete(r.varint());
+          const number = r.varint();
+          state.tables.delete(number);
+          state.levels.delete(number);
           break;
+        }
         case Tag.NewFile: {
-          r.varint(); // level
+          const level = r.varint();
           const number = r.varint();
           const size = r.varint();
           r.skipSlice();
           r.skipSlice();
           state.tables.set(number, size);
+          state.levels.set(number, level);
           break;
         }
         case Tag.PrevLogNumber:

@@ -27,6 +27,19 @@ function liveTables(db: Db): Map<number, number> {
   return tables;
 }
 
+/** LevelDB's own view of each table's level (file number → level), from the level headers of leveldb.sstables. */
+function liveLevels(db: Db): Map<number, number> {
+  const levels = new Map<number, number>();
+  let level = -1;
+  for (const line of db.getProperty('leveldb.sstables').split('\n')) {
+    const header = /^--- level (\d+) ---$/.exec(line);
+    if (header) level = Number(header[1]);
+    const table = /^ (\d+):\d+\[/.exec(line);
+    if (table) levels.set(Number(table[1]), level);
+  }
+  return levels;
+}
+
 /**
  * The MANIFEST parsed at a moment LevelDB's version did not change around the read: a background compaction may
  * run at any time, and LevelDB writes its edit to the MANIFEST before it installs the new version. Tries a bounded
@@ -76,6 +89,8 @@ t.test('the tables after flushes and compactions are the ones LevelDB lists', as
   await db.compactRange(Buffer.alloc(0), Buffer.alloc(64, 0xff));
   const { state: compacted, listed } = stableParse(db, location);
   t.same([...compacted.tables].sort(), [...listed].sort(), 'after a full compaction');
+  t.same([...compacted.levels].sort(), [...liveLevels(db)].sort(), 'and each table at the level LevelDB lists it at');
+  t.ok([...compacted.levels.values()].some((level) => level > 0), 'a full compaction moves tables below level 0');
   t.ok([...seen].some((number) => !compacted.tables.has(number)), 'the compaction deleted tables, and the parse dropped them');
   t.ok(compacted.nextFileNumber > Math.max(...compacted.tables.keys()), 'the next file number is past every table');
   const logs = readdirSync(location).filter((name) => name.endsWith('.log')).map((name) => Number.parseInt(name, 10));

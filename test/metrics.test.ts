@@ -59,6 +59,7 @@ t.test('daemon and coordinator metrics parse and move with the work done', async
   t.equal(value(after, 'kv_config_epoch'), config.epoch ?? 0, 'and its epoch');
   t.ok(value(after, 'kv_process_resident_memory_bytes') > 0, "Node's own process metrics too");
   t.equal(after.find((s) => s.name === 'kv_requests_total')?.labels.role, 'daemon', 'labelled with the role');
+  t.ok(value(after, 'kv_leveldb_bytes') > 0, 'bytes on disk');
 
   const frozenBefore = value(after, 'kv_freezes_total');
   const out = tempDir(t);
