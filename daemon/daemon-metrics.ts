@@ -13,6 +13,7 @@ export class DaemonMetrics {
   private readonly timers = new Map<string, Histogram.Internal<'type'>>();
   private readonly version: Gauge;
   private readonly epoch: Gauge;
+  private readonly commitGroups: Histogram;
   readonly freezes: Counter;
   readonly frozenSeconds: Counter;
 
@@ -21,6 +22,8 @@ export class DaemonMetrics {
     snapshotsHeld: () => number,
     /** The daemon's LevelDB directory: its tables per level and bytes on disk are read at each scrape. */
     leveldbDir: string,
+    /** The config this daemon runs and its server id, for what it is transferring. */
+    running: () => { config: ClusterConfig | undefined; serverId: string | undefined },
   ) {
     const registers = [registry];
     this.requests = new Counter({ name: 'kv_requests_total', help: 'requests answered, by type and outcome (ok or the error code)', labelNames: ['type', 'code'], registers });
@@ -33,9 +36,23 @@ export class DaemonMetrics {
     });
     this.version = new Gauge({ name: 'kv_config_version', help: 'version of the cluster config this daemon runs', registers });
     this.epoch = new Gauge({ name: 'kv_config_epoch', help: 'coordinator leadership epoch of the config this daemon runs', registers });
+    this.commitGroups = new Histogram({
+      name: 'kv_commit_group_operations',
+      help: 'LevelDB batches committed (group commit) and the operations in each',
+      buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024],
+      registers,
+    });
     this.freezes = new Counter({ name: 'kv_freezes_total', help: 'backup freezes this daemon held writes for', registers });
     this.frozenSeconds = new Counter({ name: 'kv_frozen_seconds_total', help: 'time this daemon held writes for backups', registers });
     new Gauge({ name: 'kv_snapshots_held', help: 'backup snapshots kept on this daemon', registers, collect() { this.set(snapshotsHeld()); } });
+    new Gauge({ name: 'kv_transfers_in_progress', help: 'partitions this daemon is receiving (joining) or sending (as the tail) by state transfer', labelNames: ['direction'], registers, collect() {
+      const { config, serverId } = running();
+      this.reset();
+      if (!config || serverId === undefined) return;
+      const joining = config.spaces.flatMap((s) => s.partitions).filter((p) => p.joining);
+      this.set({ direction: 'receiving' }, joining.filter((p) => p.joining!.server === serverId).length);
+      this.set({ direction: 'sending' }, joining.filter((p) => p.chain[p.chain.length - 1] === serverId).length);
+    } });
     const tables = new Gauge({ name: 'kv_leveldb_tables', help: 'LevelDB table files of the current version, by level', labelNames: ['level'], registers });
     const tableBytes = new Gauge({ name: 'kv_leveldb_table_bytes', help: 'bytes in LevelDB table files of the current version, by level', labelNames: ['level'], registers });
     new Gauge({ name: 'kv_leveldb_bytes', help: "bytes of every file in the daemon's LevelDB directory (tables, logs, manifest)", registers, collect() {
@@ -59,6 +76,10 @@ export class DaemonMetrics {
     let timer = this.timers.get(type);
     if (!timer) this.timers.set(type, (timer = this.latency.labels(type)));
     timer.observe(seconds);
+  }
+
+  committed(operations: number): void {
+    this.commitGroups.observe(operations);
   }
 
   running(config: ClusterConfig): void {

@@ -82,8 +82,9 @@ export class Daemon {
       tellPeer: (serverId, reachable) => this.link.ask({ t: 'peer_unreachable', serverId, reachable }),
       tls: options.tls,
     });
-    const metrics = options.metricsPort === undefined ? undefined : new DaemonMetrics(newRegistry('daemon'), () => this.snapshots.list().length, levelDir(options.dataDir));
+    const metrics = options.metricsPort === undefined ? undefined : new DaemonMetrics(newRegistry('daemon'), () => this.snapshots.list().length, levelDir(options.dataDir), () => ({ config: this.config, serverId: this.link?.serverId }));
     this.metrics = metrics;
+    if (metrics) storage.onCommit = (operations) => metrics.committed(operations);
     this.freezes = new FreezeKeeper(this.replicas, options.log, metrics && {
       frozen: () => metrics.freezes.inc(),
       thawed: (heldMs) => metrics.frozenSeconds.inc(heldMs / 1000),

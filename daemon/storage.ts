@@ -31,6 +31,8 @@ class CommitGroup {
 
 export class Storage {
   private nextGroup: CommitGroup | undefined;
+  /** Told the size of every group committed (metrics). */
+  onCommit: ((operations: number) => void) | undefined;
   /** The loop committing groups, while there are any. */
   private committing: Promise<void> | undefined;
 
@@ -115,6 +117,7 @@ export class Storage {
           throw error;
         }
         await batch.write();
+        this.onCommit?.(group.operations.length);
         group.resolve();
       } catch (error) {
         group.reject(levelError(error, this.location));

@@ -60,6 +60,9 @@ t.test('daemon and coordinator metrics parse and move with the work done', async
   t.ok(value(after, 'kv_process_resident_memory_bytes') > 0, "Node's own process metrics too");
   t.equal(after.find((s) => s.name === 'kv_requests_total')?.labels.role, 'daemon', 'labelled with the role');
   t.ok(value(after, 'kv_leveldb_bytes') > 0, 'bytes on disk');
+  t.ok(value(after, 'kv_commit_group_operations_count') - value(before, 'kv_commit_group_operations_count') >= 1, 'group commits counted');
+  t.ok(value(after, 'kv_commit_group_operations_sum') - value(before, 'kv_commit_group_operations_sum') >= 20, 'with the operations in them');
+  t.equal(value(after, 'kv_transfers_in_progress', { direction: 'receiving' }), 0, 'no transfer on a one-daemon cluster');
 
   const frozenBefore = value(after, 'kv_freezes_total');
   const out = tempDir(t);
