@@ -5,6 +5,7 @@ import { hideBin } from 'yargs/helpers';
 import { coordinatorCommand } from './commands/coordinator.js';
 import { daemonCommand } from './commands/daemon.js';
 import { showConfigCommand } from './commands/show-config.js';
+import { statusCommand } from './commands/status.js';
 import { addSpaceCommand, rmSpaceCommand, serverForgetCommand } from './commands/spaces.js';
 import { setReadOnlyCommand, setReadWriteCommand } from './commands/read-only.js';
 import { atomicAddCommand, condPutCommand, countCommand, delCommand, getCommand, putCommand, putIfNotExistCommand } from './commands/data.js';
@@ -41,6 +42,7 @@ await yargs(hideBin(process.argv))
   .command(coordinatorCommand)
   .command(daemonCommand)
   .command(showConfigCommand)
+  .command(statusCommand)
   .command(addSpaceCommand)
   .command(rmSpaceCommand)
   .command(serverForgetCommand)

@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { KvError, asKvError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import { backupLockMsDefault, snapshotReleaseMsMax } from '../shared/limits.js';
-import type { MessageOf, RequestOf, RequestType, Results } from '../shared/protocol.js';
+import type { LastBackup, MessageOf, RequestOf, RequestType, Results } from '../shared/protocol.js';
 import { runBackup, type BackupHost } from './backup.js';
 import { BackupLockKeeper } from './backup-lock.js';
 import type { ConfigLog } from './config-log.js';
@@ -24,6 +24,8 @@ export interface BackupServiceOptions {
 
 export class BackupService {
   readonly lock: BackupLockKeeper;
+  /** The last backup this term ran, for kv status. */
+  last: LastBackup | null = null;
   private readonly debris: SnapshotDebris;
 
   constructor(
@@ -64,10 +66,12 @@ export class BackupService {
       const connected = this.configLog.current.servers.filter((s) => this.sessions.connected(s.id)).map((s) => s.id);
       const result = await this.debris.duringBackup(connected, () => runBackup(request, host));
       this.options.onEnded?.('ok');
+      this.last = { name: request.name, ok: true, endedAt: new Date().toISOString(), freezeMs: result.freeze.ms };
       return result;
     } catch (error) {
       const kvError = asKvError(error);
       this.options.onEnded?.(kvError.code === 'BAD_REQUEST' || kvError.code === 'BACKUP_IN_PROGRESS' ? kvError.code : 'BACKUP_FAILED');
+      this.last = { name: request.name, ok: false, endedAt: new Date().toISOString(), error: kvError.message };
       // A refused request (a name taken on a daemon) stays what it is, so the caller can tell it from a failure;
       // the code is the contract, so it is not repeated inside the message.
       if (kvError.code === 'BACKUP_FAILED' || kvError.code === 'BACKUP_IN_PROGRESS' || kvError.code === 'BAD_REQUEST') throw kvError;

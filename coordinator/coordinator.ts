@@ -356,6 +356,7 @@ export class Coordinator {
     return {
       config: term.configLog.current,
       lock: term.backups.visibleLock(),
+      lastBackup: term.backups.last,
       ...term.sessions.status(),
       // The member list is etcd's to tell: without etcd (its quorum lost, say) show-config still answers, naming this one.
       coordinators: { store: this.store.describe(), leader: this.address, epoch: term.leadership.epoch, members: await this.store.members().catch(() => [this.address]) },

@@ -271,6 +271,18 @@ export interface ClusterStatus {
   /** The live reports of one daemon that it cannot reach another. */
   cuts?: Array<{ reporter: string; peer: string }>;
   coordinators?: CoordinatorsInfo;
+  /** The last backup this leader ran, if any: a new leader knows none until it runs one. */
+  lastBackup?: LastBackup | null;
+}
+
+export interface LastBackup {
+  name: string;
+  ok: boolean;
+  endedAt: string;
+  /** The error, when it failed. */
+  error?: string;
+  /** The freeze of the cut, when it succeeded. */
+  freezeMs?: number;
 }
 
 export interface CaptureResult {
