@@ -210,17 +210,37 @@ export class Daemon {
       connection.fail(id, asKvError(error));
       return;
     }
-    const metrics = this.metrics;
-    const readAt = metrics ? performance.now() : 0;
+    if (this.metrics) return this.handleCounted(message, id, connection, this.metrics);
+    try {
+      result = this.serve(message);
+    } catch (error) {
+      connection.fail(id, asKvError(error));
+      return;
+    }
+    if (!(result instanceof Promise)) {
+      connection.reply(id, result);
+      return;
+    }
+    this.inflight++;
+    result.then(
+      (value) => connection.reply(id, value),
+      (error) => connection.fail(id, asKvError(error)),
+    ).finally(() => this.inflight--);
+  }
+
+  /** `handle` with every answer counted and timed (--metrics-port); apart, so a daemon without metrics pays nothing. */
+  private handleCounted(message: Message, id: number, connection: Connection, metrics: DaemonMetrics): void {
+    const readAt = performance.now();
     const answer = (value: unknown) => {
       connection.reply(id, value);
-      metrics?.answered(message.t, 'ok', (performance.now() - readAt) / 1000);
+      metrics.answered(message.t, 'ok', (performance.now() - readAt) / 1000);
     };
     const refuse = (error: unknown) => {
       const refusal = asKvError(error);
       connection.fail(id, refusal);
-      metrics?.answered(message.t, refusal.code, (performance.now() - readAt) / 1000);
+      metrics.answered(message.t, refusal.code, (performance.now() - readAt) / 1000);
     };
+    let result: unknown;
     try {
       result = this.serve(message);
     } catch (error) {
