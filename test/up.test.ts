@@ -15,7 +15,11 @@ async function upArgs(dir: string, daemons: number, extra: string[] = []) {
 }
 
 const isUp = (proc: KvProcess) => waitFor('kv up to report the cluster up', () => {
-  if (proc.exitCode !== undefined) throw new Error(`kv up exited with ${proc.exitCode}: ${proc.stderr.slice(-500)}`);
+  if (proc.exitCode !== undefined) {
+    // What an operator would read: its one-line reason and the warnings and errors its processes logged.
+    const said = [...messageLines(proc.stderr), ...proc.logs.filter((l) => Number(l.level) >= 40).map((l) => JSON.stringify(l))];
+    throw new Error(`kv up exited with ${proc.exitCode}: ${said.join(' | ').slice(0, 2000)}`);
+  }
   return proc.stdout.includes('is up');
 }, 60_000);
 

@@ -31,16 +31,21 @@ const unbind = (servers: Array<Server | undefined>) =>
 /**
  * `count` consecutive ports that are free right now, for commands that take fixed ports as an operator gives them
  * (kv up's daemons follow its --daemon-port). Probed by binding each, and released just before returning.
+ *
+ * Chosen below the kernel's ephemeral range (Linux: 32768-60999), not by binding port 0: a port the kernel handed
+ * out once it hands out again, to any test's outgoing connection or listener, so a cluster stopped and started
+ * again on its fixed ports could find one of them taken in between (seen in CI: kv up's restart, ADDRESS_IN_USE).
  */
+const FIXED_PORTS = { low: 20_000, high: 32_000 };
+
 export async function freePortRange(count: number): Promise<number> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const first = await bind(0);
-    const base = (first!.address() as AddressInfo).port;
-    const rest = base + count - 1 <= 65535 ? await Promise.all(Array.from({ length: count - 1 }, (_, i) => bind(base + i + 1))) : [undefined];
-    await unbind([first, ...rest]);
-    if (rest.every((s) => s !== undefined)) return base;
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const base = FIXED_PORTS.low + Math.floor(Math.random() * (FIXED_PORTS.high - FIXED_PORTS.low - count));
+    const servers = await Promise.all(Array.from({ length: count }, (_, i) => bind(base + i)));
+    await unbind(servers);
+    if (servers.every((s) => s !== undefined)) return base;
   }
-  throw new Error(`found no ${count} consecutive free ports`);
+  throw new Error(`found no ${count} consecutive free ports between ${FIXED_PORTS.low} and ${FIXED_PORTS.high}`);
 }
 
 /** A port nothing listens on right now (connections to it are refused). */
