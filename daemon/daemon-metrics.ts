@@ -14,6 +14,8 @@ export class DaemonMetrics {
   private readonly version: Gauge;
   private readonly epoch: Gauge;
   private readonly commitGroups: Histogram;
+  private readonly commitSeconds: Histogram;
+  private readonly fsyncs: Counter;
   readonly freezes: Counter;
   readonly frozenSeconds: Counter;
 
@@ -42,6 +44,13 @@ export class DaemonMetrics {
       buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024],
       registers,
     });
+    this.commitSeconds = new Histogram({
+      name: 'kv_commit_seconds',
+      help: 'time one LevelDB batch took to write (with its fsync in durable mode)',
+      buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5],
+      registers,
+    });
+    this.fsyncs = new Counter({ name: 'kv_fsyncs_total', help: 'LevelDB batches written with sync (durable mode: one fsync for every write in the batch)', registers });
     this.freezes = new Counter({ name: 'kv_freezes_total', help: 'backup freezes this daemon held writes for', registers });
     this.frozenSeconds = new Counter({ name: 'kv_frozen_seconds_total', help: 'time this daemon held writes for backups', registers });
     new Gauge({ name: 'kv_snapshots_held', help: 'backup snapshots kept on this daemon', registers, collect() { this.set(snapshotsHeld()); } });
@@ -78,8 +87,10 @@ export class DaemonMetrics {
     timer.observe(seconds);
   }
 
-  committed(operations: number): void {
+  committed(operations: number, synced: boolean, seconds: number): void {
     this.commitGroups.observe(operations);
+    this.commitSeconds.observe(seconds);
+    if (synced) this.fsyncs.inc();
   }
 
   running(config: ClusterConfig): void {

@@ -39,6 +39,8 @@ export interface DaemonOptions {
   dataDir: string;
   /** LevelDB's write buffer; undefined: LevelDB's default (4 MiB). */
   writeBufferBytes?: number;
+  /** Sync every commit to disk before answering (daemon/storage.ts, `durable`); off: commits reach the OS only. */
+  durable?: boolean;
   log: Logger;
   /** TLS on: every connection, accepted or made, is TLS with this certificate (shared/tls.ts). */
   tls?: TlsSettings | undefined;
@@ -84,7 +86,7 @@ export class Daemon {
     });
     const metrics = options.metricsPort === undefined ? undefined : new DaemonMetrics(newRegistry('daemon'), () => this.snapshots.list().length, levelDir(options.dataDir), () => ({ config: this.config, serverId: this.link?.serverId }));
     this.metrics = metrics;
-    if (metrics) storage.onCommit = (operations) => metrics.committed(operations);
+    if (metrics) storage.onCommit = (operations, synced, seconds) => metrics.committed(operations, synced, seconds);
     this.freezes = new FreezeKeeper(this.replicas, options.log, metrics && {
       frozen: () => metrics.freezes.inc(),
       thawed: (heldMs) => metrics.frozenSeconds.inc(heldMs / 1000),
@@ -93,7 +95,7 @@ export class Daemon {
   }
 
   static async start(options: DaemonOptions): Promise<Daemon> {
-    const storage = await Storage.open(options.dataDir, options.writeBufferBytes ? { writeBufferBytes: options.writeBufferBytes } : {});
+    const storage = await Storage.open(options.dataDir, options.writeBufferBytes ? { writeBufferBytes: options.writeBufferBytes } : {}, options.durable ?? false);
     const daemon = new Daemon(storage, options);
     try {
       await daemon.run();
@@ -135,7 +137,7 @@ export class Daemon {
     // Every line from here on says which daemon wrote it (shared/log-writer.ts).
     options.log.setBindings({ port: Number(address.split(':').pop()) } satisfies WriterBindings);
     const advertised = (this.advertised = advertisedAddress(address, options.advertise));
-    options.log.info({ address, ...(advertised !== address && { advertised }) }, 'listening');
+    options.log.info({ address, ...(advertised !== address && { advertised }), durable: storage.durable }, 'listening');
     if (this.metrics && options.metricsPort !== undefined) {
       this.metricsEndpoint = await serveMetrics(options.host, options.metricsPort, this.metrics.registry);
       options.log.info({ address: this.metricsEndpoint.address }, 'metrics listening');

@@ -1,5 +1,6 @@
 // The daemon's LevelDB, with the key layout of shared/key-layout.ts: one space's partition is two contiguous ranges,
 // its values and its completion records (moved, dropped and captured as a unit; counted and scanned: values only).
+import { performance } from 'node:perf_hooks';
 import { pack, unpack } from '../shared/codec.js';
 import { levelError, openLevel, type Level, type LevelOptions } from '../shared/level.js';
 import type { Attrs } from '../shared/protocol.js';
@@ -31,21 +32,28 @@ class CommitGroup {
 
 export class Storage {
   private nextGroup: CommitGroup | undefined;
-  /** Told the size of every group committed (metrics). */
-  onCommit: ((operations: number) => void) | undefined;
+  /** Told the size of every group committed, whether it was synced, and how long its write took (metrics). */
+  onCommit: ((operations: number, synced: boolean, seconds: number) => void) | undefined;
   /** The loop committing groups, while there are any. */
   private committing: Promise<void> | undefined;
 
   private constructor(
     readonly db: Level,
     readonly location: string,
+    /**
+     * Durable mode: every group is written with LevelDB's sync (its log appended, then fdatasync) before any of
+     * its writes is answered, so an acknowledged write survives the machine losing power, not only the process
+     * dying. Group commit is what keeps this affordable: the writes that arrive while one fsync is out all go into
+     * the next group, so a loaded daemon pays one fsync for many writes, not one each.
+     */
+    readonly durable: boolean,
   ) {}
 
-  static async open(dataDir: string, options: LevelOptions = {}): Promise<Storage> {
+  static async open(dataDir: string, options: LevelOptions = {}, durable = false): Promise<Storage> {
     makeDir(dataDir, 'the data dir');
     checkDataFormat(dataDir, 'daemon');
     const location = levelDir(dataDir);
-    return new Storage(await openLevel(location, options), location);
+    return new Storage(await openLevel(location, options), location, durable);
   }
 
   async identity(): Promise<Identity | undefined> {
@@ -116,8 +124,9 @@ export class Storage {
           await batch.close();
           throw error;
         }
-        await batch.write();
-        this.onCommit?.(group.operations.length);
+        const started = this.onCommit && performance.now();
+        await batch.write({ sync: this.durable });
+        if (this.onCommit) this.onCommit(group.operations.length, this.durable, (performance.now() - started!) / 1000);
         group.resolve();
       } catch (error) {
         group.reject(levelError(error, this.location));

@@ -8,7 +8,7 @@ import { checkAdvertisable } from '../../shared/advertise.js';
 import { coordinatorsDescription, defaultCoordinator, portOption, tlsOf, tlsOption, wholeNumberOption, type TlsArgs } from '../options.js';
 
 export const daemonCommand: CommandModule<object, {
-  listen: string; 'listen-port': number; advertise?: string; coordinator: string; 'coordinator-port'?: number; data: string; 'value-bytes-max'?: number; 'write-buffer-bytes'?: number; 'metrics-port'?: number;
+  listen: string; 'listen-port': number; advertise?: string; coordinator: string; 'coordinator-port'?: number; data: string; 'value-bytes-max'?: number; 'write-buffer-bytes'?: number; 'metrics-port'?: number; durable: boolean;
 } & TlsArgs> = {
   command: 'daemon',
   describe: 'run a storage daemon',
@@ -23,6 +23,11 @@ export const daemonCommand: CommandModule<object, {
       .option('value-bytes-max', { type: 'number', hidden: true, describe: 'moved: the largest value is a cluster setting (kv coordinator --value-bytes-max)' })
       // LevelDB clips the write buffer to this range anyway; outside it a value would not do what it says.
       .option('metrics-port', portOption('metrics-port', 0, { describe: 'serve Prometheus metrics at http://LISTEN:PORT/metrics (0: any free port, logged); off by default' }))
+      .option('durable', {
+        type: 'boolean',
+        default: false,
+        describe: 'fsync every commit before answering: an acknowledged write survives this machine losing power (group commit: one fsync for the writes that arrive meanwhile); off: it survives the process dying, and a power loss only on the other replicas',
+      })
       .option('write-buffer-bytes', wholeNumberOption('write-buffer-bytes', { min: 64 * 1024, max: 1024 * 1024 * 1024, unit: 'bytes' }, {
         describe: "LevelDB's write buffer (memtable) size; default 4 MiB",
       }))
@@ -50,6 +55,7 @@ export const daemonCommand: CommandModule<object, {
         tls: tlsOf(argv),
         ...(argv['write-buffer-bytes'] ? { writeBufferBytes: argv['write-buffer-bytes'] } : {}),
         metricsPort: argv['metrics-port'],
+        durable: argv.durable,
         log,
         abort,
         onFatal: (error) => {

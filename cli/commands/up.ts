@@ -111,7 +111,7 @@ function coordinatorFlag(coordinator: string): string {
 
 type Args = {
   dir: string; daemons: number; coordinators: number; etcd?: string; prefix: string; listen: string; advertise?: string; port: number;
-  'daemon-port': number; 'restarts-max': number; 'tls-dir'?: string;
+  'daemon-port': number; 'restarts-max': number; 'tls-dir'?: string; durable: boolean;
 };
 
 export const upCommand: CommandModule<object, Args> = {
@@ -132,6 +132,7 @@ export const upCommand: CommandModule<object, Args> = {
       .option('advertise', { type: 'string', describe: 'the host every process gives as its address (needed with a wildcard --listen)' })
       .option('port', portOption('port', 1, { default: 1982, describe: "the coordinator's port" }))
       .option('daemon-port', portOption('daemon-port', 1, { default: 2012, describe: "the first daemon's port; the others follow" }))
+      .option('durable', { type: 'boolean', default: false, describe: 'every daemon fsyncs each commit before answering (kv daemon --durable)' })
       .option('tls-dir', { type: 'string', requiresArg: true, describe: 'run with TLS on: a CA and certificates in this folder (made if missing; admin.crt is for your commands)' })
       .option('restarts-max', wholeNumberOption('restarts-max', { min: 0 }, { default: restartBudgetDefaults.restartsMax, describe: 'restarts of one process within a minute, after which kv up stops the cluster' })),
   handler: async (argv) => {
@@ -163,7 +164,7 @@ export const upCommand: CommandModule<object, Args> = {
     const daemons = daemonNames.map((name, i) =>
       new Member(name, [
         'daemon', '--listen', argv.listen, ...advertise, '--listen-port', String(argv['daemon-port'] + i),
-        '--coordinator', coordinator, '--data', join(dir, name), ...tls(name),
+        '--coordinator', coordinator, '--data', join(dir, name), ...tls(name), ...(argv.durable ? ['--durable'] : []),
       ], budget),
     );
     let stopping = false;

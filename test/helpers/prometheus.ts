@@ -1,0 +1,34 @@
+// Reading a kv process's --metrics-port as Prometheus would: the text exposition parsed strictly (a line that is
+// neither a comment nor a sample fails the test), and the sum of the samples of one name with given labels.
+
+export interface Sample { name: string; labels: Record<string, string>; value: number }
+
+/** The samples of a Prometheus text exposition; throws on a line that is neither a comment nor a sample. */
+export function parsePrometheus(text: string): Sample[] {
+  const samples: Sample[] = [];
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('# HELP ') || line.startsWith('# TYPE ')) continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (-?[0-9.e+-]+|NaN|\+Inf|-Inf)$/.exec(line);
+    if (!m) throw new Error(`not a Prometheus sample line: ${JSON.stringify(line)}`);
+    const labels: Record<string, string> = {};
+    for (const pair of (m[2] ?? '').match(/[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*"/g) ?? []) {
+      const at = pair.indexOf('=');
+      labels[pair.slice(0, at)] = JSON.parse(pair.slice(at + 1)) as string;
+    }
+    samples.push({ name: m[1]!, labels, value: Number(m[3]) });
+  }
+  return samples;
+}
+
+/** GET /metrics of `address` (HOST:PORT), checked to be Prometheus text 0.0.4, parsed. */
+export async function scrape(address: string): Promise<Sample[]> {
+  const response = await fetch(`http://${address}/metrics`, { signal: AbortSignal.timeout(5_000) });
+  if (!response.ok) throw new Error(`GET /metrics: HTTP ${response.status}`);
+  const type = response.headers.get('content-type') ?? '';
+  if (!/^text\/plain; version=0\.0\.4/.test(type)) throw new Error(`GET /metrics: content-type ${type}, not Prometheus text 0.0.4`);
+  return parsePrometheus(await response.text());
+}
+
+/** The sum of the samples named `name` whose labels include `labels`. */
+export const metricValue = (samples: Sample[], name: string, labels: Record<string, string> = {}) =>
+  samples.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v)).reduce((sum, s) => sum + s.value, 0);
