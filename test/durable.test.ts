@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client } from '../shared/client.js';
 import { startCoordinator, startDaemon, tempDir, waitFor, type TestLike } from './helpers/cluster.js';
-import { metricValue, scrape } from './helpers/prometheus.js';
+import { metricValue, scrapeMetrics as scrape } from '../shared/prometheus-text.js';
 
 /** strace attached to every thread of `pid`, recording its fsync-family calls; `stop()` detaches and counts them. */
 async function traceSyncs(t: TestLike, pid: number) {

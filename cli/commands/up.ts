@@ -111,7 +111,7 @@ function coordinatorFlag(coordinator: string): string {
 
 type Args = {
   dir: string; daemons: number; coordinators: number; etcd?: string; prefix: string; listen: string; advertise?: string; port: number;
-  'daemon-port': number; 'restarts-max': number; 'tls-dir'?: string; durable: boolean;
+  'daemon-port': number; 'restarts-max': number; 'tls-dir'?: string; durable: boolean; 'metrics-port'?: number;
 };
 
 export const upCommand: CommandModule<object, Args> = {
@@ -132,6 +132,7 @@ export const upCommand: CommandModule<object, Args> = {
       .option('advertise', { type: 'string', describe: 'the host every process gives as its address (needed with a wildcard --listen)' })
       .option('port', portOption('port', 1, { default: 1982, describe: "the coordinator's port" }))
       .option('daemon-port', portOption('daemon-port', 1, { default: 2012, describe: "the first daemon's port; the others follow" }))
+      .option('metrics-port', portOption('metrics-port', 1, { describe: 'serve Prometheus metrics: the coordinators on this port and those after it, then one per daemon' }))
       .option('durable', { type: 'boolean', default: false, describe: 'every daemon fsyncs each commit before answering (kv daemon --durable)' })
       .option('tls-dir', { type: 'string', requiresArg: true, describe: 'run with TLS on: a CA and certificates in this folder (made if missing; admin.crt is for your commands)' })
       .option('restarts-max', wholeNumberOption('restarts-max', { min: 0 }, { default: restartBudgetDefaults.restartsMax, describe: 'restarts of one process within a minute, after which kv up stops the cluster' })),
@@ -155,16 +156,19 @@ export const upCommand: CommandModule<object, Args> = {
       }
     }
     const tls = (name: string) => (tlsDir ? tlsFlags(tlsDir, name) : []);
+    // Coordinators first, then daemons, as their listening ports go.
+    const metrics = (i: number) => (argv['metrics-port'] === undefined ? [] : ['--metrics-port', String(argv['metrics-port'] + i)]);
     const store = () => (argv.etcd === undefined ? ['--data', join(dir, 'coordinator')] : ['--etcd', argv.etcd, '--prefix', argv.prefix]);
     const coords = coordinatorAddresses.map((_, i) =>
       new Member(argv.coordinators === 1 ? 'coordinator' : `coordinator-${i + 1}`, [
-        'coordinator', '--listen', argv.listen, ...advertise, '--port', String(argv.port + i), ...store(), ...tls('coordinator'),
+        'coordinator', '--listen', argv.listen, ...advertise, '--port', String(argv.port + i), ...store(), ...tls('coordinator'), ...metrics(i),
       ], budget),
     );
     const daemons = daemonNames.map((name, i) =>
       new Member(name, [
         'daemon', '--listen', argv.listen, ...advertise, '--listen-port', String(argv['daemon-port'] + i),
         '--coordinator', coordinator, '--data', join(dir, name), ...tls(name), ...(argv.durable ? ['--durable'] : []),
+        ...metrics(argv.coordinators + i),
       ], budget),
     );
     let stopping = false;
@@ -229,6 +233,7 @@ export const upCommand: CommandModule<object, Args> = {
         ...coordinatorAddresses.map((a) => `  coordinator ${a}`),
         ...(argv.etcd === undefined ? [] : [`  config in etcd ${argv.etcd} under ${argv.prefix}`]),
         ...ready.map((d) => `  daemon ${d.serverId} ${d.address}`),
+        ...(argv['metrics-port'] === undefined ? [] : [`  metrics on ${host} ports ${argv['metrics-port']}..${argv['metrics-port'] + argv.coordinators + argv.daemons - 1} (/metrics)`]),
         `try: ${kv} add-space users${c} && ${kv} put users ada '{"name":"Ada"}'${c} && ${kv} get users ada${c}`,
         'A process that dies is started again. Ctrl-C stops the cluster.',
         '',

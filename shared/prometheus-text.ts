@@ -1,5 +1,5 @@
-// Reading a kv process's --metrics-port as Prometheus would: the text exposition parsed strictly (a line that is
-// neither a comment nor a sample fails the test), and the sum of the samples of one name with given labels.
+// The Prometheus text exposition format (version 0.0.4) read back: what tests check the metrics endpoints with
+// and what bench/ samples during a run. Strict: a line that is neither a comment nor a sample is an error.
 
 export interface Sample { name: string; labels: Record<string, string>; value: number }
 
@@ -20,15 +20,15 @@ export function parsePrometheus(text: string): Sample[] {
   return samples;
 }
 
+/** The sum of the samples named `name` whose labels include `labels`. */
+export const metricValue = (samples: readonly Sample[], name: string, labels: Record<string, string> = {}) =>
+  samples.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v)).reduce((sum, s) => sum + s.value, 0);
+
 /** GET /metrics of `address` (HOST:PORT), checked to be Prometheus text 0.0.4, parsed. */
-export async function scrape(address: string): Promise<Sample[]> {
-  const response = await fetch(`http://${address}/metrics`, { signal: AbortSignal.timeout(5_000) });
+export async function scrapeMetrics(address: string, timeoutMs = 5_000): Promise<Sample[]> {
+  const response = await fetch(`http://${address}/metrics`, { signal: AbortSignal.timeout(timeoutMs) });
   if (!response.ok) throw new Error(`GET /metrics: HTTP ${response.status}`);
   const type = response.headers.get('content-type') ?? '';
   if (!/^text\/plain; version=0\.0\.4/.test(type)) throw new Error(`GET /metrics: content-type ${type}, not Prometheus text 0.0.4`);
   return parsePrometheus(await response.text());
 }
-
-/** The sum of the samples named `name` whose labels include `labels`. */
-export const metricValue = (samples: Sample[], name: string, labels: Record<string, string> = {}) =>
-  samples.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v)).reduce((sum, s) => sum + s.value, 0);
