@@ -5,6 +5,7 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Client } from '../shared/client.js';
+import { scrapeMetrics } from '../shared/prometheus-text.js';
 import { freePortRange, kv, messageLines, runKvProcess, tempDir, waitFor, type KvProcess } from './helpers/cluster.js';
 
 /** kv up's arguments on ports free right now (it takes fixed ports, as an operator would give it). */
@@ -38,13 +39,17 @@ const gone = (pid: number) => {
 
 t.test('kv up starts a cluster, stops it on SIGINT, and picks up the same data again', async (t) => {
   const dir = join(tempDir(t), 'kv-data');
-  const { port, args } = await upArgs(dir, 3);
+  const metricsPort = await freePortRange(4);
+  const { port, args } = await upArgs(dir, 3, ['--metrics-port', String(metricsPort)]);
   const coordinator = `127.0.0.1:${port}`;
 
   const first = runKvProcess(t, args);
   await isUp(first);
   t.match(first.stdout, /coordinator 127\.0\.0\.1:\d+/, 'it says where the coordinator is');
   t.equal(first.stdout.match(/^ {2}daemon \d+ /gm)?.length, 3, 'and lists three daemons');
+  t.match(first.stdout, `metrics on 127.0.0.1 ports ${metricsPort}..${metricsPort + 3}`, 'and where its metrics are');
+  const roles = await Promise.all([0, 1, 2, 3].map(async (i) => (await scrapeMetrics(`127.0.0.1:${metricsPort + i}`)).find((s) => s.name === 'kv_process_cpu_seconds_total')?.labels.role));
+  t.same(roles, ['coordinator', 'daemon', 'daemon', 'daemon'], 'the coordinator on the first metrics port, the daemons on the next');
 
   // The hint works when pasted into a shell (kv is not on the test's PATH; the port is not the default).
   const hint = first.stdout.split('\n').find((line) => line.startsWith('try: '))!.slice('try: '.length);
