@@ -28,6 +28,25 @@ export class Latencies {
     return this.values.slice(0, this.length).sort();
   }
 
+  /** A copy of the latencies recorded so far, exactly as long as they are (to send to another process). */
+  samples(): Float64Array {
+    return this.values.slice(0, this.length);
+  }
+
+  /** Latencies made of several records' samples, in order. */
+  static of(parts: readonly Float64Array[]): Latencies {
+    const merged = new Latencies();
+    const length = parts.reduce((sum, p) => sum + p.length, 0);
+    merged.values = new Float64Array(Math.max(1, length));
+    let at = 0;
+    for (const part of parts) {
+      merged.values.set(part, at);
+      at += part.length;
+    }
+    merged.length = length;
+    return merged;
+  }
+
   static merge(a: Latencies, b: Latencies): Latencies {
     const merged = new Latencies();
     merged.values = new Float64Array(Math.max(1, a.length + b.length));

@@ -1,43 +1,57 @@
-// YCSB-style side-by-side benchmark: one load generator (this process) against kv and its peers, each started
-// here on loopback and stopped afterwards.
+// YCSB-style side-by-side benchmark: kv and its peers, each started here on loopback and stopped afterwards,
+// driven by --generators load-generator processes (bench/ycsb/generator.ts, forked from here), so that the
+// generator's own CPU per operation does not cap the fast systems.
 //
-//   npm run bench [-- ycsb] [--systems kv,kv-tolerate1,kv-tls,redis,etcd,level] [--workloads load,a,b,c] [--keys 100000]
-//                 [--value-bytes 100] [--concurrency 64] [--seconds 10] [--warmup-seconds 2]
-//                 [--distribution zipfian|uniform] [--partitions 16] [--rounds 1] [--no-write] [--json]
+//   npm run bench [-- ycsb] [--systems null,kv,kv-durable,kv-tolerate1,kv-tls,redis,redis-everysec,redis-always,etcd,level]
+//                 [--workloads load,a,b,c] [--keys 100000] [--value-bytes 100] [--concurrency 64] [--generators 2]
+//                 [--seconds 10] [--warmup-seconds 2] [--distribution zipfian|uniform] [--partitions 16] [--rounds 1]
+//                 [--no-write] [--json]
 //
-// For each system in turn: start it, load every key (the load phase, measured), then workloads A, B and C, each
-// a warm-up that is not measured and then --seconds measured, then stop it. --rounds N repeats the whole sequence
-// N times (on these noisy machines one run's ratio can be off by a fifth) and reports medians. A system that is
-// not installed is skipped with a line saying so; one that fails is reported as failed with the reason and the others still run.
-// Prints a Markdown table (system × workload: ops/s, p50/p99/p999, CPU per op, kv's ratio to each system), the
-// servers' memory (RSS and its peak, from /proc) after the load and at the end with the data's size on disk
-// after the load, and the issue's targets; unless --no-write, writes the block between <!-- ycsb:begin --> and
-// <!-- ycsb:end --> in bench/RESULTS.md, the raw results to bench/results/ycsb.json and the charts to
-// bench/charts/ycsb-*.svg.
+// For each system in turn: start its servers (once, here), fork the generators and connect each with a client
+// of its own and concurrency/N requests in flight, load every key (the load phase, measured: each generator puts
+// its share), then workloads A, B and C, each a warm-up that is not measured and then --seconds measured, all
+// generators starting together; then stop it. Each generator sends back its latency samples, ops, errors and
+// the CPU it used; the servers' CPU comes from /proc. Both are charged per operation: the servers' µs/op is the
+// figure that depends least on the machine and on the generators. The `null` system (a Map in each generator)
+// measures the generators' own ceiling; the report says how near each system came to it.
+// Systems of like durability: redis (no persistence), redis-everysec and redis-always (AOF fsynced every second
+// or before each reply), etcd (fsyncs each commit), kv (no fsync), kv-durable (kv up --durable), kv-tolerate1.
+// --rounds N repeats the whole sequence N times (on these noisy machines one run's ratio can be off by a fifth)
+// and reports medians. A system that is not installed is skipped with a line saying so; one that fails is
+// reported as failed with the reason and the others still run.
+// Prints a Markdown table (system × workload: ops/s, servers' and generators' CPU µs per op, p50/p99/p999,
+// kv's ratio to each system), the generator ceiling, the servers' memory (RSS and its peak, from /proc) after
+// the load and at the end with the data's size on disk after the load, and the issue's targets; unless
+// --no-write, writes the block between <!-- ycsb:begin --> and <!-- ycsb:end --> in bench/RESULTS.md, the raw
+// results to bench/results/ycsb.json and the charts to bench/charts/ycsb-*.svg.
 // Progress goes to stderr. Exit code 0 only when every system that ran did so without a failed operation.
 //
-// The issue's memory target (a daemon under 200 MB after loading 1 GB), the load alone:
+// kv's memory after loading 1 GB, the load alone:
 //   npm run bench -- ycsb --systems kv --workloads load --keys 1000000 --value-bytes 1000 --no-write
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { killAllKvProcesses, progress, withTimeout } from '../cluster.js';
-import { cpuDuring, machineBusyPercent, machineJiffies, sampleMemory, sampleProcesses, selfCpuSeconds } from '../proc-cpu.js';
+import { cpuDuring, machineBusyPercent, machineJiffies, sampleMemory, sampleProcesses } from '../proc-cpu.js';
 import { build, machine, repoRoot, round, summary } from '../stats.js';
-import { loadPhase, mixPhase, type PhaseRun } from './driver.js';
 import { writeCharts } from './charts.js';
+import { Generators, killAllGenerators } from './generators.js';
+import type { PhaseRun } from './phase-run.js';
 import { cdfOf, evaluateTargets, medianSystems, memoryLine, table, writeJson, writeResultsMd, type PhaseResult, type SystemResult, type YcsbOptions, type YcsbResults } from './report.js';
 import { killAllServerProcesses } from './server-process.js';
-import { diskUsage, type System } from './system.js';
+import { diskUsage, type ProcessRef, type System } from './system.js';
 import { EtcdSystem } from './systems/etcd.js';
 import { KvSystem } from './systems/kv.js';
 import { LevelSystem } from './systems/level.js';
+import { NullSystem } from './systems/null.js';
 import { RedisSystem } from './systems/redis.js';
-import { chooser, makeKeys, Values, workloadNames, workloads, type Distribution, type WorkloadName } from './workload.js';
+import { workloadNames, workloads, type Distribution, type WorkloadName } from './workload.js';
 
-const systemNames = ['kv', 'kv-tolerate1', 'kv-tls', 'redis', 'etcd', 'level'] as const;
+const systemNames = ['null', 'kv', 'kv-durable', 'kv-tolerate1', 'kv-tls', 'redis', 'redis-everysec', 'redis-always', 'etcd', 'level'] as const;
 /** Run when --systems is not given: kv-tls only on request (it measures what TLS costs, issue 13). */
 const defaultSystems = systemNames.filter((name) => name !== 'kv-tls');
+/** The most generator processes a run may fork. */
+const generatorsMax = 64;
 const stopTimeoutMs = 60_000;
 
 const usage = `usage: npm run bench [-- ycsb] [options]   (node dist/bench/ycsb/run.js [options])
@@ -46,15 +60,22 @@ const usage = `usage: npm run bench [-- ycsb] [options]   (node dist/bench/ycsb/
   --workloads LIST        load,a,b,c (default: all; the load phase always runs, it is reported when listed)
   --keys N                keys loaded and chosen from (default 100000)
   --value-bytes B         bytes per value (default 100)
-  --concurrency C         requests in flight, closed loop, over one client instance (default 64)
+  --concurrency C         requests in flight in all, closed loop (default 64), split evenly over the generators
+  --generators N          load-generator processes, forked, each with its own client instance and C/N in
+                          flight, started together; their latencies, ops, errors and CPU are merged (default 2)
   --seconds S             measured seconds per workload A, B, C (default 10)
   --warmup-seconds W      unmeasured seconds before each of them (default 2)
   --distribution D        zipfian (YCSB's scrambled zipfian, 0.99) or uniform (default zipfian)
   --partitions P          partitions of kv's space (default 16)
   --rounds N              run every system N times, in turn, each afresh; report per workload the round with the
                           median ops/s and kv's median ratio to each peer over the rounds (default 1)
-  --cpu-prof DIR          profile every kv process (node --cpu-prof): a .cpuprofile per process in DIR, a flame
-                          graph in Chrome DevTools or speedscope (the client side: node --cpu-prof dist/bench/run.js)
+  --cpu-prof DIR          profile every kv process and every generator (node --cpu-prof): a .cpuprofile per
+                          process in DIR, a flame graph in Chrome DevTools or speedscope
+
+Systems: null (a Map in each generator: the generators' own ceiling), kv (3 daemons, tolerate 0, no fsync),
+kv-durable (kv up --durable: fsynced before acknowledged), kv-tolerate1, kv-tls, redis (no persistence),
+redis-everysec and redis-always (AOF, appendfsync everysec / always), etcd (1 member, fsyncs every commit),
+level (classic-level in each generator).
   --no-write              print only: leave bench/RESULTS.md, bench/results/ and bench/charts/ alone
   --json                  print the results as JSON instead of the table
   -h, --help              this text
@@ -68,6 +89,7 @@ function parseOptions(): YcsbOptions {
       keys: { type: 'string', default: '100000' },
       'value-bytes': { type: 'string', default: '100' },
       concurrency: { type: 'string', default: '64' },
+      generators: { type: 'string', default: '2' },
       seconds: { type: 'string', default: '10' },
       'warmup-seconds': { type: 'string', default: '2' },
       distribution: { type: 'string', default: 'zipfian' },
@@ -102,6 +124,9 @@ function parseOptions(): YcsbOptions {
   const chosen = list(values.workloads);
   for (const w of chosen) if (!(workloadNames as readonly string[]).includes(w)) throw new Error(`--workloads: no workload "${w}"; one of ${workloadNames.join(', ')}`);
   if (chosen.length === 0) throw new Error('--workloads names no workload');
+  const concurrency = int('concurrency', values.concurrency, 1, 10_000);
+  const generators = int('generators', values.generators, 1, generatorsMax);
+  if (generators > concurrency) throw new Error(`--generators ${generators} is more than --concurrency ${concurrency}: each generator needs a request in flight`);
   const distribution = values.distribution as Distribution;
   if (distribution !== 'zipfian' && distribution !== 'uniform') throw new Error('--distribution must be zipfian or uniform');
   return {
@@ -109,7 +134,8 @@ function parseOptions(): YcsbOptions {
     workloads: workloadNames.filter((w) => chosen.includes(w)),
     keys: int('keys', values.keys, 1, 10_000_000),
     valueBytes: int('value-bytes', values['value-bytes'], 1, 1_000_000),
-    concurrency: int('concurrency', values.concurrency, 1, 10_000),
+    concurrency,
+    generators,
     seconds: num('seconds', values.seconds, 0.1, 3600),
     warmupSeconds: num('warmup-seconds', values['warmup-seconds'], 0, 600),
     distribution,
@@ -126,15 +152,24 @@ const profileArgs = (options: YcsbOptions): string[] =>
   options.cpuProfileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${resolve(options.cpuProfileDir)}`];
 
 function createSystem(name: string, options: YcsbOptions): System {
+  const kv = { partitions: options.partitions, nodeArgs: profileArgs(options) };
   switch (name) {
+    case 'null':
+      return new NullSystem();
     case 'kv':
-      return new KvSystem('kv', 0, options.partitions, profileArgs(options));
+      return new KvSystem('kv', { ...kv, tolerate: 0 });
+    case 'kv-durable':
+      return new KvSystem('kv-durable', { ...kv, tolerate: 0, durable: true });
     case 'kv-tolerate1':
-      return new KvSystem('kv-tolerate1', 1, options.partitions, profileArgs(options));
+      return new KvSystem('kv-tolerate1', { ...kv, tolerate: 1 });
     case 'kv-tls':
-      return new KvSystem('kv-tls', 0, options.partitions, profileArgs(options), true);
+      return new KvSystem('kv-tls', { ...kv, tolerate: 0, tls: true });
     case 'redis':
-      return new RedisSystem();
+      return new RedisSystem('redis', 'none');
+    case 'redis-everysec':
+      return new RedisSystem('redis-everysec', 'everysec');
+    case 'redis-always':
+      return new RedisSystem('redis-always', 'always');
     case 'etcd':
       return new EtcdSystem();
     case 'level':
@@ -153,20 +188,27 @@ const loadTimeoutMs = (keys: number, valueBytes: number) => 60_000 + keys * 5 + 
 // ---- CPU around a phase ----
 
 function cpuBefore(system: System) {
-  return { self: selfCpuSeconds(), servers: sampleProcesses(system.processes()), jiffies: machineJiffies() };
+  return { servers: sampleProcesses(system.processes()), jiffies: machineJiffies() };
 }
 
-function cpuAfter(system: System, before: ReturnType<typeof cpuBefore>, run: PhaseRun): PhaseResult['cpu'] {
-  const self = selfCpuSeconds() - before.self;
+/** The servers' CPU from /proc around the phase, the generators' as they reported it, both per operation. */
+function cpuAfter(system: System, generators: ProcessRef[], before: ReturnType<typeof cpuBefore>, run: PhaseRun): PhaseResult['cpu'] {
   const servers = cpuDuring(before.servers, sampleProcesses(system.processes()), run.seconds);
   const ops = Math.max(1, run.all.length);
   const serverSeconds = servers.reduce((sum, p) => sum + p.cpuSeconds, 0);
+  const generatorSeconds = run.generators.reduce((sum, g) => sum + g.cpuSeconds, 0);
   const busy = machineBusyPercent(before.jiffies, machineJiffies());
-  const ours = (100 * (self + serverSeconds)) / run.seconds;
+  const ours = (100 * (generatorSeconds + serverSeconds)) / run.seconds;
+  const generatorProcesses = run.generators.map((g, i) => ({
+    name: generators[i]?.name ?? `generator ${i + 1}`,
+    pid: generators[i]?.pid ?? 0,
+    cpuSeconds: round(g.cpuSeconds, 2),
+    cpuPercent: round((100 * g.cpuSeconds) / run.seconds, 0),
+  }));
   return {
-    benchProcessMicrosPerOp: round((self * 1e6) / ops, 0),
-    serversMicrosPerOp: servers.length === 0 ? null : round((serverSeconds * 1e6) / ops, 0),
-    processes: [{ name: 'bench process', pid: process.pid, cpuSeconds: round(self, 2), cpuPercent: round((100 * self) / run.seconds, 0) }, ...servers],
+    generatorMicrosPerOp: round((generatorSeconds * 1e6) / ops, 1),
+    serversMicrosPerOp: servers.length === 0 ? null : round((serverSeconds * 1e6) / ops, 1),
+    processes: [...generatorProcesses, ...servers],
     machineBusyPercent: busy,
     otherProcessesPercent: busy === undefined ? undefined : Math.max(0, Math.round(busy - ours)),
   };
@@ -197,7 +239,7 @@ function phaseResult(workload: WorkloadName, run: PhaseRun, cpu: PhaseResult['cp
 
 let current: System | undefined;
 
-async function benchSystem(system: System, options: YcsbOptions, keys: string[], values: Values, pick: ReturnType<typeof chooser>): Promise<SystemResult> {
+async function benchSystem(system: System, options: YcsbOptions): Promise<SystemResult> {
   const started = performance.now();
   const result: SystemResult = { name: system.name, label: system.label, status: 'ok', phases: [], seconds: 0 };
   const skip = system.unavailable();
@@ -206,16 +248,21 @@ async function benchSystem(system: System, options: YcsbOptions, keys: string[],
     return { ...result, status: 'skipped', reason: skip };
   }
   current = system;
+  let generators: Generators | undefined;
   try {
     progress(`${system.name}: starting`);
     await system.start();
     result.details = system.details();
-    progress(`${system.name}: up (${result.details}); loading ${keys.length} keys, ${options.concurrency} in flight`);
+    progress(`${system.name}: up (${result.details}); ${options.generators} generator(s) connecting`);
+    generators = await Generators.start(system, { ...options, nodeArgs: profileArgs(options) });
+    const generatorRefs = generators.processes();
+    progress(`${system.name}: loading ${options.keys} keys, ${options.concurrency} in flight over ${options.generators} generator(s)`);
 
     const loadCpu = cpuBefore(system);
-    const load = await loadPhase(system, keys, values, options.concurrency, loadTimeoutMs(keys.length, options.valueBytes));
-    const loaded = phaseResult('load', load, cpuAfter(system, loadCpu, load));
+    const load = await generators.load(loadTimeoutMs(options.keys, options.valueBytes));
+    const loaded = phaseResult('load', load, cpuAfter(system, generatorRefs, loadCpu, load));
     progress(`${system.name}: loaded in ${loaded.seconds} s: ${loaded.opsPerSecond} ops/s, p99 ${loaded.latencyMs.p99} ms, ${loaded.errors} errors`);
+    for (const e of loaded.firstErrors.slice(0, 3)) progress(`  ${e}`);
     const servers = system.processes();
     if (servers.length > 0) result.memory = { afterLoad: sampleMemory(servers) };
     const dirs = system.dataDirs();
@@ -226,14 +273,15 @@ async function benchSystem(system: System, options: YcsbOptions, keys: string[],
     for (const name of options.workloads) {
       if (name === 'load') continue;
       const workload = workloads[name];
-      if (options.warmupSeconds > 0) await mixPhase(system, workload, keys, pick, values, options.concurrency, options.warmupSeconds);
+      if (options.warmupSeconds > 0) await generators.mix(name, options.warmupSeconds, false);
       const cpu = cpuBefore(system);
-      const run = await mixPhase(system, workload, keys, pick, values, options.concurrency, options.seconds);
-      const phase = phaseResult(name, run, cpuAfter(system, cpu, run));
+      const run = await generators.mix(name, options.seconds, true);
+      const phase = phaseResult(name, run, cpuAfter(system, generatorRefs, cpu, run));
       result.phases.push(phase);
       progress(
         `${system.name}: workload ${workload.label} (${workload.description}): ${phase.opsPerSecond} ops/s, ` +
-          `p50 ${phase.latencyMs.p50} / p99 ${phase.latencyMs.p99} / p999 ${phase.latencyMs.p999} ms, ${phase.errors} errors`,
+          `p50 ${phase.latencyMs.p50} / p99 ${phase.latencyMs.p99} / p999 ${phase.latencyMs.p999} ms, ` +
+          `CPU µs/op servers ${phase.cpu.serversMicrosPerOp ?? '–'} / generators ${phase.cpu.generatorMicrosPerOp}, ${phase.errors} errors`,
       );
       for (const e of phase.firstErrors.slice(0, 3)) progress(`  ${e}`);
     }
@@ -249,6 +297,7 @@ async function benchSystem(system: System, options: YcsbOptions, keys: string[],
     if (system instanceof KvSystem) result.logProblems = system.problems();
   } finally {
     progress(`${system.name}: stopping`);
+    await generators?.close();
     try {
       if ((await withTimeout(system.stop().then(() => true), stopTimeoutMs)) === undefined) progress(`${system.name}: did not stop within ${stopTimeoutMs} ms`);
     } catch (error) {
@@ -271,6 +320,7 @@ async function main(): Promise<number> {
     return 2;
   }
   const cleanup = async () => {
+    killAllGenerators();
     await current?.stop().catch(() => {});
     await killAllServerProcesses();
     await killAllKvProcesses();
@@ -285,7 +335,7 @@ async function main(): Promise<number> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   const perSystemMs =
-    180_000 + loadTimeoutMs(options.keys, options.valueBytes) + options.workloads.length * ((options.warmupSeconds + options.seconds) * 1000 + 60_000) + stopTimeoutMs;
+    300_000 + 2 * loadTimeoutMs(options.keys, options.valueBytes) + options.workloads.length * ((options.warmupSeconds + options.seconds) * 1000 + 60_000) + stopTimeoutMs;
   const watchdogMs = perSystemMs * options.systems.length * options.rounds;
   const watchdog = setTimeout(() => {
     progress(`the run exceeded ${Math.round(watchdogMs / 1000)} s; stopping`);
@@ -296,16 +346,16 @@ async function main(): Promise<number> {
   const started = performance.now();
   const machineBefore = machine();
   const date = new Date().toISOString();
-  progress(`ycsb: ${options.systems.join(', ')}; workloads ${options.workloads.join(', ')}; ${options.keys} keys x ${options.valueBytes} bytes, ${options.distribution}, ${options.concurrency} concurrent, ${options.seconds} s (+${options.warmupSeconds} s warm-up)`);
-  const keys = makeKeys(options.keys);
-  const values = new Values(options.valueBytes);
-  const pick = chooser(options.distribution, options.keys);
+  progress(
+    `ycsb: ${options.systems.join(', ')}; workloads ${options.workloads.join(', ')}; ${options.keys} keys x ${options.valueBytes} bytes, ` +
+      `${options.distribution}, ${options.concurrency} in flight over ${options.generators} generator(s), ${options.seconds} s (+${options.warmupSeconds} s warm-up)`,
+  );
   const rounds: SystemResult[][] = [];
   try {
     for (let n = 1; n <= options.rounds; n++) {
       if (options.rounds > 1) progress(`round ${n} of ${options.rounds}`);
       const systems: SystemResult[] = [];
-      for (const name of options.systems) systems.push(await benchSystem(createSystem(name, options), options, keys, values, pick));
+      for (const name of options.systems) systems.push(await benchSystem(createSystem(name, options), options));
       rounds.push(systems);
     }
   } finally {

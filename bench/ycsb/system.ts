@@ -1,6 +1,9 @@
-// What the load generator drives: a store it starts on loopback, reads and writes one key at a time through,
-// and stops afterwards. One client instance per system carries every concurrent request (kv's Client pipelines
-// them over its connections like ioredis with auto-pipelining; etcd3 multiplexes them over one HTTP/2 channel).
+// What the benchmark drives: a store the parent process starts on loopback (System) and stops afterwards, and
+// the clients its generator processes read and write it through, one key at a time (SystemClient). The parent
+// hands each generator the system's ConnectInfo, plain data sent over IPC, from which clients/connect.ts makes a
+// client-only instance. One client instance per generator carries all of its concurrent requests (kv's Client
+// pipelines them over its connections like ioredis with auto-pipelining; etcd3 multiplexes them over one
+// HTTP/2 channel).
 import { lstatSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -9,21 +12,41 @@ export interface ProcessRef {
   pid: number;
 }
 
+/** How a generator process reaches a started system: one variant per kind of client. */
+export type ConnectInfo =
+  | { kind: 'kv'; coordinator: string; space: string; tls?: { cert: string; key: string; ca: string } }
+  | { kind: 'redis'; port: number }
+  | { kind: 'etcd'; url: string }
+  | { kind: 'level'; dir: string }
+  | { kind: 'null' };
+
+export interface SystemClient {
+  /**
+   * True for a store inside the generator process itself (null, level): it sees only its own writes, so each
+   * generator loads every key into its own, the others' share unmeasured.
+   */
+  readonly local: boolean;
+  put(key: string, value: Buffer): Promise<void>;
+  /** The value under key; undefined when there is none. */
+  get(key: string): Promise<Uint8Array | undefined>;
+  /** Disconnects (a local store: closes and keeps its files for the parent to remove). */
+  close(): Promise<void>;
+}
+
 export interface System {
-  /** The short name used on the command line, in the JSON and in charts: kv, kv-tolerate1, kv-tls, redis, etcd, level. */
+  /** The short name used on the command line, in the JSON and in charts: kv, kv-durable, redis-always, etcd, null, ... */
   readonly name: string;
   /** What it is, for tables: "kv (3 daemons, tolerate 0)". */
   readonly label: string;
   /** Why it cannot run here (e.g. "redis-server not installed"), or undefined when it can. */
   unavailable(): string | undefined;
-  /** Starts the server(s) and connects; resolves when a request can be served. Every wait is bounded. */
+  /** Starts the server(s); resolves when a request can be served. Every wait is bounded. */
   start(): Promise<void>;
-  put(key: string, value: Buffer): Promise<void>;
-  /** The value under key; undefined when there is none. */
-  get(key: string): Promise<Uint8Array | undefined>;
-  /** Disconnects, stops every process it started and removes its temp dir; safe to call more than once, and after a failed start. */
+  /** What a generator process needs to connect its own client, once started. */
+  connectInfo(): ConnectInfo;
+  /** Stops every process it started and removes its temp dir; safe to call more than once, and after a failed start. */
   stop(): Promise<void>;
-  /** The server processes whose CPU a run is charged with (empty for an in-process store). */
+  /** The server processes whose CPU a run is charged with (empty for a store inside the generators). */
   processes(): ProcessRef[];
   /** Server version and settings worth printing, once started. */
   details(): string;

@@ -1,12 +1,13 @@
 // etcd: a single-member etcd on free loopback ports in a temp dir (its defaults: every write is in the raft
-// WAL, fsynced, before it is acknowledged), driven by one etcd3 client (one gRPC channel over HTTP/2).
+// WAL, fsynced, before it is acknowledged), driven by one etcd3 client per generator (one gRPC channel over
+// HTTP/2 each).
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { Etcd3 } from 'etcd3';
 import { freePort, progress, withTimeout } from '../../cluster.js';
 import { ServerProcess, findExecutable } from '../server-process.js';
-import type { ProcessRef, System } from '../system.js';
+import type { ConnectInfo, ProcessRef, System, SystemClient } from '../system.js';
 
 const readyTimeoutMs = 30_000;
 const requestTimeoutMs = 10_000;
@@ -24,7 +25,7 @@ export class EtcdSystem implements System {
   private readonly binary = findExecutable('etcd');
   private dir: string | undefined;
   private server: ServerProcess | undefined;
-  private client: Etcd3 | undefined;
+  private clientUrl: string | undefined;
   private version = '?';
 
   unavailable(): string | undefined {
@@ -46,34 +47,29 @@ export class EtcdSystem implements System {
       '--initial-cluster', `default=${peerUrl}`, '--initial-cluster-state', 'new',
       '--logger', 'zap', '--log-outputs', 'stderr', '--log-level', 'warn',
     ], { cwd: this.dir, env: unsupportedArch() });
-    this.client = new Etcd3({
-      hosts: clientUrl,
-      dialTimeout: 5_000,
-      defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + requestTimeoutMs }),
-    });
-    const client = this.client;
-    await this.server.waitUntilReady(async () => {
-      await client.get('ycsb-ready-probe').string();
-      return true;
-    }, readyTimeoutMs);
-    const status = await withTimeout(client.maintenance.status(), 5_000);
-    this.version = status?.version ?? '?';
+    const client = etcdClient(clientUrl);
+    try {
+      await this.server.waitUntilReady(async () => {
+        await client.get('ycsb-ready-probe').string();
+        return true;
+      }, readyTimeoutMs);
+      const status = await withTimeout(client.maintenance.status(), 5_000);
+      this.version = status?.version ?? '?';
+    } finally {
+      client.close();
+    }
+    this.clientUrl = clientUrl;
   }
 
-  async put(key: string, value: Buffer): Promise<void> {
-    await this.client!.put(key).value(value);
-  }
-
-  async get(key: string): Promise<Uint8Array | undefined> {
-    return (await this.client!.get(key).buffer()) ?? undefined;
+  connectInfo(): ConnectInfo {
+    if (this.clientUrl === undefined) throw new Error('etcd is not started');
+    return { kind: 'etcd', url: this.clientUrl };
   }
 
   async stop(): Promise<void> {
-    const client = this.client;
-    this.client = undefined;
-    client?.close();
     await this.server?.stop();
     this.server = undefined;
+    this.clientUrl = undefined;
     if (this.dir) rmSync(this.dir, { recursive: true, force: true });
     this.dir = undefined;
   }
@@ -88,6 +84,36 @@ export class EtcdSystem implements System {
   }
 
   details(): string {
-    return `etcd ${this.version}, single member, default settings (WAL fsynced per commit); etcd3 client, one instance`;
+    return `etcd ${this.version}, single member, default settings (WAL fsynced per commit); etcd3 client, one instance per generator`;
+  }
+}
+
+const etcdClient = (url: string) =>
+  new Etcd3({
+    hosts: url,
+    dialTimeout: 5_000,
+    defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + requestTimeoutMs }),
+  });
+
+export class EtcdClient implements SystemClient {
+  readonly local = false;
+
+  private constructor(private readonly client: Etcd3) {}
+
+  /** A client for the etcd at info.url; etcd3 dials on the first request, so this cannot fail. */
+  static connect(info: Extract<ConnectInfo, { kind: 'etcd' }>): EtcdClient {
+    return new EtcdClient(etcdClient(info.url));
+  }
+
+  async put(key: string, value: Buffer): Promise<void> {
+    await this.client.put(key).value(value);
+  }
+
+  async get(key: string): Promise<Uint8Array | undefined> {
+    return (await this.client.get(key).buffer()) ?? undefined;
+  }
+
+  async close(): Promise<void> {
+    this.client.close();
   }
 }
