@@ -32,7 +32,7 @@ export interface PhaseResult {
     processes: Array<{ name: string; pid: number; cpuSeconds: number; cpuPercent: number }>;
     /** The whole machine's CPU during the phase, in % of one core (2 cores = 200%). */
     machineBusyPercent: number | undefined;
-    /** What the machine used beyond this process and the servers (other work on a shared machine), in % of one core. */
+    /** What the machine used beyond the generators and the servers (other work on a shared machine), in % of one core. */
     otherProcessesPercent: number | undefined;
   };
   opsPerWholeSecond: number[];

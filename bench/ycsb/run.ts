@@ -292,7 +292,8 @@ async function benchSystem(system: System, options: YcsbOptions): Promise<System
     if (system instanceof KvSystem) result.logProblems = system.problems();
   } catch (error) {
     result.status = 'failed';
-    result.reason = (error as Error).message.split('\n')[0]!.slice(0, 500);
+    // The first two lines: a process that exited early says why on the line after ("kv: Unknown argument: ...").
+    result.reason = (error as Error).message.split('\n').filter((line) => line.trim() !== '').slice(0, 2).join(' ').slice(0, 500);
     progress(`${system.name}: FAILED: ${(error as Error).stack ?? String(error)}`);
     if (system instanceof KvSystem) result.logProblems = system.problems();
   } finally {
