@@ -141,10 +141,20 @@ t.test('the generator ceiling is the null system\'s ops/s; a system above half o
   t.same(lines, [
     'generator ceiling on load: 500,000 ops/s with 2 generator processes; the fastest system (Redis) reached 30% of it',
     'generator ceiling on C: 400,000 ops/s with 2 generator processes; the fastest system (Redis) reached 63% of it',
+    "the ceiling is the driver alone (a store that answers at once); each system's client library adds to its generators' CPU µs/op",
   ]);
   t.equal(warnings.length, 1);
   t.match(warnings[0], /^Redis on C reached 63% of the generator ceiling/);
-  t.match(generatorCeiling({ systems: systems.slice(1), options }).lines, ['generator ceiling: not measured (add null to --systems)']);
+  t.same(generatorCeiling({ systems: systems.slice(1), options }).lines, ['generator ceiling: not measured (add null to --systems)']);
+});
+
+t.test('generators busy nearly a whole core each are warned about, whatever the ceiling', async (t) => {
+  const busy = (percent: number) => [1, 2].map((i) => ({ name: `generator ${i}`, pid: i, cpuSeconds: 1, cpuPercent: percent }));
+  const kv = system('kv', 100_000, 100_000);
+  kv.phases[1] = { ...kv.phases[1]!, cpu: { ...kv.phases[1]!.cpu, processes: [...busy(95), { name: 'daemon :2012', pid: 3, cpuSeconds: 1, cpuPercent: 100 }] } };
+  kv.phases[0] = { ...kv.phases[0]!, cpu: { ...kv.phases[0]!.cpu, processes: busy(80) } };
+  const { warnings } = generatorCeiling({ systems: [kv], options });
+  t.same(warnings, ['kv, tolerate 0 on C: its generators were busy 95% of a core each: they were the limit (more --generators, given the cores)']);
 });
 
 t.test('the table has the servers\' and the generators\' CPU per operation next to ops/s, and the ceiling', async (t) => {

@@ -251,10 +251,14 @@ export function evaluateTargets(results: Omit<YcsbResults, 'targets'>): TargetRe
 
 /** Above this share of the generator ceiling, a system's ops/s says as much about the generators as about it. */
 export const ceilingShareWarn = 0.5;
+/** A generator busy this much of one core (%) on average during a phase was itself the limit, whatever the ceiling. */
+export const generatorBusyWarnPercent = 90;
 
 /**
  * Per workload, the null system's ops/s (what the generators manage with a store that answers at once) and how
- * near the fastest other system came to it; warnings for every system above ceilingShareWarn of it.
+ * near the fastest other system came to it; warnings for every system above ceilingShareWarn of it, and for every
+ * phase whose generators were busy generatorBusyWarnPercent of a core (the ceiling is the driver alone: a system's
+ * client library adds to its generators' CPU, and can saturate them far below the ceiling).
  */
 export function generatorCeiling(results: Pick<YcsbResults, 'systems' | 'options'>): { lines: string[]; warnings: string[] } {
   const o = results.options;
@@ -280,6 +284,16 @@ export function generatorCeiling(results: Pick<YcsbResults, 'systems' | 'options
     }
   }
   if (lines.length === 0) lines.push(`generator ceiling: not measured (add ${ceilingSystem} to --systems)`);
+  else lines.push(`the ceiling is the driver alone (a store that answers at once); each system's client library adds to its generators' CPU µs/op`);
+  for (const s of others) {
+    for (const p of s.phases) {
+      const busy = p.cpu.processes.filter((x) => x.name.startsWith('generator ')).map((x) => x.cpuPercent);
+      const mean = busy.length ? busy.reduce((a, b) => a + b, 0) / busy.length : 0;
+      if (mean >= generatorBusyWarnPercent) {
+        warnings.push(`${displayName(s.name)} on ${p.label}: its generators were busy ${Math.round(mean)}% of a core each: they were the limit (more --generators, given the cores)`);
+      }
+    }
+  }
   return { lines, warnings };
 }
 
