@@ -214,6 +214,7 @@ const workloadLabel = (w: WorkloadName) => (w === 'load' ? 'load' : w.toUpperCas
 function missing(results: Omit<YcsbResults, 'targets'>, t: RatioTarget): string {
   if (!results.options.workloads.includes(t.workload)) return t.workload === 'load' ? 'the load phase not reported (--workloads without load)' : `workload ${workloadLabel(t.workload)} not run`;
   const absent = [t.system, t.peer].filter((name) => !phaseOf(results, name, t.workload));
+  if (absent.length === 0) return `${t.peer} completed no operation`;
   return `${absent.join(' and ')} did not run ${t.workload === 'load' ? 'the load phase' : `workload ${workloadLabel(t.workload)}`}`;
 }
 
