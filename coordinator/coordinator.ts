@@ -28,7 +28,7 @@ import { ConfigLog } from './config-log.js';
 import { DaemonSessions } from './daemon-sessions.js';
 import { BackupService, type BackupServiceOptions } from './backup-service.js';
 import { awaitedServers } from './settle.js';
-import { CoordinatorMetrics } from './coordinator-metrics.js';
+import { CoordinatorMetrics, type Answers } from './coordinator-metrics.js';
 import { newRegistry, serveMetrics, type MetricsEndpoint } from '../shared/metrics.js';
 
 export interface CoordinatorOptions {
@@ -259,13 +259,18 @@ export class Coordinator {
     return { leading: false, leader: leader?.address ?? null, epoch: leader?.epoch ?? null };
   }
 
+  /**
+   * Serves one request; answers go through `to`, which is the connection itself unless --metrics-port counts them
+   * (then a wrapper made per request, so a coordinator without metrics allocates nothing more).
+   */
   private handle(message: Message, connection: Connection): void {
+    const to: Answers = this.metrics ? this.metrics.counting(connection, message.t) : connection;
     try {
       checkAllowed('coordinator', connection.role, message.t);
     } catch (error) {
       const refusal = asKvError(error);
       this.options.log.warn({ peer: connection.peer, role: connection.role, t: message.t }, 'refused a request its role may not make');
-      if ('id' in message && typeof message.id === 'number') connection.fail(message.id, refusal);
+      if ('id' in message && typeof message.id === 'number') to.fail(message.id, refusal);
       return;
     }
     const answer = (id: number, work: () => unknown) => {
@@ -276,20 +281,20 @@ export class Coordinator {
         result = Promise.reject(error);
       }
       result.then(
-        (value) => connection.reply(id, value),
-        (error) => connection.fail(id, asKvError(error)),
+        (value) => to.reply(id, value),
+        (error) => to.fail(id, asKvError(error)),
       );
     };
-    if (message.t === 'leader') return connection.reply(message.id, this.leaderInfo());
+    if (message.t === 'leader') return to.reply(message.id, this.leaderInfo());
     if (message.t === 'open_session') {
       // 64 random bits: unique without any state to keep here, across restarts and coordinators alike.
-      return connection.reply(message.id, { session: newSessionId() });
+      return to.reply(message.id, { session: newSessionId() });
     }
     const term = this.leading ? this.term : undefined;
     if (!term) {
       if (!('id' in message) || typeof message.id !== 'number') return;
       const leader = this.leaderInfo().leader;
-      return connection.fail(message.id, new KvError('NOT_LEADER', `this coordinator (${this.address}) does not lead; ${leader ? `the leader is ${leader}` : 'an election is under way'}`));
+      return to.fail(message.id, new KvError('NOT_LEADER', `this coordinator (${this.address}) does not lead; ${leader ? `the leader is ${leader}` : 'an election is under way'}`));
     }
     const { configLog, sessions, backups } = term;
     switch (message.t) {
@@ -327,7 +332,7 @@ export class Coordinator {
       case 'server_forget':
         if (!sessions.isSettled) {
           // Its chains would change before every lease the previous leader granted has run out.
-          return connection.fail(message.id, new KvError('UNAVAILABLE', 'the coordinator began leading moments ago and waits for daemons to register again; try again in a few seconds'));
+          return to.fail(message.id, new KvError('UNAVAILABLE', 'the coordinator began leading moments ago and waits for daemons to register again; try again in a few seconds'));
         }
         return answer(message.id, () => configLog.change((c) => cluster.forgetServer(c, message.serverId)));
       case 'status':
@@ -347,7 +352,7 @@ export class Coordinator {
         return answer(message.id, () => backups.list());
       default:
         if ('id' in message && typeof message.id === 'number') {
-          connection.fail(message.id, new KvError('BAD_REQUEST', `the coordinator does not serve ${message.t}`));
+          to.fail(message.id, new KvError('BAD_REQUEST', `the coordinator does not serve ${message.t}`));
         }
     }
   }

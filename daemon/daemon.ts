@@ -27,6 +27,7 @@ import { FreezeKeeper } from './freeze.js';
 import { SnapshotKeeper } from './snapshots.js';
 import { ReadLease } from './read-lease.js';
 import { DaemonMetrics } from './daemon-metrics.js';
+import { registerBacklogMetrics } from './backlog-metrics.js';
 import { newRegistry, serveMetrics, type MetricsEndpoint } from '../shared/metrics.js';
 
 export interface DaemonOptions {
@@ -86,7 +87,10 @@ export class Daemon {
     });
     const metrics = options.metricsPort === undefined ? undefined : new DaemonMetrics(newRegistry('daemon'), () => this.snapshots.list().length, levelDir(options.dataDir), () => ({ config: this.config, serverId: this.link?.serverId }));
     this.metrics = metrics;
-    if (metrics) storage.onCommit = (operations, synced, seconds) => metrics.committed(operations, synced, seconds);
+    if (metrics) {
+      registerBacklogMetrics(metrics.registry, () => this.replicas.all(), () => this.config);
+      storage.onCommit = (operations, synced, seconds) => metrics.committed(operations, synced, seconds);
+    }
     this.freezes = new FreezeKeeper(this.replicas, options.log, metrics && {
       frozen: () => metrics.freezes.inc(),
       thawed: (heldMs) => metrics.frozenSeconds.inc(heldMs / 1000),

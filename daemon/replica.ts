@@ -88,6 +88,14 @@ interface Sending {
   abandon: (error: KvError) => void;
 }
 
+/** A batch committed here and sent down the chain that the rest of it has not acknowledged yet (for metrics). */
+export interface Unacknowledged {
+  /** The keys the batch changed. */
+  changes: number;
+  /** When it was committed here and first sent (performance.now()). */
+  sinceMs: number;
+}
+
 export class Replica {
   private current: Role = noRole;
   private replicaSetSince = 0;
@@ -95,6 +103,7 @@ export class Replica {
   private me: string | undefined;
   private readonly queue: WriteQueue;
   private sending: Sending | undefined;
+  private unacknowledged: Unacknowledged | undefined;
   /** The joining members this replica, as the tail, is sending the partition to. */
   private readonly transfersOut = new Set<string>();
 
@@ -183,6 +192,16 @@ export class Replica {
     return work(this);
   }
 
+  /** Entries waiting in the replica's write queue, and in the batch it has out (metrics, at scrape time). */
+  get queueDepth(): { waiting: number; inBatch: number } {
+    return this.queue.depth;
+  }
+
+  /** The batch committed here that the rest of the chain has not acknowledged yet, if one is out (metrics). */
+  get replicationPending(): Unacknowledged | undefined {
+    return this.unacknowledged;
+  }
+
   /** Resolves when everything admitted to the queue so far has been committed (and replicated) or failed. */
   idle(): Promise<void> {
     return this.queue.idle();
@@ -190,6 +209,14 @@ export class Replica {
 
   /** After a batch is committed here: sends it down the chain; answers once the rest of the chain has it. */
   private async sendDown(changes: Change[], asJoining: boolean): Promise<void> {
+    try {
+      await this.sendUntilAcknowledged(changes, asJoining);
+    } finally {
+      this.unacknowledged = undefined;
+    }
+  }
+
+  private async sendUntilAcknowledged(changes: Change[], asJoining: boolean): Promise<void> {
     const { spaceId, partition } = this;
     let wait = reconnectDelayMsMin;
     const sinceMs = performance.now();
@@ -203,6 +230,8 @@ export class Replica {
         // predecessor, which sends it again to its new successor) learns the route is stale.
         throw new KvError('STALE_CONFIG', 'this daemon left the partition\'s chain (or its role in it) before the write was replicated', config.version);
       }
+      // Once per batch, and only where there is a successor (one batch is out at a time).
+      this.unacknowledged ??= { changes: changes.length, sinceMs };
       const server = findServer(config, next);
       try {
         if (!server || server.state !== 'available') throw new KvError('UNAVAILABLE', `successor ${next} is not available`);

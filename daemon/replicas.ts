@@ -113,6 +113,11 @@ export class Replicas implements ReplicaHost {
     return replica;
   }
 
+  /** Every replica this daemon has held (metrics read their queues and replication at scrape time). */
+  all(): Iterable<Replica> {
+    return this.replicas.values();
+  }
+
   /** The replica that serves a client's request, which must be its head (`write`) or its tail. */
   route(request: Addressed, write: boolean): Replica {
     this.identify();

@@ -84,6 +84,8 @@ const sameBatch = (a: Item, b: Item): boolean =>
 export class WriteQueue {
   private queue: Item[] = [];
   private running = false;
+  /** Entries of the batch (or the one task) being committed and replicated now: set once per batch. */
+  private batchEntries = 0;
   private idleWaiters: Array<() => void> = [];
   /** The partition's completion records, while only this daemon's client writes change them (see completion-records.ts). */
   private records: CompletionRecords | undefined;
@@ -132,6 +134,14 @@ export class WriteQueue {
     if (!this.running) void this.run();
   }
 
+  /**
+   * What the queue holds, for metrics: entries waiting for a batch (client writes, batches from the predecessor,
+   * tasks) and entries of the batch out now. Read at scrape time from the queue's own state.
+   */
+  get depth(): { waiting: number; inBatch: number } {
+    return { waiting: this.queue.length, inBatch: this.batchEntries };
+  }
+
   idle(): Promise<void> {
     if (!this.running && this.queue.length === 0) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
@@ -148,6 +158,7 @@ export class WriteQueue {
       if (first.kind === 'task') {
         this.queue.shift();
         if (first.writes) this.records = undefined;
+        this.batchEntries = 1;
         await first.task().then(first.resolve, (error) => first.reject(asKvError(error)));
         continue;
       }
@@ -158,10 +169,12 @@ export class WriteQueue {
         ops += next.kind === 'write' ? 1 : (next as QueuedChanges).changes.length;
       }
       const batch = this.queue.splice(0, end);
+      this.batchEntries = batch.length;
       if (first.kind === 'write') await this.commitWrites(batch as QueuedWrite[]);
       else await this.commitChanges(batch as QueuedChanges[]);
     }
     this.running = false;
+    this.batchEntries = 0;
     for (const resolve of this.idleWaiters.splice(0)) resolve();
   }
 

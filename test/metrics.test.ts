@@ -1,9 +1,10 @@
 // Prometheus metrics on --metrics-port: the text parses as the exposition format, and the counters move with the
-// operations done (requests by type and outcome, the config version and epoch, freezes, backups).
+// operations done (requests by type and outcome on daemons and coordinators, the config version and epoch,
+// freezes, backups); the write-queue and replication gauges show what waits on a successor that stopped.
 import t from 'tap';
 import { join } from 'node:path';
 import { Client } from '../shared/client.js';
-import { kv, messageLines, startCoordinator, startDaemon, tempDir, waitFor } from './helpers/cluster.js';
+import { kv, messageLines, startCluster, startCoordinator, startDaemon, tempDir, waitFor } from './helpers/cluster.js';
 
 interface Sample { name: string; labels: Record<string, string>; value: number }
 
@@ -25,12 +26,19 @@ function parse(text: string): Sample[] {
 }
 
 async function scrape(address: string): Promise<Sample[]> {
+  return parse(await scrapeText(address));
+}
+
+async function scrapeText(address: string): Promise<string> {
   const response = await fetch(`http://${address}/metrics`, { signal: AbortSignal.timeout(5_000) });
   if (!response.ok) throw new Error(`GET /metrics: HTTP ${response.status}`);
   const type = response.headers.get('content-type') ?? '';
   if (!/^text\/plain; version=0\.0\.4/.test(type)) throw new Error(`GET /metrics: content-type ${type}, not Prometheus text 0.0.4`);
-  return parse(await response.text());
+  return response.text();
 }
+
+/** Whether the text declares a metric (a labelled gauge with no series yet has only its HELP and TYPE lines). */
+const declares = (text: string, name: string, type: string) => text.includes(`\n# TYPE ${name} ${type}\n`) || text.startsWith(`# TYPE ${name} ${type}\n`);
 
 const value = (samples: Sample[], name: string, labels: Record<string, string> = {}) =>
   samples.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v)).reduce((sum, s) => sum + s.value, 0);
@@ -63,6 +71,14 @@ t.test('daemon and coordinator metrics parse and move with the work done', async
   t.ok(value(after, 'kv_commit_group_operations_count') - value(before, 'kv_commit_group_operations_count') >= 1, 'group commits counted');
   t.ok(value(after, 'kv_commit_group_operations_sum') - value(before, 'kv_commit_group_operations_sum') >= 20, 'with the operations in them');
   t.equal(value(after, 'kv_transfers_in_progress', { direction: 'receiving' }), 0, 'no transfer on a one-daemon cluster');
+  const afterText = await scrapeText(daemonMetrics);
+  for (const name of ['kv_write_queue_depth', 'kv_write_queue_in_batch', 'kv_replication_pending_changes', 'kv_replication_lag_seconds', 'kv_replication_daemon_pending_changes', 'kv_replication_daemon_lag_seconds']) {
+    t.ok(declares(afterText, name, 'gauge'), `${name} is a gauge`);
+  }
+  const idle = parse(afterText);
+  t.equal(value(idle, 'kv_write_queue_depth'), 0, 'nothing waits in an idle write queue');
+  t.equal(value(idle, 'kv_replication_daemon_pending_changes'), 0, 'a sole replica has nothing to replicate');
+  t.notOk(idle.some((s) => s.name === 'kv_replication_lag_seconds'), 'and no lag series');
 
   const frozenBefore = value(after, 'kv_freezes_total');
   const out = tempDir(t);
@@ -79,8 +95,60 @@ t.test('daemon and coordinator metrics parse and move with the work done', async
   t.equal(value(c, 'kv_servers', { state: 'available' }), 1, 'one daemon available');
   t.equal(value(c, 'kv_backups_total', { result: 'ok' }), 1, 'one good backup');
   t.ok(value(c, 'kv_backup_last_success_timestamp_seconds') > Date.now() / 1000 - 600, 'just now');
+  t.equal(value(c, 'kv_coordinator_requests_total', { type: 'add_space', code: 'ok' }), 1, 'the coordinator counted the space added');
+  t.ok(value(c, 'kv_coordinator_requests_total', { type: 'register', code: 'ok' }) >= 1, "and the daemon's registration");
+  t.equal(c.find((s) => s.name === 'kv_coordinator_requests_total')?.labels.role, 'coordinator', 'labelled with the role');
+  await t.rejects(client.addSpace('m', { partitions: 2 }), { code: 'SPACE_EXISTS' }, 'a space added twice is refused');
+  await t.rejects(client.rmSpace('nowhere'), { code: 'NO_SUCH_SPACE' }, 'and an unknown one removed');
+  const refused = await scrape(coordinatorMetrics);
+  t.equal(value(refused, 'kv_coordinator_requests_total', { type: 'add_space', code: 'SPACE_EXISTS' }), 1, 'the refusal counted by its code');
+  t.equal(value(refused, 'kv_coordinator_requests_total', { type: 'rm_space', code: 'NO_SUCH_SPACE' }), 1, 'each by its own');
+  t.equal(value(refused, 'kv_coordinator_requests_total', { type: 'add_space', code: 'ok' }), 1, 'the good one still one');
   const missing = await fetch(`http://${coordinatorMetrics}/other`);
   t.equal(missing.status, 404, 'anything but /metrics is 404');
+});
+
+t.test('replication lag and write-queue depth show the writes waiting on a stopped successor, and drain after it resumes', async (t) => {
+  // A heartbeat timeout far past the pause: the coordinator keeps the stopped tail in the chain meanwhile.
+  const cluster = await startCluster(t, { daemons: 2, daemonArgs: ['--metrics-port', '0'], heartbeat: { intervalMs: 500, timeoutMs: 30_000 } });
+  const client = await cluster.client();
+  await client.addSpace('r', { partitions: 1, tolerate: 1 });
+  await client.put('r', 'warm', { n: 0 }); // connections down the chain open
+  const chain = (await client.showConfig()).spaces.find((s) => s.name === 'r')!.partitions[0]!.chain;
+  t.equal(chain.length, 2, 'a chain of two');
+  const [head, tail] = chain.map((id) => cluster.daemons.find((d) => d.serverId === id)!);
+  const headMetrics = String((await head!.proc.waitForLog('metrics listening')).address);
+  const partition = { space: 'r', partition: '0' };
+
+  tail!.proc.child.kill('SIGSTOP');
+  t.teardown(() => void tail!.proc.child.kill('SIGCONT'));
+  // Observed within the peers' silence limit (2 s): past it the head reports the tail and the chain may change.
+  const first = Array.from({ length: 5 }, (_, i) => client.put('r', `a${i}`, { i }));
+  const lagging = await waitFor('the head to report a batch pending on the stopped tail, aging', async () => {
+    const s = await scrape(headMetrics);
+    return value(s, 'kv_replication_lag_seconds', partition) >= 0.1 ? s : undefined;
+  }, 1_500);
+  t.ok(value(lagging, 'kv_replication_pending_changes', partition) >= 1, 'with its changes pending');
+  t.ok(value(lagging, 'kv_replication_daemon_pending_changes') >= value(lagging, 'kv_replication_pending_changes', partition), 'in the daemon-wide total');
+  t.ok(value(lagging, 'kv_replication_daemon_lag_seconds') >= value(lagging, 'kv_replication_lag_seconds', partition), 'and the daemon-wide oldest');
+  t.ok(value(lagging, 'kv_write_queue_in_batch') >= 1, 'the batch is out');
+  const behind = Array.from({ length: 10 }, (_, i) => client.put('r', `b${i}`, { i }));
+  const queued = await waitFor('the writes behind the batch to wait in the queue', async () => {
+    const s = await scrape(headMetrics);
+    return value(s, 'kv_write_queue_depth') >= 1 ? s : undefined;
+  }, 1_500);
+  t.ok(value(queued, 'kv_write_queue_depth') <= 10, `at most the 10 writes sent behind it wait (${value(queued, 'kv_write_queue_depth')})`);
+
+  tail!.proc.child.kill('SIGCONT');
+  await Promise.all([...first, ...behind]);
+  t.pass('every write acknowledged after the tail resumed');
+  const drained = await waitFor('the head to report nothing pending', async () => {
+    const s = await scrape(headMetrics);
+    return value(s, 'kv_replication_daemon_pending_changes') === 0 && value(s, 'kv_write_queue_depth') === 0 ? s : undefined;
+  }, 10_000);
+  t.notOk(drained.some((s) => s.name === 'kv_replication_pending_changes' || s.name === 'kv_replication_lag_seconds'), 'the partition series are gone');
+  t.equal(value(drained, 'kv_replication_daemon_lag_seconds'), 0, 'no lag');
+  t.equal(value(drained, 'kv_write_queue_in_batch'), 0, 'no batch out');
 });
 
 t.test('a metrics port in use is refused in one line', async (t) => {
