@@ -62,16 +62,19 @@ export class DaemonMetrics {
       this.set({ direction: 'receiving' }, joining.filter((p) => p.joining!.server === serverId).length);
       this.set({ direction: 'sending' }, joining.filter((p) => p.chain[p.chain.length - 1] === serverId).length);
     } });
-    const tables = new Gauge({ name: 'kv_leveldb_tables', help: 'LevelDB table files of the current version, by level', labelNames: ['level'], registers });
-    const tableBytes = new Gauge({ name: 'kv_leveldb_table_bytes', help: 'bytes in LevelDB table files of the current version, by level', labelNames: ['level'], registers });
-    new Gauge({ name: 'kv_leveldb_bytes', help: "bytes of every file in the daemon's LevelDB directory (tables, logs, manifest)", registers, collect() {
-      const levels = leveldbLevels(leveldbDir);
-      tables.reset();
+    // Both per-level gauges from one reading of the MANIFEST, taken by the first of them: prom-client asks each
+    // metric in the order registered, so the second is read after the first has set it, never a scrape behind.
+    const tableBytes = new Gauge({ name: 'kv_leveldb_table_bytes', help: 'bytes in LevelDB table files of the current version, by level', labelNames: ['level'] });
+    new Gauge({ name: 'kv_leveldb_tables', help: 'LevelDB table files of the current version, by level', labelNames: ['level'], registers, collect() {
+      this.reset();
       tableBytes.reset();
-      for (const [level, { files, bytes }] of levels) {
-        tables.set({ level: String(level) }, files);
+      for (const [level, { files, bytes }] of leveldbLevels(leveldbDir)) {
+        this.set({ level: String(level) }, files);
         tableBytes.set({ level: String(level) }, bytes);
       }
+    } });
+    registry.registerMetric(tableBytes);
+    new Gauge({ name: 'kv_leveldb_bytes', help: "bytes of every file in the daemon's LevelDB directory (tables, logs, manifest)", registers, collect() {
       this.set(directoryBytes(leveldbDir));
     } });
   }

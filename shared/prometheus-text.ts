@@ -24,11 +24,14 @@ export function parsePrometheus(text: string): Sample[] {
 export const metricValue = (samples: readonly Sample[], name: string, labels: Record<string, string> = {}) =>
   samples.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v)).reduce((sum, s) => sum + s.value, 0);
 
-/** GET /metrics of `address` (HOST:PORT), checked to be Prometheus text 0.0.4, parsed. */
-export async function scrapeMetrics(address: string, timeoutMs = 5_000): Promise<Sample[]> {
+/** The text of GET /metrics at `address` (HOST:PORT), checked to be Prometheus text 0.0.4. */
+export async function fetchMetricsText(address: string, timeoutMs = 5_000): Promise<string> {
   const response = await fetch(`http://${address}/metrics`, { signal: AbortSignal.timeout(timeoutMs) });
   if (!response.ok) throw new Error(`GET /metrics: HTTP ${response.status}`);
   const type = response.headers.get('content-type') ?? '';
   if (!/^text\/plain; version=0\.0\.4/.test(type)) throw new Error(`GET /metrics: content-type ${type}, not Prometheus text 0.0.4`);
-  return parsePrometheus(await response.text());
+  return response.text();
 }
+
+/** GET /metrics at `address`, parsed. */
+export const scrapeMetrics = async (address: string, timeoutMs = 5_000): Promise<Sample[]> => parsePrometheus(await fetchMetricsText(address, timeoutMs));

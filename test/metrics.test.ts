@@ -2,46 +2,16 @@
 // operations done (requests by type and outcome on daemons and coordinators, the config version and epoch,
 // freezes, backups); the write-queue and replication gauges show what waits on a successor that stopped.
 import t from 'tap';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { levelDir } from '../shared/data-dir.js';
+import { parseManifest } from '../daemon/leveldb-manifest.js';
 import { Client } from '../shared/client.js';
+import { fetchMetricsText as scrapeText, metricValue as value, parsePrometheus as parse, scrapeMetrics as scrape } from '../shared/prometheus-text.js';
 import { kv, messageLines, startCluster, startCoordinator, startDaemon, tempDir, waitFor } from './helpers/cluster.js';
-
-interface Sample { name: string; labels: Record<string, string>; value: number }
-
-/** The samples of a Prometheus text exposition; throws on a line that is neither a comment nor a sample. */
-function parse(text: string): Sample[] {
-  const samples: Sample[] = [];
-  for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('# HELP ') || line.startsWith('# TYPE ')) continue;
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (-?[0-9.e+-]+|NaN|\+Inf|-Inf)$/.exec(line);
-    if (!m) throw new Error(`not a Prometheus sample line: ${JSON.stringify(line)}`);
-    const labels: Record<string, string> = {};
-    for (const pair of (m[2] ?? '').match(/[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*"/g) ?? []) {
-      const at = pair.indexOf('=');
-      labels[pair.slice(0, at)] = JSON.parse(pair.slice(at + 1)) as string;
-    }
-    samples.push({ name: m[1]!, labels, value: Number(m[3]) });
-  }
-  return samples;
-}
-
-async function scrape(address: string): Promise<Sample[]> {
-  return parse(await scrapeText(address));
-}
-
-async function scrapeText(address: string): Promise<string> {
-  const response = await fetch(`http://${address}/metrics`, { signal: AbortSignal.timeout(5_000) });
-  if (!response.ok) throw new Error(`GET /metrics: HTTP ${response.status}`);
-  const type = response.headers.get('content-type') ?? '';
-  if (!/^text\/plain; version=0\.0\.4/.test(type)) throw new Error(`GET /metrics: content-type ${type}, not Prometheus text 0.0.4`);
-  return response.text();
-}
 
 /** Whether the text declares a metric (a labelled gauge with no series yet has only its HELP and TYPE lines). */
 const declares = (text: string, name: string, type: string) => text.includes(`\n# TYPE ${name} ${type}\n`) || text.startsWith(`# TYPE ${name} ${type}\n`);
-
-const value = (samples: Sample[], name: string, labels: Record<string, string> = {}) =>
-  samples.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v)).reduce((sum, s) => sum + s.value, 0);
 
 t.test('daemon and coordinator metrics parse and move with the work done', async (t) => {
   const coordinator = await startCoordinator(t, { args: ['--metrics-port', '0'] });
@@ -149,6 +119,49 @@ t.test('replication lag and write-queue depth show the writes waiting on a stopp
   t.notOk(drained.some((s) => s.name === 'kv_replication_pending_changes' || s.name === 'kv_replication_lag_seconds'), 'the partition series are gone');
   t.equal(value(drained, 'kv_replication_daemon_lag_seconds'), 0, 'no lag');
   t.equal(value(drained, 'kv_write_queue_in_batch'), 0, 'no batch out');
+});
+
+/** Tables per level as the MANIFEST lists them (parseManifest is checked against LevelDB's own listing in leveldb-manifest.test), bytes as the files are on disk. */
+function levelsOf(dir: string): Map<number, { files: number; bytes: number }> {
+  const state = parseManifest(readFileSync(join(dir, readFileSync(join(dir, 'CURRENT'), 'utf8').trim())));
+  const levels = new Map<number, { files: number; bytes: number }>();
+  for (const number of state.tables.keys()) {
+    const level = state.levels.get(number) ?? 0;
+    const name = String(number).padStart(6, '0');
+    const bytes = statSync(join(dir, existsSync(join(dir, `${name}.ldb`)) ? `${name}.ldb` : `${name}.sst`)).size;
+    const at = levels.get(level) ?? { files: 0, bytes: 0 };
+    levels.set(level, { files: at.files + 1, bytes: at.bytes + bytes });
+  }
+  return levels;
+}
+
+t.test("LevelDB's tables per level, from the first scrape on, are those its MANIFEST lists", async (t) => {
+  const coordinator = await startCoordinator(t);
+  // A 64 KiB memtable: a few hundred 1 KB values make several table files.
+  const daemon = await startDaemon(t, coordinator.address, { args: ['--metrics-port', '0', '--write-buffer-bytes', '65536'] });
+  const metrics = String((await daemon.proc.waitForLog('metrics listening')).address);
+  const client = await Client.connect(coordinator.address);
+  t.teardown(() => client.close());
+  await client.addSpace('tables', { partitions: 2 });
+  for (let i = 0; i < 600; i += 50) await Promise.all(Array.from({ length: 50 }, (_, j) => client.put('tables', `k${i + j}`, { v: 'x'.repeat(1000) })));
+  // Until LevelDB's background flushes and compactions are done: the table set read twice the same, 300 ms apart.
+  const dir = levelDir(daemon.dataDir);
+  const levelsNow = () => JSON.stringify([...levelsOf(dir)]);
+  let last = '';
+  await waitFor('LevelDB to stop changing its tables', async () => {
+    const now = levelsNow();
+    const settled = now === last && now !== '[]';
+    last = now;
+    if (!settled) await new Promise((resolve) => setTimeout(resolve, 300));
+    return settled;
+  });
+  const listed = levelsOf(dir);
+  const first = await scrape(metrics); // the daemon's first scrape: nothing read before it
+  for (const [level, { files, bytes }] of listed) {
+    t.equal(value(first, 'kv_leveldb_tables', { level: String(level) }), files, `level ${level}: ${files} tables`);
+    t.equal(value(first, 'kv_leveldb_table_bytes', { level: String(level) }), bytes, `level ${level}: ${bytes} bytes`);
+  }
+  t.ok([...listed.values()].reduce((a, l) => a + l.files, 0) >= 2, 'over more than one table');
 });
 
 t.test('a metrics port in use is refused in one line', async (t) => {
