@@ -11,7 +11,7 @@
 //    fsync, and write the manifest durably.
 // A snapshot never opens the database it copies, and the live database is never touched.
 import { closeSync, copyFileSync, fstatSync, linkSync, mkdirSync, openSync, readSync, readdirSync, readFileSync, renameSync, rmSync, statSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { KvError } from '../shared/errors.js';
 import type { HashPool } from '../shared/hash-pool.js';
 import { fsyncPath, writeFileDurably } from '../shared/durable-file.js';
@@ -37,6 +37,8 @@ export interface Capture {
   files: CapturedFile[];
   attempts: number;
   ms: number;
+  /** Tables linked inside the freeze: those prepare had not linked (all of them without a prepare, or on a retry). */
+  tablesLinked: number;
 }
 
 /** What prepare() found, so the capture inside the freeze reads and links only what changed since. */
@@ -163,7 +165,9 @@ export function capture(dataDir: string, snapshotDir: string, prepared?: Prepare
     const stamp = formatStamp('daemon');
     writeFileSync(formatFile(snapshotDir), stamp);
     files.push({ path: formatFileName, bytes: Buffer.byteLength(stamp), kind: 'copy' });
-    return { files, attempts: attempt, ms: performance.now() - started };
+    const before = new Set(attempt === 1 ? prepared?.linked.values() : []);
+    const tablesLinked = files.filter((f) => f.kind === 'table' && !before.has(basename(f.path))).length;
+    return { files, attempts: attempt, ms: performance.now() - started, tablesLinked };
   }
   rmSync(snapshotDir, { recursive: true, force: true });
   throw new KvError('UNAVAILABLE', `LevelDB's files kept changing during ${captureAttemptsMax} capture attempts`);

@@ -82,7 +82,7 @@ export class SnapshotKeeper {
     this.prepared.delete(name);
     this.captured.set(name, { capture: result, capturedAt: new Date().toISOString(), freezeId, owner });
     const bytes = result.files.reduce((sum, f) => sum + f.bytes, 0);
-    this.log.info({ backup: name, files: result.files.length, bytes, quiescedMs, captureMs: result.ms, attempts: result.attempts }, 'snapshot captured');
+    this.log.info({ backup: name, files: result.files.length, bytes, quiescedMs, captureMs: result.ms, attempts: result.attempts, tablesLinked: result.tablesLinked }, 'snapshot captured');
     return { files: result.files.length, bytes, quiescedMs, captureMs: result.ms, attempts: result.attempts };
   }
 

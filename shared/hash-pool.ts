@@ -41,6 +41,11 @@ export class HashPool {
     });
   }
 
+  /** Starts the threads now (each takes a V8 isolate's start, up to a few hundred ms on a busy machine). */
+  start(): void {
+    while (this.workers.length < this.threads) this.idle.push(this.spawn());
+  }
+
   /** Stops the threads; hashes still queued or running fail. */
   async close(): Promise<void> {
     const workers = this.workers.splice(0);
@@ -52,7 +57,7 @@ export class HashPool {
 
   private pump(): void {
     while (this.queue.length > 0) {
-      const worker = this.idle.pop() ?? (this.workers.length < this.threads ? this.start() : undefined);
+      const worker = this.idle.pop() ?? (this.workers.length < this.threads ? this.spawn() : undefined);
       if (!worker) return;
       const pending = this.queue.shift()!;
       pending.worker = worker;
@@ -62,7 +67,7 @@ export class HashPool {
     }
   }
 
-  private start(): Worker {
+  private spawn(): Worker {
     const worker = new Worker(new URL('./hash-worker.js', import.meta.url));
     worker.unref();
     worker.on('message', (answer: HashAnswer) => {
@@ -76,7 +81,7 @@ export class HashPool {
       }
       this.pump();
     });
-    worker.on('error', (error) => {
+    worker.on('error', (error: unknown) => {
       // A thread that dies fails what it was doing; the others go on, and a new one is started when needed.
       this.workers.splice(this.workers.indexOf(worker), 1);
       const index = this.idle.indexOf(worker);
@@ -84,7 +89,7 @@ export class HashPool {
       for (const [id, p] of this.running) {
         if (p.worker === worker) {
           this.running.delete(id);
-          p.reject(error);
+          p.reject(error instanceof Error ? error : new Error(String(error)));
         }
       }
       this.pump();

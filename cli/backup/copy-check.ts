@@ -4,7 +4,7 @@
 // immutable tables, copies of everything else).
 import { copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
-import { sha256File } from '../../shared/checksum.js';
+import { HashPool } from '../../shared/hash-pool.js';
 import { levelDir } from '../../shared/data-dir.js';
 import { dataKeysFrom, dataKeysTo, identityKey } from '../../shared/key-layout.js';
 import { KvError } from '../../shared/errors.js';
@@ -36,9 +36,15 @@ function filesUnder(dir: string): string[] {
 /**
  * Checks every file of a copied snapshot against its manifest: present, same size, same SHA-256, and nothing
  * else there. A file that is the same inode as the previous (verified) backup's copy with the same checksum in
- * its manifest is not hashed again: a hard link cannot differ from what it links to.
+ * its manifest is not hashed again: a hard link cannot differ from what it links to. Hashes on `pool`'s threads
+ * (a pool of its own if none is given); with `fsync`, each hashed file is also made durable as it is read (a
+ * fresh copy: one open while its bytes are still in the page cache).
  */
-export async function checkCopy(dir: string, previous?: { dir: string; manifest: SnapshotManifest }): Promise<CheckedCopy> {
+export async function checkCopy(
+  dir: string,
+  previous?: { dir: string; manifest: SnapshotManifest },
+  options: { pool?: HashPool; fsync?: boolean } = {},
+): Promise<CheckedCopy> {
   const manifest = readManifest(dir);
   const problems: string[] = [];
   const listed = new Set(manifest.files.map((f) => f.path));
@@ -47,6 +53,7 @@ export async function checkCopy(dir: string, previous?: { dir: string; manifest:
   }
   const previousSums = new Map(previous?.manifest.files.map((f) => [f.path, f.sha256]));
   let trustedFiles = 0;
+  const toHash: typeof manifest.files = [];
   for (const file of manifest.files) {
     const path = join(dir, file.path);
     if (!existsSync(path)) {
@@ -65,7 +72,18 @@ export async function checkCopy(dir: string, previous?: { dir: string; manifest:
         continue;
       }
     }
-    if ((await sha256File(path)) !== file.sha256) problems.push(`${file.path} does not match its checksum`);
+    toHash.push(file);
+  }
+  const pool = options.pool ?? new HashPool();
+  try {
+    const read = (file: (typeof toHash)[number]) =>
+      pool.hash(join(dir, file.path), { fsync: options.fsync ?? false }).then(
+        (sha256) => (sha256 === file.sha256 ? undefined : `${file.path} does not match its checksum`),
+        (error: NodeJS.ErrnoException) => `${file.path} cannot be read: ${error.code ?? error.message}`,
+      );
+    for (const problem of await Promise.all(toHash.map(read))) if (problem) problems.push(problem);
+  } finally {
+    if (!options.pool) await pool.close();
   }
   if (problems.length > 0) {
     throw new KvError('DATA_DIR_INVALID', `${dir}: ${problems.slice(0, 5).join('; ')}${problems.length > 5 ? ` (+${problems.length - 5} more)` : ''}`);
