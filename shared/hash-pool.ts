@@ -7,8 +7,6 @@ import { hashThreadsMax } from './limits.js';
 export interface HashJob {
   id: number;
   path: string;
-  /** fsync the file after reading it (a copy being made durable: one open, while it is in the page cache). */
-  fsync: boolean;
 }
 
 export type HashAnswer = { id: number; sha256: string } | { id: number; error: { message: string; code?: string } };
@@ -33,10 +31,10 @@ export class HashPool {
     this.threads = Math.max(1, threads);
   }
 
-  /** The SHA-256 (hex) of the file at `path`; `fsync` also makes it durable. */
-  hash(path: string, options: { fsync?: boolean } = {}): Promise<string> {
+  /** The SHA-256 (hex) of the file at `path`. */
+  hash(path: string): Promise<string> {
     return new Promise((resolve, reject) => {
-      this.queue.push({ job: { id: this.nextId++, path, fsync: options.fsync ?? false }, resolve, reject });
+      this.queue.push({ job: { id: this.nextId++, path }, resolve, reject });
       this.pump();
     });
   }

@@ -1,6 +1,6 @@
-// One hashing thread of a HashPool (hash-pool.ts): SHA-256 of a file read in chunks, then, if asked, fsync of it.
+// One hashing thread of a HashPool (hash-pool.ts): SHA-256 of a file read in chunks.
 import { createHash } from 'node:crypto';
-import { closeSync, fsyncSync, openSync, readSync } from 'node:fs';
+import { closeSync, openSync, readSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import { hashChunkBytes } from './limits.js';
 import type { HashJob, HashAnswer } from './hash-pool.js';
@@ -14,7 +14,6 @@ function hashFile(job: HashJob): string {
     for (let n = readSync(fd, chunk, 0, chunk.length, null); n > 0; n = readSync(fd, chunk, 0, chunk.length, null)) {
       hash.update(chunk.subarray(0, n));
     }
-    if (job.fsync) fsyncSync(fd);
     return hash.digest('hex');
   } finally {
     closeSync(fd);

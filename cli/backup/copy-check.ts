@@ -5,6 +5,7 @@
 import { copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import { HashPool } from '../../shared/hash-pool.js';
+import { fsyncPathAsync } from '../../shared/durable-file.js';
 import { levelDir } from '../../shared/data-dir.js';
 import { dataKeysFrom, dataKeysTo, identityKey } from '../../shared/key-layout.js';
 import { KvError } from '../../shared/errors.js';
@@ -37,8 +38,7 @@ function filesUnder(dir: string): string[] {
  * Checks every file of a copied snapshot against its manifest: present, same size, same SHA-256, and nothing
  * else there. A file that is the same inode as the previous (verified) backup's copy with the same checksum in
  * its manifest is not hashed again: a hard link cannot differ from what it links to. Hashes on `pool`'s threads
- * (a pool of its own if none is given); with `fsync`, each hashed file is also made durable as it is read (a
- * fresh copy: one open while its bytes are still in the page cache).
+ * (a pool of its own if none is given); with `fsync`, each hashed file is also made durable (a fresh copy).
  */
 export async function checkCopy(
   dir: string,
@@ -76,11 +76,22 @@ export async function checkCopy(
   }
   const pool = options.pool ?? new HashPool();
   try {
-    const read = (file: (typeof toHash)[number]) =>
-      pool.hash(join(dir, file.path), { fsync: options.fsync ?? false }).then(
-        (sha256) => (sha256 === file.sha256 ? undefined : `${file.path} does not match its checksum`),
-        (error: NodeJS.ErrnoException) => `${file.path} cannot be read: ${error.code ?? error.message}`,
-      );
+    // The fsync of a file hashed waits on the disk on libuv's threads while the hash threads go on with the next.
+    const read = async (file: (typeof toHash)[number]): Promise<string | undefined> => {
+      const path = join(dir, file.path);
+      let sha256: string;
+      try {
+        sha256 = await pool.hash(path);
+      } catch (error) {
+        return `${file.path} cannot be read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`;
+      }
+      if (options.fsync) {
+        await fsyncPathAsync(path).catch((error: NodeJS.ErrnoException) => {
+          throw new KvError('BACKUP_FAILED', `cannot fsync ${path}: ${error.code ?? error.message}`);
+        });
+      }
+      return sha256 === file.sha256 ? undefined : `${file.path} does not match its checksum`;
+    };
     for (const problem of await Promise.all(toHash.map(read))) if (problem) problems.push(problem);
   } finally {
     if (!options.pool) await pool.close();
