@@ -328,16 +328,17 @@ function watchBackupLogs(cluster: Cluster): LogRecord[] {
 function daemonLogsFor(records: LogRecord[], name: string, configVersion: number, began: number) {
   const portOf = new Map<number, number>();
   for (const r of records) if (r.msg === 'listening' && r.name === 'daemon') portOf.set(r.pid, Number(r.port));
-  const byPid = new Map<number, { port: number | undefined; frozen: number; heldMs: number[]; captureMs: number[]; quiescedMs: number[]; attempts: number[]; leaseThaws: number; sealMs: number[] }>();
+  const byPid = new Map<number, { port: number | undefined; frozen: number; heldMs: number[]; captureMs: number[]; quiescedMs: number[]; attempts: number[]; tablesLinked: number[]; leaseThaws: number; sealMs: number[] }>();
   for (const r of records) {
     if (r.backup !== name || r.name !== 'daemon') continue;
     let d = byPid.get(r.pid);
-    if (!d) byPid.set(r.pid, (d = { port: portOf.get(r.pid), frozen: 0, heldMs: [], captureMs: [], quiescedMs: [], attempts: [], leaseThaws: 0, sealMs: [] }));
+    if (!d) byPid.set(r.pid, (d = { port: portOf.get(r.pid), frozen: 0, heldMs: [], captureMs: [], quiescedMs: [], attempts: [], tablesLinked: [], leaseThaws: 0, sealMs: [] }));
     if (r.msg === 'frozen') d.frozen++;
     else if (r.msg === 'snapshot captured') {
       d.captureMs.push(round(Number(r.captureMs), 2));
       d.quiescedMs.push(round(Number(r.quiescedMs), 2));
       d.attempts.push(Number(r.attempts));
+      if (r.tablesLinked !== undefined) d.tablesLinked.push(Number(r.tablesLinked));
     } else if (r.msg === 'thawed') d.heldMs.push(Number(r.heldMs));
     else if (r.msg.startsWith('thawed by the lease')) {
       d.leaseThaws++;
@@ -816,6 +817,7 @@ function table(r: SizeResult, m: ReturnType<typeof machine>, buildLabel: string)
     ['quiesce ms, max over daemons (runs)', list(r.freeze.quiescedMaxMsPerRun)],
     ['backup 1: capture ms max / median', `${f.captureMs.max} / ${f.captureMs.median} (per daemon ${list(f.captureMs.perDaemon)})`],
     ['backup 1: quiesce ms max / median', `${f.quiescedMs.max} / ${f.quiescedMs.median}`],
+    ['tables linked inside the freeze per daemon (runs)', [r.first, r.second, r.quietIncremental.before, r.quietIncremental, ...r.extra].map((x) => x.logs.daemons.map((d) => d.tablesLinked.join('+') || '-').join('/')).join(', ')],
     ['capture attempts per daemon (runs)', [r.first, r.second, r.quietIncremental.before, r.quietIncremental, ...r.extra].map((x) => x.logs.daemons.map((d) => d.attempts.join('+')).join('/')).join(', ')],
     ['backup 1: snapshot per daemon', f.snapshots.map((x) => `${x.tables} tables ${mb(x.tableBytes)}, MANIFEST ${round(x.manifestBytes / 1024, 1)} KiB, ${x.logs} logs ${mb(x.logBytes)}`).join('; ')],
     ['freeze timeline ms (config out / all frozen / last capture / thaw out; runs)', [r.first, r.second, r.quietIncremental.before, r.quietIncremental, ...r.extra].map((x) => { const t = x.logs.timeline; return `${t.freezeConfigPublishedMs}/${t.allFrozenMs}/${t.lastCaptureMs}/${t.thawConfigPublishedMs}`; }).join(', ')],

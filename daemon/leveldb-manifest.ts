@@ -36,14 +36,27 @@ export const maskedCrc = (type: number, payload: Uint8Array): number => {
   return (((crc >>> 15) | (crc << 17)) + maskDelta) >>> 0;
 };
 
-/** Splits a log-format file into its logical records. A torn record at the end (being written) ends the list. */
-export function readRecords(bytes: Uint8Array): Uint8Array[] {
+/** Logical records read from a log-format file, and where the last whole one ends (where to read on from). */
+export interface Records {
+  records: Uint8Array[];
+  /** Byte offset in the file just past the last whole logical record: a record being written starts here. */
+  end: number;
+}
+
+/**
+ * Splits a log-format file into its logical records. A torn record at the end (being written) ends the list.
+ * `bytes` may be the file from byte `from` on, `from` being where an earlier read ended (the end of a whole
+ * record): blocks are counted from the start of the file.
+ */
+export function readRecordsFrom(bytes: Uint8Array, from: number): Records {
   const view = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
   const records: Uint8Array[] = [];
   let pending: Uint8Array[] | undefined;
   let offset = 0;
+  let end = 0;
   while (offset + headerBytes <= view.length) {
-    const blockEnd = offset - (offset % blockBytes) + blockBytes;
+    const at = from + offset;
+    const blockEnd = offset - (at % blockBytes) + blockBytes;
     if (blockEnd - offset < headerBytes) {
       offset = blockEnd; // block trailer: zero padding
       continue;
@@ -52,38 +65,43 @@ export function readRecords(bytes: Uint8Array): Uint8Array[] {
     const type = view[offset + 6]!;
     const start = offset + headerBytes;
     if (start + length > view.length) break;
-    if (start + length > blockEnd) throw damaged(`the record at byte ${offset} is longer than its block`);
+    if (start + length > blockEnd) throw damaged(`the record at byte ${at} is longer than its block`);
     if (type === RecordType.Zero && length === 0) {
       offset = blockEnd; // preallocated space (an mmap-written file): nothing more in this block
       continue;
     }
     const data = view.subarray(start, start + length);
-    if (view.readUInt32LE(offset) !== maskedCrc(type, data)) throw damaged(`checksum mismatch in the record at byte ${offset}`);
+    if (view.readUInt32LE(offset) !== maskedCrc(type, data)) throw damaged(`checksum mismatch in the record at byte ${at}`);
     offset = start + length;
     switch (type) {
       case RecordType.Full:
-        if (pending) throw damaged(`a record at byte ${offset - length - headerBytes} interrupts a fragmented one`);
+        if (pending) throw damaged(`a record at byte ${at} interrupts a fragmented one`);
         records.push(data);
+        end = offset;
         break;
       case RecordType.First:
-        if (pending) throw damaged(`a record at byte ${offset - length - headerBytes} interrupts a fragmented one`);
+        if (pending) throw damaged(`a record at byte ${at} interrupts a fragmented one`);
         pending = [data];
         break;
       case RecordType.Middle:
       case RecordType.Last:
-        if (!pending) throw damaged(`a fragment at byte ${offset - length - headerBytes} has no first fragment`);
+        if (!pending) throw damaged(`a fragment at byte ${at} has no first fragment`);
         pending.push(data);
         if (type === RecordType.Last) {
           records.push(Buffer.concat(pending));
           pending = undefined;
+          end = offset;
         }
         break;
       default:
-        throw damaged(`unknown record type ${type} at byte ${offset - length - headerBytes}`);
+        throw damaged(`unknown record type ${type} at byte ${at}`);
     }
   }
-  return records;
+  return { records, end: from + end };
 }
+
+/** Splits a whole log-format file into its logical records (see readRecordsFrom). */
+export const readRecords = (bytes: Uint8Array): Uint8Array[] => readRecordsFrom(bytes, 0).records;
 
 class Reader {
   offset = 0;
@@ -109,53 +127,79 @@ class Reader {
   }
 }
 
+/** A MANIFEST read up to `end`: the version its records make, and where the next record will start. */
+export interface ManifestReading {
+  state: LevelState;
+  /** The MANIFEST's bytes that hold `state`: every whole record, none being written. */
+  end: number;
+}
+
+const emptyState = (): LevelState => ({ tables: new Map(), levels: new Map(), logNumber: 0, prevLogNumber: 0, nextFileNumber: 0 });
+
 export function parseManifest(bytes: Uint8Array): LevelState {
-  const state: LevelState = { tables: new Map(), levels: new Map(), logNumber: 0, prevLogNumber: 0, nextFileNumber: 0 };
-  for (const record of readRecords(bytes)) {
-    const r = new Reader(record);
-    while (!r.done) {
-      const tag = r.varint() as Tag;
-      switch (tag) {
-        case Tag.Comparator:
-          r.skipSlice();
-          break;
-        case Tag.LogNumber:
-          state.logNumber = r.varint();
-          break;
-        case Tag.NextFileNumber:
-          state.nextFileNumber = r.varint();
-          break;
-        case Tag.LastSequence:
-          r.varint();
-          break;
-        case Tag.CompactPointer:
-          r.varint();
-          r.skipSlice();
-          break;
-        case Tag.DeletedFile: {
-          r.varint();
-          const number = r.varint();
-          state.tables.delete(number);
-          state.levels.delete(number);
-          break;
-        }
-        case Tag.NewFile: {
-          const level = r.varint();
-          const number = r.varint();
-          const size = r.varint();
-          r.skipSlice();
-          r.skipSlice();
-          state.tables.set(number, size);
-          state.levels.set(number, level);
-          break;
-        }
-        case Tag.PrevLogNumber:
-          state.prevLogNumber = r.varint();
-          break;
-        default:
-          throw damaged(`unknown field tag ${tag as number}`);
+  return readVersion(bytes).state;
+}
+
+/** Reads a whole MANIFEST. */
+export function readVersion(bytes: Uint8Array): ManifestReading {
+  return readVersionOn({ state: emptyState(), end: 0 }, bytes);
+}
+
+/**
+ * Reads on from an earlier reading of the same MANIFEST (it is only ever appended to): `tail` is the file from
+ * byte `earlier.end` on. `earlier` is left as it was.
+ */
+export function readVersionOn(earlier: ManifestReading, tail: Uint8Array): ManifestReading {
+  const state: LevelState = { ...earlier.state, tables: new Map(earlier.state.tables), levels: new Map(earlier.state.levels) };
+  const { records, end } = readRecordsFrom(tail, earlier.end);
+  for (const record of records) applyEdit(state, record);
+  return { state, end };
+}
+
+/** Applies one VersionEdit to the state. */
+function applyEdit(state: LevelState, record: Uint8Array): void {
+  const r = new Reader(record);
+  while (!r.done) {
+    const tag = r.varint() as Tag;
+    switch (tag) {
+      case Tag.Comparator:
+        r.skipSlice();
+        break;
+      case Tag.LogNumber:
+        state.logNumber = r.varint();
+        break;
+      case Tag.NextFileNumber:
+        state.nextFileNumber = r.varint();
+        break;
+      case Tag.LastSequence:
+        r.varint();
+        break;
+      case Tag.CompactPointer:
+        r.varint();
+        r.skipSlice();
+        break;
+      case Tag.DeletedFile: {
+        r.varint();
+        const number = r.varint();
+        state.tables.delete(number);
+        state.levels.delete(number);
+        break;
       }
+      case Tag.NewFile: {
+        const level = r.varint();
+        const number = r.varint();
+        const size = r.varint();
+        r.skipSlice();
+        r.skipSlice();
+        state.tables.set(number, size);
+        state.levels.set(number, level);
+        break;
+      }
+      case Tag.PrevLogNumber:
+        state.prevLogNumber = r.varint();
+        break;
+      default:
+        throw damaged(`unknown field tag ${tag as number}`);
     }
   }
-  return state;
 }

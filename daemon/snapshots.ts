@@ -12,8 +12,9 @@ import type { Logger } from '../shared/log.js';
 import type { CaptureResult, SealResult, SnapshotInfo } from '../shared/protocol.js';
 import type { FreezeKeeper } from './freeze.js';
 import { backupsDir, snapshotDir } from '../shared/data-dir.js';
-import { capture, prepare, seal, type Capture } from './snapshot.js';
+import { capture, prepare, seal, type Capture, type Prepared } from './snapshot.js';
 import type { Identity } from './storage.js';
+import { HashPool } from '../shared/hash-pool.js';
 
 /** The coordinator session a request came on, as far as snapshots care. */
 export interface Session {
@@ -24,8 +25,13 @@ export interface Session {
 export class SnapshotKeeper {
   /** Checksums of table files, kept between backups (tables never change). */
   private readonly tableSums = new Map<string, string>();
-  /** Snapshots prepared (tables linked before the freeze) and not yet captured, with the session they came on. */
-  private readonly prepared = new Map<string, { owner: string | null; session: Session }>();
+  /** Seals hash here, off the event loop that serves reads and writes. */
+  private readonly hashes = new HashPool();
+  /**
+   * Snapshots prepared (tables linked before the freeze) and not yet captured, with the session they came on and
+   * what the capture can go on from.
+   */
+  private readonly prepared = new Map<string, { owner: string | null; session: Session; found?: Prepared }>();
   /** Sessions whose close is watched (one listener each, however many backups they carry). */
   private readonly watched = new WeakSet<Session>();
   /** Snapshots captured since this daemon started, by name, until released. */
@@ -49,7 +55,10 @@ export class SnapshotKeeper {
       this.watched.add(session);
       session.onceClosed(() => this.releasePreparedOn(session));
     }
-    return { tables: prepare(this.dataDir, dir) };
+    const found = prepare(this.dataDir, dir);
+    const entry = this.prepared.get(name);
+    if (entry && found) entry.found = found;
+    return { tables: found?.linked.size ?? 0 };
   }
 
   private releasePreparedOn(session: Session): void {
@@ -67,12 +76,13 @@ export class SnapshotKeeper {
     const quiescedMs = await this.freezes.quiesced(freezeId);
     // From here to the end of the capture there is no await: nothing can thaw the freeze in between.
     this.freezes.current(freezeId);
-    const result = capture(this.dataDir, dir);
-    const owner = this.prepared.get(name)?.owner ?? null;
+    const prepared = this.prepared.get(name);
+    const result = capture(this.dataDir, dir, prepared?.found);
+    const owner = prepared?.owner ?? null;
     this.prepared.delete(name);
     this.captured.set(name, { capture: result, capturedAt: new Date().toISOString(), freezeId, owner });
     const bytes = result.files.reduce((sum, f) => sum + f.bytes, 0);
-    this.log.info({ backup: name, files: result.files.length, bytes, quiescedMs, captureMs: result.ms, attempts: result.attempts }, 'snapshot captured');
+    this.log.info({ backup: name, files: result.files.length, bytes, quiescedMs, captureMs: result.ms, attempts: result.attempts, tablesLinked: result.tablesLinked }, 'snapshot captured');
     return { files: result.files.length, bytes, quiescedMs, captureMs: result.ms, attempts: result.attempts };
   }
 
@@ -90,7 +100,7 @@ export class SnapshotKeeper {
       freezeId: captured.freezeId,
       capturedAt: captured.capturedAt,
       owner,
-    }, this.tableSums);
+    }, this.tableSums, this.hashes);
     const bytes = manifest.files.reduce((sum, f) => sum + f.bytes, 0);
     this.log.info({ backup: name, files: manifest.files.length, bytes, sealMs: Math.round(performance.now() - started) }, 'snapshot sealed');
     return { path: resolve(dir), files: manifest.files.length, bytes };

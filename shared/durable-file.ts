@@ -1,6 +1,7 @@
 // Files written for keeps (manifests, coordinator.bin, LATEST, backup.json): write NAME.part, fsync it, rename it
 // over NAME, fsync the directory. A crash leaves the old file or the new one, never a torn one.
 import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { KvError } from './errors.js';
 import { makeDir } from './make-dir.js';
@@ -27,6 +28,16 @@ export function fsyncPath(path: string): void {
     fsyncSync(fd);
   } finally {
     closeSync(fd);
+  }
+}
+
+/** fsyncPath on libuv's threads: many at once wait for the disk together, while the event loop goes on. */
+export async function fsyncPathAsync(path: string): Promise<void> {
+  const handle = await open(path, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
   }
 }
 

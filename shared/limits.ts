@@ -114,6 +114,10 @@ export const snapshotReleasesOwedMax = 256;
 export const backupDeadlineMsDefault = 60_000;
 /** How long a daemon may take to link its tables before a backup's freeze. */
 export const snapshotPrepareMsMax = 60_000;
+/** Most threads one process hashes files on (snapshot seals, backup checks); fewer on a machine with fewer cores. */
+export const hashThreadsMax = 4;
+/** Bytes a hashing thread reads at a time. */
+export const hashChunkBytes = 1024 * 1024;
 /** How long a daemon may take to checksum and fsync its snapshot after the thaw. */
 export const snapshotSealMsMax = 30 * 60_000;
 /** Wait before a failed state transfer is tried again. */

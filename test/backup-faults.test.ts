@@ -198,6 +198,8 @@ t.test('the backup CLI killed during the freeze: the cluster thaws and no write 
   const missing = acked.filter(({ w, i }, n) => values[n]?.w !== w || values[n]?.i !== i);
   t.same(missing, [], `every one of the ${acked.length} acknowledged writes is readable`);
   t.equal(await client.count('s'), acked.length, 'and nothing else was stored');
+  // The seals (checksums on the daemons' hashing threads) may still run after the thaw: wait for their end.
+  await coordinator.proc.waitForLog('backup done');
   t.equal(logsNamed(coordinator.proc, 'backup done').length, 1, 'the coordinator finished the backup it was asked for');
   t.equal((await client.status()).lock, null, 'and released its backup lock');
   const release = await kv(t, ['backup-release', 'a', '--coordinator', coordinator.address]);

@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { ClassicLevel } from 'classic-level';
-import { maskedCrc, parseManifest, readRecords } from '../daemon/leveldb-manifest.js';
+import { maskedCrc, parseManifest, readRecords, readVersion, readVersionOn, type LevelState } from '../daemon/leveldb-manifest.js';
 import { tempDir } from './helpers/cluster.js';
 
 type Db = ClassicLevel<Buffer, Buffer>;
@@ -160,6 +160,35 @@ t.test('a torn tail ends the records; damage anywhere else is refused', async (t
   const damaged = Buffer.from(bytes);
   damaged[physical[1]!.offset + 7] = damaged[physical[1]!.offset + 7]! ^ 0xff;
   t.throws(() => parseManifest(damaged), { code: 'DATA_DIR_INVALID', message: `checksum mismatch in the record at byte ${physical[1]!.offset}` });
+});
+
+t.test('reading on from a reading of a shorter MANIFEST gives the reading of the whole, wherever it was cut', async (t) => {
+  const location = join(tempDir(t), 'db');
+  let db = await openDb(location);
+  // Long keys make edits that span blocks (fragments, block trailers), reopened so the new MANIFEST starts big.
+  for (let round = 0; round < 40; round++) await writeBatch(db, 20, 3000, 16);
+  await db.close();
+  db = await openDb(location);
+  t.teardown(() => db.close());
+  for (let round = 0; round < 8; round++) await writeBatch(db, 300);
+  const bytes = manifestOf(location);
+  t.ok(bytes.length > 2 * 32 * 1024, `the MANIFEST spans blocks (${bytes.length} bytes)`);
+  const whole = readVersion(bytes);
+  t.equal(whole.end, bytes.length, 'a MANIFEST at rest ends with a whole record');
+  const key = (s: LevelState) => JSON.stringify([[...s.tables].sort(), [...s.levels].sort(), s.logNumber, s.prevLogNumber, s.nextFileNumber]);
+  let cuts = 0;
+  const wrong: number[] = [];
+  for (let cut = 0; cut <= bytes.length; cut += 211) {
+    const earlier = readVersion(bytes.subarray(0, cut));
+    const before = key(earlier.state);
+    const on = readVersionOn(earlier, bytes.subarray(earlier.end));
+    cuts++;
+    if (earlier.end > cut || key(on.state) !== key(whole.state) || on.end !== whole.end || key(earlier.state) !== before) wrong.push(cut);
+  }
+  t.ok(cuts > 300, `${cuts} cuts tried`);
+  t.same(wrong, [], 'every one reads on to the whole state, its earlier reading untouched');
+  const torn = readVersionOn(readVersion(bytes.subarray(0, 100)), bytes.subarray(readVersion(bytes.subarray(0, 100)).end, bytes.length - 1));
+  t.ok(torn.end < bytes.length, 'reading on into a torn record stops before it');
 });
 
 t.test('the CRC is LevelDB masked CRC32C', async (t) => {

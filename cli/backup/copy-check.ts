@@ -4,7 +4,8 @@
 // immutable tables, copies of everything else).
 import { copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
-import { sha256File } from '../../shared/checksum.js';
+import { HashPool } from '../../shared/hash-pool.js';
+import { fsyncPathAsync } from '../../shared/durable-file.js';
 import { levelDir } from '../../shared/data-dir.js';
 import { dataKeysFrom, dataKeysTo, identityKey } from '../../shared/key-layout.js';
 import { KvError } from '../../shared/errors.js';
@@ -36,9 +37,14 @@ function filesUnder(dir: string): string[] {
 /**
  * Checks every file of a copied snapshot against its manifest: present, same size, same SHA-256, and nothing
  * else there. A file that is the same inode as the previous (verified) backup's copy with the same checksum in
- * its manifest is not hashed again: a hard link cannot differ from what it links to.
+ * its manifest is not hashed again: a hard link cannot differ from what it links to. Hashes on `pool`'s threads
+ * (a pool of its own if none is given); with `fsync`, each hashed file is also made durable (a fresh copy).
  */
-export async function checkCopy(dir: string, previous?: { dir: string; manifest: SnapshotManifest }): Promise<CheckedCopy> {
+export async function checkCopy(
+  dir: string,
+  previous?: { dir: string; manifest: SnapshotManifest },
+  options: { pool?: HashPool; fsync?: boolean } = {},
+): Promise<CheckedCopy> {
   const manifest = readManifest(dir);
   const problems: string[] = [];
   const listed = new Set(manifest.files.map((f) => f.path));
@@ -47,6 +53,7 @@ export async function checkCopy(dir: string, previous?: { dir: string; manifest:
   }
   const previousSums = new Map(previous?.manifest.files.map((f) => [f.path, f.sha256]));
   let trustedFiles = 0;
+  const toHash: typeof manifest.files = [];
   for (const file of manifest.files) {
     const path = join(dir, file.path);
     if (!existsSync(path)) {
@@ -65,7 +72,29 @@ export async function checkCopy(dir: string, previous?: { dir: string; manifest:
         continue;
       }
     }
-    if ((await sha256File(path)) !== file.sha256) problems.push(`${file.path} does not match its checksum`);
+    toHash.push(file);
+  }
+  const pool = options.pool ?? new HashPool();
+  try {
+    // The fsync of a file hashed waits on the disk on libuv's threads while the hash threads go on with the next.
+    const read = async (file: (typeof toHash)[number]): Promise<string | undefined> => {
+      const path = join(dir, file.path);
+      let sha256: string;
+      try {
+        sha256 = await pool.hash(path);
+      } catch (error) {
+        return `${file.path} cannot be read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`;
+      }
+      if (options.fsync) {
+        await fsyncPathAsync(path).catch((error: NodeJS.ErrnoException) => {
+          throw new KvError('BACKUP_FAILED', `cannot fsync ${path}: ${error.code ?? error.message}`);
+        });
+      }
+      return sha256 === file.sha256 ? undefined : `${file.path} does not match its checksum`;
+    };
+    for (const problem of await Promise.all(toHash.map(read))) if (problem) problems.push(problem);
+  } finally {
+    if (!options.pool) await pool.close();
   }
   if (problems.length > 0) {
     throw new KvError('DATA_DIR_INVALID', `${dir}: ${problems.slice(0, 5).join('; ')}${problems.length > 5 ? ` (+${problems.length - 5} more)` : ''}`);

@@ -14,8 +14,10 @@ import { KvError, asKvError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/log.js';
 import { backupLockMsDefault } from '../../shared/limits.js';
 import type { BackupResult } from '../../shared/protocol.js';
-import { readManifest } from '../../shared/snapshot-manifest.js';
+import { manifestFileName, readManifest } from '../../shared/snapshot-manifest.js';
 import { checkCopy } from './copy-check.js';
+import { HashPool } from '../../shared/hash-pool.js';
+import { levelDir } from '../../shared/data-dir.js';
 import { decodeState } from '../../shared/state-file.js';
 import { replicasAtCut, serversToCopy, type ReplicaChoice } from './replicas.js';
 import * as layout from './layout.js';
@@ -165,6 +167,7 @@ export async function runManager(client: Client, options: ManagerOptions): Promi
     });
   }, backupLockMsDefault / 3);
   let result: BackupResult | undefined;
+  const pool = new HashPool();
   const onAbort = () => copies.forEach((c) => c.cancel());
   signal.addEventListener('abort', onAbort);
   try {
@@ -173,6 +176,7 @@ export async function runManager(client: Client, options: ManagerOptions): Promi
     writeFileDurably(layout.ownerFile(partial), `${options.owner}\n`);
     await releaseDeadRuns(client, log);
     log.info({ backup: name, root }, 'backup started');
+    pool.start(); // while the cluster is snapshotted: ready when the first copy is
     log.debug({ backup: name, leaseMs: options.leaseMs, deadlineMs: options.deadlineMs }, 'asking the coordinator to freeze the cluster and snapshot every daemon');
     result = await client.backup(name, { owner: options.owner, leaseMs: options.leaseMs, deadlineMs: options.deadlineMs, frozenMsMax: options.frozenMsMax, lockToken: token });
     log.info(
@@ -223,13 +227,16 @@ export async function runManager(client: Client, options: ManagerOptions): Promi
           ? { dir: linkCandidate, manifest: readManifest(linkCandidate) }
           : undefined;
         log.debug({ serverId: server.serverId, dest }, 'copied; checking every file against the manifest');
-        const checked = await checkCopy(dest, previousCopy);
+        const checked = await checkCopy(dest, previousCopy, { pool, fsync: true });
         if (checked.manifest.serverId !== server.serverId || checked.manifest.clusterId !== result!.clusterId || checked.manifest.name !== name) {
           throw new KvError('BACKUP_FAILED', `the copy in ${dest} is not server ${server.serverId}'s snapshot ${name}`);
         }
         done.set(server.serverId, server.bytes);
         filesDone += server.files;
         report();
+        // The check fsynced every file it hashed; the rest were linked to the previous backup's, durable already.
+        fsyncPath(join(dest, manifestFileName));
+        fsyncPath(levelDir(dest));
         fsyncPath(dest);
         const share = sharing(dest, linkCandidate);
         log.info({ serverId: server.serverId, files: checked.files, bytes: checked.bytes, ...share }, 'server copied and checked');
@@ -293,6 +300,7 @@ export async function runManager(client: Client, options: ManagerOptions): Promi
     if (result) await releaseSnapshots(client, name, log);
     throw lockLost ?? error;
   } finally {
+    await pool.close();
     signal.removeEventListener('abort', onAbort);
     clearInterval(renew);
     await client.backupUnlock(token).catch(() => {});

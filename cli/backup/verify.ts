@@ -6,6 +6,7 @@ import { dirname } from 'node:path';
 import { KvError, asKvError } from '../../shared/errors.js';
 import { decodeState } from '../../shared/state-file.js';
 import { checkCopy, openAndCount } from './copy-check.js';
+import { HashPool } from '../../shared/hash-pool.js';
 import * as layout from './layout.js';
 
 export interface ServerVerdict {
@@ -46,19 +47,25 @@ export async function verifyBackup(backupDir: string): Promise<Verdict> {
   for (const p of partitions.filter((p) => !p.chain.some((id) => present.includes(id)))) {
     problem(`${p.name} has no copy (its replicas were ${p.chain.join(', ')})`);
   }
-  for (const serverId of present) {
-    const dir = layout.serverDir(backupDir, serverId);
-    try {
-      const checked = await checkCopy(dir);
-      const opened = await openAndCount(dir, dirname(backupDir));
-      if (opened.serverId !== serverId || (verdict.clusterId && opened.clusterId !== verdict.clusterId)) {
-        throw new KvError('DATA_DIR_INVALID', `the database in ${dir} belongs to server ${opened.serverId} of cluster ${opened.clusterId}`);
+  // One set of hashing threads for every server's copy (each thread's start is a V8 isolate's).
+  const pool = new HashPool();
+  try {
+    for (const serverId of present) {
+      const dir = layout.serverDir(backupDir, serverId);
+      try {
+        const checked = await checkCopy(dir, undefined, { pool });
+        const opened = await openAndCount(dir, dirname(backupDir));
+        if (opened.serverId !== serverId || (verdict.clusterId && opened.clusterId !== verdict.clusterId)) {
+          throw new KvError('DATA_DIR_INVALID', `the database in ${dir} belongs to server ${opened.serverId} of cluster ${opened.clusterId}`);
+        }
+        verdict.servers.push({ serverId, ok: true, files: checked.files, bytes: checked.bytes, entries: opened.entries });
+      } catch (error) {
+        verdict.ok = false;
+        verdict.servers.push({ serverId, ok: false, problem: asKvError(error).message });
       }
-      verdict.servers.push({ serverId, ok: true, files: checked.files, bytes: checked.bytes, entries: opened.entries });
-    } catch (error) {
-      verdict.ok = false;
-      verdict.servers.push({ serverId, ok: false, problem: asKvError(error).message });
     }
+  } finally {
+    await pool.close();
   }
   return verdict;
 }
