@@ -1,14 +1,13 @@
-// One hashing thread of a HashPool (hash-pool.ts): SHA-256 of a file read in chunks.
+// One hashing task of a HashPool (hash-pool.ts), run on its threads: SHA-256 of a file read in chunks.
 import { createHash } from 'node:crypto';
 import { closeSync, openSync, readSync } from 'node:fs';
-import { parentPort } from 'node:worker_threads';
 import { hashChunkBytes } from './limits.js';
-import type { HashJob, HashAnswer } from './hash-pool.js';
+import type { HashAnswer } from './hash-pool.js';
 
 const chunk = Buffer.allocUnsafe(hashChunkBytes);
 
-function hashFile(job: HashJob): string {
-  const fd = openSync(job.path, 'r');
+function hashFile(path: string): string {
+  const fd = openSync(path, 'r');
   try {
     const hash = createHash('sha256');
     for (let n = readSync(fd, chunk, 0, chunk.length, null); n > 0; n = readSync(fd, chunk, 0, chunk.length, null)) {
@@ -20,13 +19,11 @@ function hashFile(job: HashJob): string {
   }
 }
 
-parentPort!.on('message', (job: HashJob) => {
-  let answer: HashAnswer;
+export default function hash(path: string): HashAnswer {
   try {
-    answer = { id: job.id, sha256: hashFile(job) };
+    return { sha256: hashFile(path) };
   } catch (error) {
     const e = error as NodeJS.ErrnoException;
-    answer = { id: job.id, error: { message: e.message, ...(e.code ? { code: e.code } : {}) } };
+    return { error: { message: e.message, ...(e.code ? { code: e.code } : {}) } };
   }
-  parentPort!.postMessage(answer);
-});
+}

@@ -108,6 +108,14 @@ t.test('a reopened database: its new MANIFEST, and a record spanning blocks', as
   t.same(closed.filter((number) => !tableFiles(location).includes(number)), [], 'every table the closed MANIFEST lists is there');
   db = await openDb(location);
   t.teardown(() => db.close());
+  // The reopened MANIFEST's first record lists every table; how many there are depends on how far LevelDB's
+  // background compactions got before the close (a loaded machine gets less far). Until it spans blocks: more
+  // tables, reopened again (bounded).
+  for (let reopened = 1; readRecords(manifestOf(location))[0]!.length <= 32 * 1024 && reopened < 6; reopened++) {
+    for (let round = 0; round < 20; round++) await writeBatch(db, 20, 3000, 16);
+    await db.close();
+    db = await openDb(location);
+  }
   const bytes = manifestOf(location);
   const { state, listed } = stableParse(db, location);
   t.same([...state.tables].sort(), [...listed].sort(), 'the MANIFEST of the reopened database');
