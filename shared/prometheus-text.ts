@@ -3,19 +3,28 @@
 
 export interface Sample { name: string; labels: Record<string, string>; value: number }
 
+const floatOf = (text: string): number => {
+  const lower = text.toLowerCase();
+  if (lower === 'nan') return Number.NaN;
+  if (lower.endsWith('inf')) return lower.startsWith('-') ? -Infinity : Infinity;
+  return Number(text);
+};
+
 /** The samples of a Prometheus text exposition; throws on a line that is neither a comment nor a sample. */
 export function parsePrometheus(text: string): Sample[] {
   const samples: Sample[] = [];
   for (const line of text.split('\n')) {
     if (line === '' || line.startsWith('# HELP ') || line.startsWith('# TYPE ')) continue;
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (-?[0-9.e+-]+|NaN|\+Inf|-Inf)$/.exec(line);
+    // A value is a Go float, as Prometheus parses it: NaN and Inf in any case (prom-client writes "Nan"); then an
+    // optional timestamp.
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (-?[0-9.]+(?:e[+-]?[0-9]+)?|nan|[+-]?inf)(?: -?[0-9]+)?$/i.exec(line);
     if (!m) throw new Error(`not a Prometheus sample line: ${JSON.stringify(line)}`);
     const labels: Record<string, string> = {};
     for (const pair of (m[2] ?? '').match(/[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*"/g) ?? []) {
       const at = pair.indexOf('=');
       labels[pair.slice(0, at)] = JSON.parse(pair.slice(at + 1)) as string;
     }
-    samples.push({ name: m[1]!, labels, value: Number(m[3]) });
+    samples.push({ name: m[1]!, labels, value: floatOf(m[3]!) });
   }
   return samples;
 }
