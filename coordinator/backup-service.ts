@@ -56,6 +56,7 @@ export class BackupService {
     const host: BackupHost = {
       config: () => this.configLog.current,
       change: (transition) => this.configLog.change(transition),
+      changeAndStage: (first, then) => this.configLog.changeAndStage(first, then),
       ask: (serverId, req, timeoutMs) => this.ask(serverId, req, timeoutMs),
       owe: (serverId, name, freezeId) => this.debris.owe(serverId, name, freezeId),
       log: this.options.log,

@@ -11,6 +11,14 @@ import type { Leadership } from './config-store.js';
 import { configChanges } from './config-changes.js';
 import { place, type PlaceOptions } from './placement.js';
 
+/** A change persisted and not yet published (`ConfigLog.changeAndStage`). */
+export interface StagedChange {
+  /** The config as persisted. */
+  readonly config: ClusterConfig;
+  /** Makes it current and sends it to daemons and subscribers; later calls return the same config. */
+  publish(): ClusterConfig;
+}
+
 export interface ConfigLogHooks {
   /** What placement needs from the daemon sessions, read at each change. */
   placement(): Omit<PlaceOptions, 'version'>;
@@ -63,22 +71,69 @@ export class ConfigLog {
   /** Runs one change: transition, placement, persist, publish. */
   change(transition: (config: ClusterConfig) => ClusterConfig): Promise<ClusterConfig> {
     return this.run(async () => {
-      if (!this.leadership.leading) throw new KvError('NOT_LEADER', 'this coordinator no longer leads; the change was not made');
-      let next = transition(this.config);
-      const version = next === this.config ? next.version + 1 : next.version;
-      const placed = place(next, { ...this.hooks.placement(), version });
-      if (placed !== next) next = { ...placed, version };
-      if (next === this.config) return next;
-      next = { ...next, epoch: this.leadership.epoch };
-      await this.leadership.save(next);
-      if (this.hooks.log.isLevelEnabled('debug')) {
-        for (const change of configChanges(this.config, next)) this.hooks.log.debug({ version: next.version, ...change }, 'config change');
-      }
-      this.config = next;
-      // Saved, but deposed meanwhile: the new leader read this config after it was saved, and publishes its own.
-      if (this.leadership.leading) this.publish();
-      return next;
+      const next = this.next(transition, this.config);
+      if (next !== this.config) await this.leadership.save(next);
+      return this.install(next);
     });
+  }
+
+  /**
+   * Two changes, the second held back: persists the config after both (one save; the first's is never stored on
+   * its own, and the store is never behind what was published), publishes the first's, and returns the second's
+   * staged, to be published when the caller says. No other change runs until then, so what is published is what
+   * the first and second transitions made. A backup's freeze and thaw: the freeze then waits for the store only
+   * before it begins, and once the captures are in, the thaw is a message away. The caller must publish on every
+   * path (until then every other change waits); a failed save rejects, having published nothing and holding nothing.
+   */
+  changeAndStage(first: (config: ClusterConfig) => ClusterConfig, then: (config: ClusterConfig) => ClusterConfig): Promise<{ changed: ClusterConfig; staged: StagedChange }> {
+    return new Promise((resolve, reject) => {
+      void this.run(async () => {
+        let changed: ClusterConfig;
+        let next: ClusterConfig;
+        try {
+          changed = this.next(first, this.config);
+          next = this.next(then, changed);
+          if (next !== this.config) await this.leadership.save(next);
+        } catch (error) {
+          reject(error);
+          return;
+        }
+        this.install(changed);
+        await new Promise<void>((released) => {
+          let published: ClusterConfig | undefined;
+          const publish = () => {
+            if (!published) {
+              published = this.install(next);
+              released();
+            }
+            return published;
+          };
+          resolve({ changed, staged: { config: next, publish } });
+        });
+      });
+    });
+  }
+
+  /** A transition's next config after `from`, placed and stamped with the epoch; `from` itself when nothing changes. */
+  private next(transition: (config: ClusterConfig) => ClusterConfig, from: ClusterConfig): ClusterConfig {
+    if (!this.leadership.leading) throw new KvError('NOT_LEADER', 'this coordinator no longer leads; the change was not made');
+    let next = transition(from);
+    const version = next === from ? next.version + 1 : next.version;
+    const placed = place(next, { ...this.hooks.placement(), version });
+    if (placed !== next) next = { ...placed, version };
+    return next === from ? from : { ...next, epoch: this.leadership.epoch };
+  }
+
+  /** Makes a persisted config the current one and sends it (unless it is the current one already). */
+  private install(next: ClusterConfig): ClusterConfig {
+    if (next === this.config) return next;
+    if (this.hooks.log.isLevelEnabled('debug')) {
+      for (const change of configChanges(this.config, next)) this.hooks.log.debug({ version: next.version, ...change }, 'config change');
+    }
+    this.config = next;
+    // Saved, but deposed meanwhile: the new leader read this config after it was saved, and publishes its own.
+    if (this.leadership.leading) this.publish();
+    return next;
   }
 
   /** Follows every config from now on (until the connection closes). */

@@ -92,7 +92,7 @@ export class SnapshotKeeper {
     if (!captured || !identity) throw new KvError('BACKUP_FAILED', `no captured snapshot named ${name} on this daemon`);
     const dir = snapshotDir(this.dataDir, name);
     const started = performance.now();
-    const manifest = await seal(dir, captured.capture.files, {
+    const manifest = await seal(dir, captured.capture, {
       name,
       serverId: identity.serverId,
       clusterId: identity.clusterId,

@@ -5,6 +5,7 @@
 import t, { type Test } from 'tap';
 import { configChanges } from '../coordinator/config-changes.js';
 import { runBackup, type BackupClock, type BackupHost } from '../coordinator/backup.js';
+import type { StagedChange } from '../coordinator/config-log.js';
 import * as cluster from '../coordinator/cluster.js';
 import type { ClusterConfig, Freeze } from '../shared/config.js';
 import { KvError, type ErrorCode } from '../shared/errors.js';
@@ -119,6 +120,7 @@ class FakeCluster {
     return {
       config: () => this.config,
       change: (transition) => this.change(transition),
+      changeAndStage: (first, then) => this.changeAndStage(first, then),
       ask: (serverId, request, timeoutMs) => this.ask(serverId, request, timeoutMs),
       owe: (serverId, name, freezeId) => void this.owed.push(`${this.nameOf(serverId)} ${name} ${this.freezeRef(freezeId)}`),
       log,
@@ -154,15 +156,62 @@ class FakeCluster {
     return words.join(', ') || 'other';
   }
 
+  /** A staged change not yet published: every other change waits for it, as in config-log.ts. */
+  private staged: Promise<void> | undefined;
+
   async change(transition: (config: ClusterConfig) => ClusterConfig): Promise<ClusterConfig> {
+    const saved = await this.save(transition);
+    return saved ? this.apply(saved.next, saved.what) : this.config;
+  }
+
+  /** As ConfigLog.changeAndStage: both saved at once, the first applied now, the second when published. */
+  async changeAndStage(first: (config: ClusterConfig) => ClusterConfig, then: (config: ClusterConfig) => ClusterConfig): Promise<{ changed: ClusterConfig; staged: StagedChange }> {
+    while (this.staged) await this.staged;
+    await Promise.resolve();
+    const changed = first(this.config);
+    const next = then(changed);
+    const whatFirst = this.describe(this.config, changed);
+    // The thaw's freeze is numbered once applied, as the first is just below.
+    const whatThen = this.describe(changed, next).replace('#?', `#${this.freezes.length + 1}`);
+    const what = `${whatFirst}, ${whatThen}`;
+    if (this.failChange(whatFirst) || this.failChange(whatThen)) {
+      this.timeline.push(`config ${what} failed`);
+      throw new KvError('INTERNAL', 'cannot save the config: no space left on device');
+    }
+    this.apply(changed, whatFirst);
+    let release!: () => void;
+    this.staged = new Promise((resolve) => (release = resolve));
+    let published: ClusterConfig | undefined;
+    return {
+      changed,
+      staged: {
+        config: next,
+        publish: () => {
+          if (!published) {
+            published = this.apply(next, whatThen);
+            this.staged = undefined;
+            release();
+          }
+          return published;
+        },
+      },
+    };
+  }
+
+  private async save(transition: (config: ClusterConfig) => ClusterConfig): Promise<{ next: ClusterConfig; what: string } | undefined> {
+    while (this.staged) await this.staged;
     await Promise.resolve();
     const next = transition(this.config);
-    if (next === this.config) return next;
+    if (next === this.config) return undefined;
     const what = this.describe(this.config, next);
     if (this.failChange(what)) {
       this.timeline.push(`config ${what} failed`);
       throw new KvError('INTERNAL', 'cannot save the config: no space left on device');
     }
+    return { next, what };
+  }
+
+  private apply(next: ClusterConfig, what: string): ClusterConfig {
     if (next.freeze && !this.config.freeze) this.freezes.push({ ...next.freeze, atMs: this.time.nowMs() });
     this.timeline.push(`config ${what}`);
     this.changes.push(what);
@@ -245,7 +294,7 @@ t.test('every state hands over to the next, in order, and each does its own part
     // quiesce, then capture, every member under the freeze
     'b quiesce #1', 'c quiesce #1', 'a quiesce #1',
     'b capture #1', 'c capture #1', 'a capture #1',
-    // check and save touch nobody; thaw
+    // check and save touch nobody; thaw: saved with the freeze, published once the captures are in
     'config thaw #1',
     // seal, after the thaw, with the cut's version
     `b seal v${cut}`, `c seal v${cut}`, `a seal v${cut}`,
@@ -345,23 +394,25 @@ t.test('a capture whose files kept changing is retried after a wait', async (t) 
   t.equal(fake.changedAtMs[2]! - fake.changedAtMs[1]!, 100, 'the first wait is backupRetryWaitMsMin');
 });
 
-t.test('the config changing while frozen: the attempt is backed out and retried; the cut is the second freeze', async (t) => {
-  const fake = new FakeCluster(['a', 'b']).script('b', (t, n) =>
-    t === 'capture' && n === 1 ? { afterMs: 30, before: (f) => f.change((c) => cluster.addSpace(c, 'orders', 2, 1)) } : undefined);
+t.test('a change asked for while frozen waits for the thaw: the cut is not disturbed, the change lands right after', async (t) => {
+  let asked: Promise<ClusterConfig> | undefined;
+  const fake = new FakeCluster(['a', 'b']).script('b', (t) =>
+    t === 'quiesce' ? { afterMs: 20, before: async () => void (asked = fake.change((c) => cluster.addSpace(c, 'orders', 2, 1))) } : undefined);
   const result = await fake.run();
-  t.same(fake.changes, ['freeze #1', 'spaces', 'thaw #1', 'freeze #2', 'thaw #2']);
-  t.same(fake.got.get('a'), [...backedOut(1, 'quiesce', 'capture'), ...clean(2, result.configVersion)]);
-  t.same(fake.got.get('b'), [...backedOut(1, 'quiesce', 'capture'), ...clean(2, result.configVersion)]);
-  t.equal(result.attempts, 2);
-  const cut = decodeState(result.coordinatorState, 'the result');
-  t.equal(result.configVersion, cut.version);
-  t.same(cut.spaces.map((s) => s.name), ['users', 'orders'], 'the cut has the change made during the first freeze');
-  t.equal(cut.freeze, undefined);
-  t.same(cluster.withoutFreeze(cut), cluster.withoutFreeze({ ...fake.config, version: cut.version }), 'and is the config of the second freeze');
-  // 30 ms frozen, then at least 4 × 30 unfrozen (more than the 100 ms backoff), then 0 ms frozen.
-  t.equal(fake.changedAtMs[3]! - fake.changedAtMs[2]!, 120, 'the cluster runs unfrozen 4 times as long as it was frozen');
-  t.equal(result.frozenTotalMs, 30, 'frozenTotalMs counts the backed-out attempt');
-  t.equal(result.freeze.ms, 0);
+  t.equal(result.attempts, 1, 'no retry: the config the daemons ran did not change under the quiesce and the captures');
+  t.same(fake.changes, ['freeze #1', 'thaw #1', 'spaces'], 'the change waited for the thaw, then went through');
+  t.same((await asked!).spaces.map((s) => s.name), ['users', 'orders']);
+  t.same(decodeState(result.coordinatorState, 'the result').spaces.map((s) => s.name), ['users'], 'the cut is the frozen config');
+  t.equal(fake.changedAtMs[1], 20, 'thawed the moment the last capture was in (the captures take no time here)');
+  t.equal(result.freeze.ms, 20);
+});
+
+t.test('a failed capture backs out with the thaw saved with the freeze: published, not saved again', async (t) => {
+  const fake = new FakeCluster(['a', 'b']).script('a', (t, n) => (t === 'capture' && n === 1 ? { afterMs: 5, refuse: 'UNAVAILABLE', message: 'disk gone' } : undefined));
+  const error = await fake.failure(t);
+  t.equal(error.code, 'UNAVAILABLE');
+  t.same(fake.timeline.filter((e) => e.startsWith('config')), ['config freeze #1', 'config thaw #1']);
+  t.equal(fake.config.freeze, undefined, 'thawed');
 });
 
 t.test('a capture that finishes right at the lease less its margin: the check backs it out and retries', async (t) => {
@@ -419,41 +470,29 @@ t.test('a quiesce late on different daemons in different attempts: the failure n
     'names c, late in the last attempt, and b, late in the first (a regression: b went unnamed)');
 });
 
-t.test('the deadline reached while the config keeps changing: BACKUP_FAILED after waits that grow', async (t) => {
-  let spaces = 0;
-  const fake = new FakeCluster(['a', 'b']).script('a', (t) =>
-    t === 'capture' ? { afterMs: 10, before: (f) => f.change((c) => cluster.addSpace(c, `s${++spaces}`, 1, 1)) } : undefined);
+t.test('the deadline reached while the captures keep failing: BACKUP_FAILED after waits that grow', async (t) => {
+  const kept = "LevelDB's files kept changing during 3 capture attempts";
+  const fake = new FakeCluster(['a', 'b']).script('a', (t) => (t === 'capture' ? { afterMs: 10, refuse: 'UNAVAILABLE', message: kept } : undefined));
   const error = await fake.failure(t, backupRequest({ deadlineMs: 1_000 }));
   t.equal(error.code, 'BACKUP_FAILED');
-  t.match(error.message, /^backup nightly gave up after 4 attempt\(s\), the cluster frozen 40 ms in all, at the --deadline-ms: the config changed during the freeze/);
+  t.match(error.message, `backup nightly gave up after 4 attempt(s), the cluster frozen 40 ms in all, at the --deadline-ms: ${kept}`);
   const freezesAt = fake.freezes.map((f) => f.atMs);
   // Each attempt is frozen 10 ms; the waits are 100, 200, 400; the next, 800, would end past the deadline.
   t.same(freezesAt, [0, 110, 320, 730]);
-  t.same(fake.changes.filter((c) => c !== 'spaces'), [1, 2, 3, 4].flatMap((k) => [`freeze #${k}`, `thaw #${k}`]));
+  t.same(fake.changes, [1, 2, 3, 4].flatMap((k) => [`freeze #${k}`, `thaw #${k}`]));
   t.equal(fake.config.freeze, undefined);
 });
 
-t.test('thaw fails once: the back-out thaws, releases every snapshot, and the failure is reported', async (t) => {
-  const fake = new FakeCluster(['a', 'b']);
-  let failures = 0;
-  fake.failChange = (what) => what.startsWith('thaw') && failures++ === 0;
-  const error = await fake.failure(t);
-  t.equal(error.code, 'INTERNAL');
-  t.match(error.message, /cannot save the config/);
-  t.same(fake.timeline.filter((e) => e.startsWith('config')), ['config freeze #1', 'config thaw #1 failed', 'config thaw #1']);
-  for (const n of ['a', 'b']) t.same(fake.got.get(n), backedOut(1, 'quiesce', 'capture'), n);
-  t.equal(fake.config.freeze, undefined);
-});
-
-t.test('thaw cannot be saved at all: left to the daemons\' lease, logged, snapshots still released', async (t) => {
+t.test('the freeze and its thaw cannot be saved: the backup fails with nothing frozen, every snapshot released', async (t) => {
   const fake = new FakeCluster(['a', 'b']);
   fake.failChange = (what) => what.startsWith('thaw');
   const error = await fake.failure(t);
   t.equal(error.code, 'INTERNAL');
-  t.same(fake.timeline.filter((e) => e.startsWith('config')), ['config freeze #1', 'config thaw #1 failed', 'config thaw #1 failed']);
-  t.ok(fake.logs.some((l) => l.msg === 'cannot thaw; daemons will thaw by their lease'), 'logged');
-  t.equal(fake.config.freeze?.id, fake.freezes[0]!.id, 'the config still carries the freeze');
-  for (const n of ['a', 'b']) t.same(fake.got.get(n), backedOut(1, 'quiesce', 'capture'), n);
+  t.match(error.message, /cannot save the config/);
+  t.same(fake.timeline.filter((e) => e.startsWith('config')), ['config freeze #1, thaw #1 failed'], 'one save for both, failed');
+  t.same(fake.freezes, [], 'never frozen: nothing was published');
+  t.equal(fake.config.freeze, undefined);
+  for (const n of ['a', 'b']) t.same(fake.got.get(n), ['prepare', 'release_snapshot #?'], n);
 });
 
 t.test('seal refused: no second thaw, every snapshot released, not retried', async (t) => {
