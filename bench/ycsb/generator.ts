@@ -27,6 +27,7 @@ export interface GeneratorSetup {
 export type ToGenerator =
   | { t: 'connect'; setup: GeneratorSetup }
   | { t: 'load'; startAtMs: number; timeoutMs: number }
+  | { t: 'warm'; seconds: number; startAtMs: number }
   | { t: 'mix'; workload: WorkloadName; seconds: number; startAtMs: number; measured: boolean }
   | { t: 'close' };
 
@@ -89,6 +90,18 @@ async function load(c: Connected, timeoutMs: number): Promise<FromGenerator> {
   return { t: 'done', run };
 }
 
+/**
+ * Before the load: `seconds` of puts, not measured, on keys of their own ("warm" where the loaded ones say
+ * "user"; the same length), so the load is measured on processes already warm (their JIT, buffers, connections),
+ * as the A, B and C phases are after their warm-ups, and without touching the loaded keys. The warm keys stay.
+ */
+async function warm(c: Connected, seconds: number): Promise<FromGenerator> {
+  const { setup, client, keys, values, name } = c;
+  const warmKeys = keys.map((key) => `warm${key.slice('user'.length)}`);
+  await mixPhase(`${name} (load warm-up)`, client, workloads.load, warmKeys, chooser('uniform', setup.keys), values, setup.concurrency, seconds);
+  return { t: 'done' };
+}
+
 async function mix(c: Connected, workload: WorkloadName, seconds: number, isMeasured: boolean): Promise<FromGenerator> {
   const { setup, client, keys, pick, values, name } = c;
   const phase = () => mixPhase(name, client, workloads[workload], keys, pick, values, setup.concurrency, seconds);
@@ -109,7 +122,9 @@ async function handle(message: ToGenerator): Promise<FromGenerator> {
   }
   if (!connected) throw new Error(`"${message.t}" before "connect"`);
   await startAt(message.startAtMs);
-  return message.t === 'load' ? load(connected, message.timeoutMs) : mix(connected, message.workload, message.seconds, message.measured);
+  if (message.t === 'load') return load(connected, message.timeoutMs);
+  if (message.t === 'warm') return warm(connected, message.seconds);
+  return mix(connected, message.workload, message.seconds, message.measured);
 }
 
 if (!process.send) {

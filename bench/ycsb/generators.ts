@@ -135,6 +135,11 @@ export class Generators {
     return mergeRuns(runs);
   }
 
+  /** The load's warm-up: `seconds` of puts on keys that are not loaded, in every generator; not measured. */
+  async warm(seconds: number): Promise<void> {
+    await this.phase((startAtMs) => ({ t: 'warm', seconds, startAtMs }), seconds * 1000);
+  }
+
   /** A mixed phase of `seconds` in every generator; the merged run when measured. */
   async mix(workload: WorkloadName, seconds: number, measured: true): Promise<PhaseRun>;
   async mix(workload: WorkloadName, seconds: number, measured: false): Promise<undefined>;

@@ -448,7 +448,7 @@ export function describeRun(results: YcsbResults): string {
   return [
     `${o.keys.toLocaleString('en-US')} keys of ${o.valueBytes}-byte values (random bytes, different for each key), ${o.distribution === 'zipfian' ? 'scrambled zipfian (0.99)' : 'uniform'} key choice,`,
     `${o.concurrency} requests in flight (closed loop) over ${o.generators} generator process${o.generators === 1 ? '' : 'es'}, each with its own client instance, ${o.seconds} s per workload after a`,
-    `${o.warmupSeconds} s warm-up that is not measured; the load phase puts every key once. kv: ${o.partitions} partitions.`,
+    `${o.warmupSeconds} s warm-up that is not measured; the load phase puts every key once, after a warm-up as long of puts on other keys (they stay: the data holds up to a few more keys than loaded). kv: ${o.partitions} partitions.`,
     o.rounds > 1 ? `${o.rounds} rounds, each starting every system afresh, in turn.` : '',
     `Machine: ${describeMachine(m)}; load average ${m.loadAverage.join(' ')} before, ${results.machineAtEnd.loadAverage.join(' ')} after.`,
     otherLoad(results),

@@ -8,9 +8,9 @@
 //                 [--no-write] [--json]
 //
 // For each system in turn: start its servers (once, here), fork the generators and connect each with a client
-// of its own and concurrency/N requests in flight, load every key (the load phase, measured: each generator puts
-// its share), then workloads A, B and C, each a warm-up that is not measured and then --seconds measured, all
-// generators starting together; then stop it. Each generator sends back its latency samples, ops, errors and
+// of its own and concurrency/N requests in flight, warm up with puts on keys of their own (not measured), load
+// every key (the load phase, measured: each generator puts its share), then workloads A, B and C, each a warm-up
+// that is not measured and then --seconds measured, all generators starting together; then stop it. Each generator sends back its latency samples, ops, errors and
 // the CPU it used; the servers' CPU comes from /proc. Both are charged per operation: the servers' µs/op is the
 // figure that depends least on the machine and on the generators. The `null` system (a Map in each generator)
 // measures the generators' own ceiling; the report says how near each system came to it.
@@ -64,7 +64,8 @@ const usage = `usage: npm run bench [-- ycsb] [options]   (node dist/bench/ycsb/
   --generators N          load-generator processes, forked, each with its own client instance and C/N in
                           flight, started together; their latencies, ops, errors and CPU are merged (default 2)
   --seconds S             measured seconds per workload A, B, C (default 10)
-  --warmup-seconds W      unmeasured seconds before each of them (default 2)
+  --warmup-seconds W      unmeasured seconds before each of them and before the load (puts on keys of
+                          their own, which stay; default 2)
   --distribution D        zipfian (YCSB's scrambled zipfian, 0.99) or uniform (default zipfian)
   --partitions P          partitions of kv's space (default 16)
   --rounds N              run every system N times, in turn, each afresh; report per workload the round with the
@@ -258,6 +259,7 @@ async function benchSystem(system: System, options: YcsbOptions): Promise<System
     const generatorRefs = generators.processes();
     progress(`${system.name}: loading ${options.keys} keys, ${options.concurrency} in flight over ${options.generators} generator(s)`);
 
+    if (options.warmupSeconds > 0) await generators.warm(options.warmupSeconds);
     const loadCpu = cpuBefore(system);
     const load = await generators.load(loadTimeoutMs(options.keys, options.valueBytes));
     const loaded = phaseResult('load', load, cpuAfter(system, generatorRefs, loadCpu, load));
