@@ -55,7 +55,6 @@ export class BackupService {
     else this.lock.check(request.lockToken!);
     const host: BackupHost = {
       config: () => this.configLog.current,
-      change: (transition) => this.configLog.change(transition),
       changeAndStage: (first, then) => this.configLog.changeAndStage(first, then),
       ask: (serverId, req, timeoutMs) => this.ask(serverId, req, timeoutMs),
       owe: (serverId, name, freezeId) => this.debris.owe(serverId, name, freezeId),

@@ -49,7 +49,6 @@ import { encodeState } from '../shared/state-file.js';
 /** What a backup needs from the coordinator: its config, its one way to change it, and its daemon sessions. */
 export interface BackupHost {
   config(): ClusterConfig;
-  change(transition: (config: ClusterConfig) => ClusterConfig): Promise<ClusterConfig>;
   /**
    * Persists the config after both transitions, publishes the first's and stages the second's, to be published when
    * told; no other change runs in between (config-log.ts, `changeAndStage`).

@@ -119,7 +119,6 @@ class FakeCluster {
     const log = pino({ level: 'debug' }, { write: (line: string) => void this.logs.push(JSON.parse(line) as Record<string, unknown>) });
     return {
       config: () => this.config,
-      change: (transition) => this.change(transition),
       changeAndStage: (first, then) => this.changeAndStage(first, then),
       ask: (serverId, request, timeoutMs) => this.ask(serverId, request, timeoutMs),
       owe: (serverId, name, freezeId) => void this.owed.push(`${this.nameOf(serverId)} ${name} ${this.freezeRef(freezeId)}`),
