@@ -128,7 +128,7 @@ const marginMs = (leaseMs: number) => Math.min(freezeLeaseMarginMs, leaseMs / 5)
  */
 const frozenSoFar = (a: Attempt) => a.clock.nowMs() - a.frozen!.startedAt;
 
-/** How long the cluster was frozen by an attempt that has ended: to its thaw, or to the lease if the thaw failed. */
+/** How long the cluster was frozen by an attempt that has ended: to its thaw (the back-out always thaws; the lease, counted should one ever not). */
 const frozenMsOf = (a: Attempt) => (a.frozen ? (a.thawed?.ms ?? a.request.leaseMs) : 0);
 
 /** What is left of the lease and of the frozen budget for waiting on daemons, the thaw's share kept back. */
