@@ -75,7 +75,7 @@ const isAckedWrite = (op: Op) => op.outcome === 'ok' && op.kind !== 'get' && !(o
 
 t.test('an etcd follower killed and restarted, then the etcd leader killed: at most one failover, changes work', async (t) => {
   const cluster = await startReplicated(t, { coordinators: 3, daemons: 3, ttlSeconds });
-  const workload = await withWorkload(t, cluster, 14);
+  const workload = await withWorkload(t, cluster, 20);
   const { etcd } = cluster;
 
   const etcdLeader = await etcd.leader();

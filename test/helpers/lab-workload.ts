@@ -88,8 +88,11 @@ export function startWorkload(
     },
     recorded: (count, timeoutMs = 60_000) =>
       waitFor(() => `the workload to record ${count} operations (${lines()} so far; stderr: ${proc.stderr.slice(-300)})`, () => {
-        if (proc.exitCode !== undefined) throw new GaveUp(`the workload exited ${proc.exitCode}`);
-        return lines() >= count;
+        // Whether it had exited is read before the file: once exited, the file holds all it will ever hold.
+        const exited = proc.exitCode !== undefined;
+        if (lines() >= count) return true;
+        if (exited) throw new GaveUp(`the workload exited ${proc.exitCode}`);
+        return false;
       }, timeoutMs, 100).then(() => undefined),
     async finished() {
       const code = await proc.waitForExit(args.durationMs + 3 * args.timeoutMs + 60_000);
