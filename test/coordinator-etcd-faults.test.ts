@@ -25,6 +25,8 @@ const commandStartMsMax = 5_000;
 /** The workloads' per-operation deadline (lab-workload.ts default), and how late an operation may end past it. */
 const workloadTimeoutMs = 3_000;
 const deadlineSlackMs = 500;
+/** How long a workload may run at most: each is stopped once its test has seen what it waits for. */
+const workloadSecondsMax = 90;
 
 const elected = (proc: KvProcess) => proc.logs.filter((l) => l.msg === 'won the leader election').length;
 const electionsOf = (cluster: ReplicatedCluster) => cluster.coordinators.reduce((n, c) => n + elected(c.proc), 0);
@@ -52,19 +54,22 @@ async function settled(cluster: ReplicatedCluster): Promise<ClusterConfig> {
 }
 
 /** A cluster with the space made and whole, and a recorded workload on it that has begun. */
-async function withWorkload(t: Test, cluster: ReplicatedCluster, seconds: number): Promise<Workload> {
+async function withWorkload(t: Test, cluster: ReplicatedCluster): Promise<Workload> {
   // Through the library: each kv command costs a node start (seconds on a loaded machine); the faults use kv.
   const admin = await cluster.client({ subscribe: false });
   await admin.addSpace(space, { partitions: 4, tolerate: 1 });
   await settled(cluster);
-  const workload = startWorkload(t, thisHost, cluster.addresses, { space, keys, seconds });
+  const workload = startWorkload(t, thisHost, cluster.addresses, { space, keys, seconds: workloadSecondsMax });
   await workload.recorded(200);
   return workload;
 }
 
-/** The workload's history with the final reads, checked. */
+/**
+ * The workloads stopped, their history with the final reads, checked. Every workload here runs until this stops
+ * it (`workloadSecondsMax` is only a bound): a fault's steps take as long as they take on a loaded machine.
+ */
 async function checked(t: Test, cluster: ReplicatedCluster, ...workloads: Workload[]) {
-  const history = (await Promise.all(workloads.map((w) => w.finished()))).flat();
+  const history = (await Promise.all(workloads.map((w) => w.stop()))).flat();
   history.push(...(await finalReads(t, thisHost, cluster.addresses, space, keys)));
   const result = check(history);
   t.ok(result.verdict.ok, `linearizable: ${result.verdict.summary}`);
@@ -75,7 +80,7 @@ const isAckedWrite = (op: Op) => op.outcome === 'ok' && op.kind !== 'get' && !(o
 
 t.test('an etcd follower killed and restarted, then the etcd leader killed: at most one failover, changes work', async (t) => {
   const cluster = await startReplicated(t, { coordinators: 3, daemons: 3, ttlSeconds });
-  const workload = await withWorkload(t, cluster, 20);
+  const workload = await withWorkload(t, cluster);
   const { etcd } = cluster;
 
   const etcdLeader = await etcd.leader();
@@ -118,10 +123,10 @@ t.test('an etcd follower killed and restarted, then the etcd leader killed: at m
 
 t.test('two of three etcd members killed: config changes stop, writes go on, reads are refused cleanly; back once restarted', async (t) => {
   const cluster = await startReplicated(t, { coordinators: 3, daemons: 3, ttlSeconds });
-  const workload = await withWorkload(t, cluster, 30);
+  const workload = await withWorkload(t, cluster);
   // A refused read holds its thread for the read's whole deadline (the client retries it in case a lease comes):
   // with reads in the mix every thread of a workload soon waits on one. Writes are watched on threads of their own.
-  const writers = startWorkload(t, thisHost, cluster.addresses, { space, keys, seconds: 28, threads: 2, processBase: 200, seed: 2, mix: { put: 1, get: 0, cond_put: 1, add: 1 } });
+  const writers = startWorkload(t, thisHost, cluster.addresses, { space, keys, seconds: workloadSecondsMax, threads: 2, processBase: 200, seed: 2, mix: { put: 1, get: 0, cond_put: 1, add: 1 } });
   await writers.recorded(100);
   const { etcd } = cluster;
   const leader = cluster.coordinators[await cluster.leader()]!;
@@ -204,7 +209,7 @@ t.test("black-holed etcd traffic from the leader: it steps down by its deadline,
   const proxies = await Promise.all([0, 1, 2].map(() => etcdProxies(etcd.endpoints)));
   t.teardown(() => Promise.all(proxies.map((p) => p.close())));
   const cluster = await startReplicated(t, { coordinators: 3, daemons: 3, ttlSeconds, etcd, endpointsOf: (i) => proxies[i]!.urls });
-  const workload = await withWorkload(t, cluster, 16);
+  const workload = await withWorkload(t, cluster);
   const first = await cluster.leader();
   const old = cluster.coordinators[first]!;
   const oldEpoch = (await askLeader(old.address))!.epoch!;

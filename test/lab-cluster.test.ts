@@ -17,6 +17,8 @@ import { now } from './jepsen/worker.js';
 const why = await labUnavailable();
 const space = 'lab';
 const keys = Array.from({ length: 6 }, (_, i) => `k${i}`);
+/** At most this long per workload: each is stopped once its test has seen what it waits for. */
+const workloadSecondsMax = 90;
 const hosts = { coordinator: 'coord', daemons: ['d1', 'd2', 'd3'], client: 'client' };
 
 /** Wall-clock ms of the first log line `msg` of `proc` at or after `since` (pino's `time`). */
@@ -83,7 +85,7 @@ async function peerCut(t: Test, tls: boolean): Promise<void> {
 
   const [a, b] = cluster.daemons;
   let backupFigure = '';
-  const workload = startWorkload(t, cluster.client, cluster.coordinator.address, { space, keys, seconds: 16, ...(certs ? { tls: certs.files('client') } : {}) });
+  const workload = startWorkload(t, cluster.client, cluster.coordinator.address, { space, keys, seconds: workloadSecondsMax, ...(certs ? { tls: certs.files('client') } : {}) });
   await workload.recorded(1_000); // the baseline rate, before the cut
   await lab.cut(a!.host.name, b!.host.name);
   const cutAt = now();
@@ -122,7 +124,7 @@ async function peerCut(t: Test, tls: boolean): Promise<void> {
     t.ok(snapshots.every((s) => s.name === 'during-cut' && s.sealed && done.code === 0), `nothing but the backup's own sealed snapshots is left (${JSON.stringify(snapshots)})`);
     t.notOk((await cluster.client.showConfig(t, cluster.coordinator.address)).freeze, 'nothing left frozen');
   }
-  const history = await workload.finished();
+  const history = await workload.stop();
   const writes = history.filter((op) => op.outcome === 'ok' && op.kind !== 'get').map((op) => op.end).sort((x, y) => x - y);
   history.push(...(await finalReads(t, cluster.client, cluster.coordinator.address, space, keys, cluster.clientArgs)));
   const checked = check(history);
@@ -153,7 +155,7 @@ if (why) {
     const { lab, cluster } = await spaceCluster(t);
     t.ok(cluster.daemons.every((d) => d.address.startsWith('10.13.0.')), 'daemons listen on their hosts\' addresses');
 
-    const workload = startWorkload(t, cluster.client, cluster.coordinator.address, { space, keys, seconds: 14 });
+    const workload = startWorkload(t, cluster.client, cluster.coordinator.address, { space, keys, seconds: workloadSecondsMax });
     await workload.recorded(500);
     await lab.powerLoss(hosts.coordinator);
     const lostAt = now();
@@ -171,7 +173,9 @@ if (why) {
       cluster.daemons.every((d) => logTime(coordinator.proc, 'daemon registered', 0, (l) => l.serverId === d.serverId)), 30_000, 50);
     const registeredAt = Math.max(...cluster.daemons.map((d) => Number(logTime(coordinator.proc, 'daemon registered', 0, (l) => l.serverId === d.serverId)!.time)));
 
-    const history = await workload.finished();
+    // Wall-clock times (pino's) against the worker's: comparable within the clock offsets, far below a restart.
+    await waitFor('a write acknowledged after the restart', () => firstWriteAfter(workload.sofar(), restartedAt), 30_000, 100);
+    const history = await workload.stop();
     history.push(...(await finalReads(t, cluster.client, coordinator.address, space, keys)));
     const firstWrite = firstWriteAfter(history.filter((op) => op.process !== 9_999), restartedAt);
     t.ok(firstWrite, 'a write succeeded after the restart');
@@ -196,7 +200,7 @@ if (why) {
   t.test('a silent cut between the coordinator and a daemon during writes, then healed', async (t) => {
     const { lab, cluster } = await spaceCluster(t);
     const [victim] = cluster.daemons;
-    const workload = startWorkload(t, cluster.client, cluster.coordinator.address, { space, keys, seconds: 12 });
+    const workload = startWorkload(t, cluster.client, cluster.coordinator.address, { space, keys, seconds: workloadSecondsMax });
     await workload.recorded(500);
     await lab.cut(hosts.coordinator, victim!.host.name);
     const cutAt = now();
@@ -217,7 +221,7 @@ if (why) {
     const config = await settledConfig(cluster);
     const wholeAt = now();
 
-    const history = await workload.finished();
+    const history = await workload.stop();
     history.push(...(await finalReads(t, cluster.client, cluster.coordinator.address, space, keys)));
     const checked = check(history);
     t.ok(checked.verdict.ok, `linearizable: ${checked.verdict.summary}`);
@@ -233,7 +237,7 @@ if (why) {
   t.test('a silent cut between the coordinator and a daemon as a backup starts: the backup goes on without it, nothing left behind', async (t) => {
     const { lab, cluster } = await spaceCluster(t);
     const [victim] = cluster.daemons;
-    const workload = startWorkload(t, cluster.client, cluster.coordinator.address, { space, keys, seconds: 12 });
+    const workload = startWorkload(t, cluster.client, cluster.coordinator.address, { space, keys, seconds: workloadSecondsMax });
     await workload.recorded(500);
     await lab.cut(hosts.coordinator, victim!.host.name);
     const out = tempDir(t, 'kv-lab-backup-');
@@ -255,7 +259,7 @@ if (why) {
     t.equal(again.code, 0, 'a backup after the heal succeeds');
     t.ok((JSON.parse(again.stdout) as typeof result).servers.some((s) => s.serverId === victim!.serverId), 'and has the daemon back in it');
     await cluster.client.kv(t, ['backup-release', 'after-the-cut', '-c', cluster.coordinator.address]);
-    const history = await workload.finished();
+    const history = await workload.stop();
     history.push(...(await finalReads(t, cluster.client, cluster.coordinator.address, space, keys)));
     const checked = check(history);
     t.ok(checked.verdict.ok, `linearizable: ${checked.verdict.summary}`);

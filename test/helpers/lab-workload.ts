@@ -2,7 +2,7 @@
 // namespace, its history read back, the final reads done with `kv get` on the same host, and the history checked
 // for linearizability (test/jepsen/checker.ts). The history also gives figures: the first write acknowledged after
 // some moment (a coordinator back after a power loss).
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { checkHistory, type HistoryVerdict } from '../jepsen/checker.js';
@@ -36,9 +36,15 @@ export interface Workload {
   onWorkerClock(time: number): Promise<number>;
   /** The history once the worker has finished (it fails the test if the worker did not). */
   finished(): Promise<Op[]>;
+  /** Tells the worker to end now (each thread after its operation in flight), then `finished()`. */
+  stop(): Promise<Op[]>;
 }
 
-/** Starts `threads` client threads on `host` doing put, get, cond_put and atomic_add on `keys` for `seconds`. */
+/**
+ * Starts `threads` client threads on `host` doing put, get, cond_put and atomic_add on `keys` for `seconds`, or
+ * until `stop()`: a test whose faults take as long as they take gives a generous `seconds` and stops the workload
+ * once it has seen what it waits for, rather than guessing a duration that covers them.
+ */
 export function startWorkload(
   t: TestLike,
   host: ClientHost,
@@ -49,11 +55,13 @@ export function startWorkload(
     mix?: OpMix; processBase?: number;
   },
 ): Workload {
-  const out = join(tempDir(t, 'kv-lab-history-'), 'history.jsonl');
+  const dir = tempDir(t, 'kv-lab-history-');
+  const out = join(dir, 'history.jsonl');
+  const stopFile = join(dir, 'stop');
   const args: WorkerArgs = {
     coordinator, space: options.space, keys: options.keys, threads: options.threads ?? 4, processBase: options.processBase ?? 100, ...(options.mix ? { mix: options.mix } : {}),
     durationMs: options.seconds * 1000, seed: options.seed ?? 1, timeoutMs: options.timeoutMs ?? 3_000,
-    thinkMs: 5, errorBackoffMs: 100, out, ...(options.tls ? { tls: options.tls } : {}),
+    thinkMs: 5, errorBackoffMs: 100, out, stopFile, ...(options.tls ? { tls: options.tls } : {}),
   };
   const proc = host.spawn(t, [process.execPath, workerScript, JSON.stringify(args)]);
   const lines = () => {
@@ -78,7 +86,7 @@ export function startWorkload(
       }
     });
   };
-  return {
+  const workload: Workload = {
     proc,
     count: () => lines(),
     sofar,
@@ -99,7 +107,12 @@ export function startWorkload(
       if (code !== 0) throw new Error(`the workload exited ${code}: ${proc.stderr.slice(-1000)}`);
       return readFileSync(out, 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line) as Op);
     },
+    stop() {
+      writeFileSync(stopFile, '');
+      return workload.finished();
+    },
   };
+  return workload;
 }
 
 /** One successful `kv get` per key from `host` (retried within a deadline), as history operations. */

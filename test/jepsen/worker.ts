@@ -5,7 +5,7 @@
 //
 // It is a separate process so that its clock, its client and its event loop are independent of the test that
 // injects faults: the test process pausing on a nemesis step cannot delay (and so hide) a client's operation.
-import { createWriteStream, type WriteStream } from 'node:fs';
+import { createWriteStream, existsSync, type WriteStream } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { Client, KvError, type Attrs } from '../../shared/client.js';
 import { findServer, findSpace } from '../../shared/config.js';
@@ -50,6 +50,11 @@ export interface WorkerArgs {
   errorBackoffMs?: number;
   /** Connect, say ready on stderr, then wait for a line on stdin before starting the clock. */
   waitForGo?: boolean;
+  /**
+   * Once this file exists the threads end their runs (each after its operation in flight): a test stops its
+   * workload when its faults are over, so `durationMs` is only an upper bound, not a guess at how long they take.
+   */
+  stopFile?: string;
 }
 
 export const defaultMix: OpMix = { put: 25, get: 25, cond_put: 25, add: 25 };
@@ -220,10 +225,10 @@ class Thread {
     return serverId !== undefined && findServer(config, serverId)?.state === 'available';
   }
 
-  async run(client: Client, deadline: number): Promise<void> {
+  async run(client: Client, until: { deadline: number }): Promise<void> {
     const thinkMs = this.args.thinkMs ?? 0;
     const backoffMs = this.args.errorBackoffMs ?? 100;
-    while (now() < deadline) {
+    while (now() < until.deadline) {
       const op = this.nextOp();
       if (!this.routable(client, op)) {
         await new Promise((resolve) => setTimeout(resolve, backoffMs * (0.5 + this.random())));
@@ -278,7 +283,12 @@ export async function runWorker(args: WorkerArgs): Promise<{ ops: number; ok: nu
     buffered = '';
     await writeAll(out, text);
   };
-  const flusher = setInterval(() => void flush().catch(() => {}), 200);
+  // Ends the threads' runs: the duration's end, brought forward when the stop file appears.
+  const until = { deadline: Infinity };
+  const flusher = setInterval(() => {
+    if (args.stopFile && existsSync(args.stopFile)) until.deadline = Math.min(until.deadline, now());
+    void flush().catch(() => {});
+  }, 200);
 
   const threads = Array.from({ length: args.threads }, (_, i) =>
     new Thread(args.processBase + i, args, mulberry32((args.seed * 7919 + args.processBase + i) | 0), record),
@@ -290,7 +300,7 @@ export async function runWorker(args: WorkerArgs): Promise<{ ops: number; ok: nu
   if (args.waitForGo) await goSignal(30_000);
   // The duration counts from here, not from the spawn: starting a process takes a second or more on a loaded
   // machine, and the harness times its nemesis from the moment every worker runs.
-  const deadline = now() + args.durationMs;
+  until.deadline = Math.min(until.deadline, now() + args.durationMs);
   // A last line of defence for "bounded": the client's deadlines should end every operation long before this. An
   // operation still running then is recorded as indeterminate, as Jepsen does for a crashed client.
   const hardDeadlineMs = args.durationMs + 3 * args.timeoutMs + 10_000;
@@ -309,7 +319,7 @@ export async function runWorker(args: WorkerArgs): Promise<{ ops: number; ok: nu
       `${c.servers.map((s) => `${s.id.slice(0, 4)}:${s.state}`).join(' ')} ops ${counts.ops}\n`);
   }, 500) : undefined;
   try {
-    await Promise.all(threads.map((thread) => thread.run(client, deadline)));
+    await Promise.all(threads.map((thread) => thread.run(client, until)));
   } finally {
     clearInterval(flusher);
     clearInterval(debugTimer);
