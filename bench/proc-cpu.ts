@@ -48,8 +48,8 @@ export function childrenOf(parent: number): number[] {
 export function kvProcessName(pid: number): string {
   try {
     const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-    // node [node flags, e.g. --cpu-prof-dir] …/kv.js <command> …
-    const script = args.findIndex((arg, i) => i > 0 && !arg.startsWith('-'));
+    // node [node flags, e.g. --cpu-prof-dir DIR] …/kv.js <command> …: a flag's value is not the script
+    const script = args.findIndex((arg, i) => i > 0 && /(^|\/)kv\.js$/.test(arg));
     const command = args[script + 1] ?? '?';
     if (command === 'daemon') return `daemon :${args[args.indexOf('--listen-port') + 1] ?? '?'}`;
     return command === 'up' ? 'kv up' : command;

@@ -1,6 +1,6 @@
 // Runs one benchmark by name, so that `npm run bench -- NAME [args...]` works:
 //
-//   node dist/bench/run.js [ycsb|throughput|backup|backup-fault|replication|level-round-trip|failover|config-store|timeline] [args...]     (default: ycsb)
+//   node dist/bench/run.js [ycsb|throughput|backup|backup-fault|replication|level-round-trip|request-floor|failover|config-store|timeline] [args...]     (default: ycsb)
 //
 // The benchmark runs in this process, with its own arguments in process.argv as if it had been started directly.
 const benchmarks: Record<string, string> = {
@@ -10,6 +10,7 @@ const benchmarks: Record<string, string> = {
   'backup-fault': './backup-fault.js',
   replication: './replication.js',
   'level-round-trip': './level-round-trip.js',
+  'request-floor': './request-floor.js',
   failover: './failover.js',
   'config-store': './config-store.js',
   timeline: './timeline.js',

@@ -304,7 +304,7 @@ export class Daemon {
     if (this.stopping) throw new KvError('UNAVAILABLE', 'this daemon is shutting down');
     switch (message.t) {
       case 'get':
-        return this.replicas.read(message, (r) => this.storage.get(dataKey(r.spaceId, r.partition, message.key)) ?? null);
+        return this.replicas.read(message, (r) => this.storage.getPacked(dataKey(r.spaceId, r.partition, message.key)) ?? null);
       case 'put':
       case 'del':
       case 'put_if_not_exist':

@@ -1,13 +1,13 @@
 // The daemon's LevelDB, with the key layout of shared/key-layout.ts: one space's partition is two contiguous ranges,
 // its values and its completion records (moved, dropped and captured as a unit; counted and scanned: values only).
 import { performance } from 'node:perf_hooks';
-import { pack, unpack } from '../shared/codec.js';
+import { Packed, pack, unpack } from '../shared/codec.js';
 import { levelError, openLevel, type Level, type LevelOptions } from '../shared/level.js';
 import type { Attrs } from '../shared/protocol.js';
 import { levelDir } from '../shared/data-dir.js';
 import { checkDataFormat } from '../shared/data-format.js';
 import { makeDir } from '../shared/make-dir.js';
-import { decodeStored } from './stored-value.js';
+import { decodeStored, storedAttrsBytes } from './stored-value.js';
 import { dataKey, dataRange, identityKey, partitionRanges, recordRange, recordTag, dataTag, userKeyOf, type KeyRange } from '../shared/key-layout.js';
 
 export interface Identity {
@@ -79,6 +79,12 @@ export class Storage {
       throw levelError(error, this.location);
     }
     return bytes === undefined ? undefined : decodeStored(bytes).attrs;
+  }
+
+  /** A key's attributes as their stored msgpack bytes, for a read to answer as they are; read like `get`. */
+  getPacked(key: Buffer): Packed | undefined {
+    const bytes = this.getRaw(key);
+    return bytes === undefined ? undefined : new Packed(storedAttrsBytes(bytes));
   }
 
   /** A key's stored bytes, read on the event loop like `get`. */

@@ -10,7 +10,7 @@
 // This layout is part of daemon data format 1 (shared/data-format.ts, stamped once per data dir rather than per
 // value): changing it means a new format version there, and daemons of one cluster must share it, as replication
 // and state transfer move these bytes between daemons as they are.
-import { pack, unpack } from '../shared/codec.js';
+import { pack, unpack, valueEnd } from '../shared/codec.js';
 import type { Attrs } from '../shared/protocol.js';
 
 export interface Writer {
@@ -75,6 +75,16 @@ export function decodeStored(bytes: Uint8Array): Stored {
   const earlier: Writer[] = [];
   for (let i = 2; i < decoded.length; i++) earlier.push(writerOf(decoded[i] as Tuple));
   return { attrs, writer: writerOf(decoded[1] as Tuple), earlier };
+}
+
+/**
+ * The bytes of the attribute map inside a stored value, as they are: what a read answers (codec.ts `Packed`),
+ * without unpacking the value and its write records.
+ */
+export function storedAttrsBytes(bytes: Uint8Array): Uint8Array {
+  const first = bytes[0]!;
+  if (first < 0x90 || first > 0x9f) return bytes; // a bare attribute map, as stored before request ids
+  return bytes.subarray(1, valueEnd(bytes, 1));
 }
 
 /** Whether `writer` is the write with this request id. */

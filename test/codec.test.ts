@@ -1,6 +1,6 @@
 // shared/codec.ts: WebSocket messages to validated frames and back.
 import t from 'tap';
-import { decodeBatch, decodeFrame, encodeBatch, pack, unpack } from '../shared/codec.js';
+import { Packed, decodeBatch, decodeFrame, encodeBatch, pack, unpack, valueEnd } from '../shared/codec.js';
 import { newCluster } from '../coordinator/cluster.js';
 import type { Message } from '../shared/protocol.js';
 
@@ -120,4 +120,44 @@ t.test('bytes in attrs survive encode/decode', async (t) => {
 t.test('decodeFrame on its own', async (t) => {
   t.same(decodeFrame(get), { ok: true, message: get });
   t.same(decodeFrame(undefined), { ok: false, id: null, reason: 'a frame must be a map' });
+});
+
+t.test('valueEnd finds the end of every kind of msgpack value, and refuses bytes that are not one', async (t) => {
+  const values: unknown[] = [
+    0, 127, 128, 255, 256, 65_535, 65_536, 2 ** 32, 2 ** 53 - 1, -1, -32, -33, -128, -129, -32_768, -32_769, -(2 ** 31), -(2 ** 31) - 1,
+    1.5, 0.1, Number.MAX_VALUE, null, true, false, '', 'x', 'x'.repeat(31), 'x'.repeat(32), 'x'.repeat(255), 'x'.repeat(256), 'x'.repeat(70_000),
+    Buffer.alloc(0), Buffer.alloc(255, 1), Buffer.alloc(256, 2), Buffer.alloc(70_000, 3),
+    [], [1, [2, [3, {}]]], Array.from({ length: 16 }, (_, i) => i), Array.from({ length: 70_000 }, (_, i) => i & 7),
+    {}, { a: 1, b: { c: [1, 'd', null] } }, Object.fromEntries(Array.from({ length: 16 }, (_, i) => [`k${i}`, i])),
+    new Date(0), new Date(1_700_000_000_123),
+    { bytes: Buffer.from('0123456789abcdef', 'hex'), s: 'é'.repeat(200), n: -7.25 },
+  ];
+  for (const value of values) {
+    const bytes = pack(value);
+    const framed = Buffer.concat([Buffer.of(0xc0), bytes, Buffer.of(0xc3)]);
+    const what = typeof value === 'string' ? `a string of ${value.length}` : Buffer.isBuffer(value) ? `${value.length} bytes` : Array.isArray(value) ? `an array of ${value.length}` : JSON.stringify(value)?.slice(0, 40);
+    t.equal(valueEnd(framed, 1), 1 + bytes.length, `${what} (first byte 0x${bytes[0]!.toString(16)})`);
+  }
+  for (const ext of [Buffer.of(0xd4, 1, 0), Buffer.of(0xd5, 1, 0, 0), Buffer.of(0xd6, 1, 0, 0, 0, 0), Buffer.of(0xd8, 1, ...Buffer.alloc(16)), Buffer.of(0xc7, 3, 1, 0, 0, 0), Buffer.of(0xc8, 0, 3, 1, 0, 0, 0), Buffer.of(0xc9, 0, 0, 0, 3, 1, 0, 0, 0)]) {
+    t.equal(valueEnd(ext, 0), ext.length, `ext 0x${ext[0]!.toString(16)}`);
+  }
+  // map 32 (msgpackr writes map 16 up to 65,535 keys and refuses more): written by hand
+  const map32 = Buffer.concat([Buffer.of(0xdf, 0, 0, 0, 2), pack('a'), pack(1), pack('b'), pack([1, 2])]);
+  t.equal(valueEnd(map32, 0), map32.length, 'map 32');
+  t.throws(() => valueEnd(Buffer.of(0xc1), 0), /starts no msgpack value/, '0xc1 is never used');
+  const whole = pack({ a: 'x'.repeat(40), b: [1, 2, 3] });
+  for (let cut = 0; cut < whole.length; cut++) {
+    t.throws(() => valueEnd(whole.subarray(0, cut), 0), /past the end/, `cut at ${cut} of ${whole.length}`);
+  }
+  t.throws(() => valueEnd(Buffer.of(0xdd, 0xff, 0xff, 0xff, 0xff), 0), /past the end/, 'an array claiming 4 billion entries');
+});
+
+t.test('a Packed value goes into a message as its bytes, and reads back as the value', async (t) => {
+  const attrs = { field0: 'v'.repeat(100), n: 3, b: Buffer.from('00ff', 'hex') };
+  const frames = [{ t: 'reply', id: 1, result: new Packed(pack(attrs)) }, { t: 'reply', id: 2, result: null }, { t: 'reply', id: 3, result: new Packed(pack({})) }];
+  const bytes = encodeBatch(frames as unknown as Message[]);
+  t.ok(bytes.equals(pack([{ t: 'reply', id: 1, result: attrs }, { t: 'reply', id: 2, result: null }, { t: 'reply', id: 3, result: {} }])), 'the same bytes as the value packed in place');
+  const decoded = decodeBatch(bytes);
+  t.same(decoded.map((f) => f.ok && f.message), [{ t: 'reply', id: 1, result: attrs }, { t: 'reply', id: 2, result: null }, { t: 'reply', id: 3, result: {} }]);
+  t.throws(() => decodeBatch(Buffer.concat([Buffer.of(0x91), Buffer.of(0xd4, 0x4b, 0)])), /undecodable message/, "its extension type is refused if a peer sends it");
 });

@@ -1,7 +1,7 @@
 // The stored value's layout: the hand-written writer tuples must read back, through the codec, as what was written.
 import t from 'tap';
 import { pack, unpack } from '../shared/codec.js';
-import { decodeStored, encodeStored, recordedWrite, type Writer } from '../daemon/stored-value.js';
+import { decodeStored, encodeStored, recordedWrite, storedAttrsBytes, type Writer } from '../daemon/stored-value.js';
 
 const session = Buffer.from('0123456789abcdef', 'hex');
 const writer = (seq: number, result: unknown, resultIsValue = false): Writer => ({ session, seq, result, resultIsValue });
@@ -30,4 +30,16 @@ t.test('a resent write is found as the value\'s writer or among the earlier ones
   t.equal(recordedWrite(stored, Buffer.from('ffffffffffffffff', 'hex'), 9), undefined, 'another session\'s 9 is another write');
   const bare = decodeStored(pack({ v: 1 }));
   t.same(bare, { attrs: { v: 1 }, writer: undefined, earlier: [] });
+});
+
+t.test("a stored value's attribute bytes are its map as packed, with or without write records", async (t) => {
+  for (const attrs of [{}, { v: 'x'.repeat(300) }, { a: 1, b: Buffer.alloc(70_000, 1), c: null, d: -2.5, e: true }]) {
+    const packed = pack(attrs);
+    for (const earlier of [[], [writer(8, null)], Array.from({ length: 13 }, (_, i) => writer(i, i % 2 === 0))]) {
+      const bytes = storedAttrsBytes(encodeStored(packed, writer(9, null), earlier));
+      t.ok(Buffer.from(bytes).equals(packed), `${Object.keys(attrs).length} attributes, ${earlier.length} earlier writes`);
+    }
+    t.ok(Buffer.from(storedAttrsBytes(encodeStored(packed, writer(3, attrs, true)))).equals(packed), "an atomic_add's value");
+    t.equal(storedAttrsBytes(packed), packed, 'a bare map is its own bytes');
+  }
 });
