@@ -1,7 +1,7 @@
 // What a read costs a server built the way kv's daemons are, before kv does anything: the floor under kv's
 // servers' CPU per operation in the YCSB table.
 //
-//   node dist/bench/request-floor.js [--seconds 5] [--rounds 3] [--generators 2] [--inflight 64] [--cpu-prof DIR] [--json]
+//   node dist/bench/request-floor.js [--seconds 5] [--rounds 3] [--generators 2] [--inflight 64] [--servers ws,kv-link,daemon] [--cpu-prof DIR] [--json]
 //   npm run bench -- request-floor
 //
 // Servers, each in a process of its own, one at a time, in alternating rounds:
@@ -106,19 +106,24 @@ async function startDaemon(dir: string, cpuProfDir: string | undefined): Promise
   const ports = await freePorts(1);
   const nodeArgs = cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', cpuProfDir] : [];
   const cluster = startCluster(mkdtempSync(join(dir, 'cluster-')), ports.coordinator, ports.daemonBase, 1, nodeArgs);
-  await waitUntilUp(cluster);
-  const client = await Client.connect(cluster.coordinator, { subscribe: false });
-  await client.addSpace(space, { partitions: 4, tolerate: 0 });
-  for (let i = 0; i < keys; i += 500) await Promise.all(Array.from({ length: 500 }, (_, j) => client.put(space, keyOf(i + j), value)));
-  const config = client.currentConfig;
-  await client.close();
-  const server = config.servers[0]!;
-  const pid = childrenOf(cluster.process.pid!).find((p) => kvProcessName(p).startsWith('daemon'));
-  if (pid === undefined) throw new Error('no daemon process under kv up');
-  return {
-    name: 'daemon', pid, address: server.address, path: daemonPath(server.id, config.incarnation), version: config.version,
-    stop: async () => void (await stopCluster(cluster)),
-  };
+  try {
+    await waitUntilUp(cluster);
+    const client = await Client.connect(cluster.coordinator, { subscribe: false });
+    await client.addSpace(space, { partitions: 4, tolerate: 0 });
+    for (let i = 0; i < keys; i += 500) await Promise.all(Array.from({ length: 500 }, (_, j) => client.put(space, keyOf(i + j), value)));
+    const config = client.currentConfig;
+    await client.close();
+    const server = config.servers[0]!;
+    const pid = childrenOf(cluster.process.pid!).find((p) => kvProcessName(p).startsWith('daemon'));
+    if (pid === undefined) throw new Error('no daemon process under kv up');
+    return {
+      name: 'daemon', pid, address: server.address, path: daemonPath(server.id, config.incarnation), version: config.version,
+      stop: async () => void (await stopCluster(cluster)),
+    };
+  } catch (error) {
+    await stopCluster(cluster); // a failed start leaves no cluster running behind the benchmark
+    throw error;
+  }
 }
 
 async function measure(server: Server, generators: number, inflight: number, seconds: number) {
@@ -153,6 +158,8 @@ async function main(): Promise<void> {
       json: { type: 'boolean', default: false },
       /** A V8 CPU profile of every kv process (the daemon's is the one to read) into this dir. */
       'cpu-prof': { type: 'string' },
+      /** Which servers, comma-separated (ws, kv-link, daemon); all by default. */
+      servers: { type: 'string', default: 'ws,kv-link,daemon' },
     },
   });
   const [seconds, rounds, generators, inflight] = [values.seconds, values.rounds, values.generators, values.inflight].map(Number) as [number, number, number, number];
@@ -160,7 +167,8 @@ async function main(): Promise<void> {
   const results: Record<string, Array<Awaited<ReturnType<typeof measure>>>> = { ws: [], 'kv-link': [], daemon: [] };
   try {
     for (let r = 0; r < rounds; r++) {
-      for (const name of ['ws', 'kv-link', 'daemon'] as const) {
+      for (const name of values.servers.split(',') as Array<'ws' | 'kv-link' | 'daemon'>) {
+        if (!(name in results)) throw new Error(`no server "${name}": ws, kv-link or daemon`);
         const server = name === 'daemon' ? await startDaemon(dir, values['cpu-prof']) : await startChild(name);
         try {
           await measure(server, generators, inflight, 1); // warm-up, not counted
@@ -174,7 +182,7 @@ async function main(): Promise<void> {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-  const rows = Object.entries(results).map(([name, runs]) => ({
+  const rows = Object.entries(results).filter(([, runs]) => runs.length > 0).map(([name, runs]) => ({
     name,
     requestsPerSecond: round(median(runs.map((x) => x.requestsPerSecond)), 0),
     serverUs: round(median(runs.map((x) => x.serverUs)), 1),
