@@ -3,6 +3,8 @@
 // an acknowledged write.
 import t from 'tap';
 import { KvError } from '../shared/errors.js';
+import { Connection } from '../shared/connection.js';
+import type { ClusterConfig } from '../shared/config.js';
 import { startCluster, startDaemon, waitFor } from './helpers/cluster.js';
 
 t.test('a fourth daemon joins a --tolerate 1 space: every read during the moves sees the latest acknowledged write', async (t) => {
@@ -37,11 +39,19 @@ t.test('a fourth daemon joins a --tolerate 1 space: every read during the moves 
     }
   });
 
-  const fourth = await startDaemon(t, cluster.coordinator.address);
+  // Every config the coordinator publishes, from a subscription of its own: a tail's leaving may last only a few
+  // milliseconds, less than any poll of the client's current config would reliably see.
   let sawLeaving = false;
+  const leavingIn = (config: ClusterConfig) => config.spaces.some((s) => s.partitions.some((p) => p.leaving !== undefined));
+  const watcher = await Connection.open(cluster.coordinator.address, (message) => {
+    if (message.t === 'config' && 'config' in message) sawLeaving ||= leavingIn(message.config as ClusterConfig);
+  }, 10_000);
+  t.teardown(() => watcher.close());
+  sawLeaving ||= leavingIn(await watcher.request({ t: 'subscribe' }, 10_000));
+
+  const fourth = await startDaemon(t, cluster.coordinator.address);
   await waitFor('partitions to move to the new daemon, every replaced tail to leave', () => {
     const parts = client.currentConfig.spaces[0]!.partitions;
-    sawLeaving ||= parts.some((p) => p.leaving !== undefined);
     const held = parts.filter((p) => p.chain.includes(fourth.serverId)).length;
     return held >= 3 && parts.every((p) => !p.joining && !p.leaving && p.chain.length === 2);
   }, 60_000);
