@@ -144,15 +144,19 @@ function waitLeft(a: Attempt): { ms: number; why: string } {
  * attempt (slow, or a compaction storm); one that refuses or is missing will not.
  */
 async function everyMember(a: Attempt, waitMs: number, ask: (server: ServerInfo, waitMs: number) => Promise<void>): Promise<void> {
-  const results = await Promise.allSettled(a.members.map((s) => ask(s, waitMs)));
-  const failures = results.flatMap((r, i) => (r.status === 'rejected' ? [{ server: a.members[i]!, error: asKvError(r.reason) }] : []));
+  const failures = await failedMembers(a, (s) => ask(s, waitMs));
   if (failures.length === 0) return;
   const refused = failures.find((f) => f.error.code !== 'TIMEOUT' && !f.error.message.includes('kept changing'));
   if (refused) throw refused.error;
   throw new Retry(failures[0]!.error.message);
 }
 
-/** The daemons to snapshot: every server in some partition's chain. Each must be up. */
+/** Asks every member at once; the members whose request failed, and how. */
+async function failedMembers(a: Attempt, ask: (server: ServerInfo) => Promise<unknown>): Promise<Array<{ server: ServerInfo; error: KvError }>> {
+  const results = await Promise.allSettled(a.members.map(ask));
+  return results.flatMap((r, i) => (r.status === 'rejected' ? [{ server: a.members[i]!, error: asKvError(r.reason) }] : []));
+}
+
 /**
  * The daemons to snapshot: every available member of some partition's chain. Every partition needs at least
  * one; a replica that is down is simply not in this backup (after the quiesce all live replicas are identical).
@@ -173,8 +177,14 @@ export const handlers: Record<Exclude<BackupState, 'done'>, (a: Attempt, host: B
   async prepare(a, host) {
     a.members = membersOf(host.config());
     const { name, owner } = a.request;
-    await Promise.all(a.members.map((s) => host.ask(s.id, { t: 'prepare', name, owner }, snapshotPrepareMsMax)));
-    return 'freeze';
+    const failures = await failedMembers(a, (s) => host.ask(s.id, { t: 'prepare', name, owner }, snapshotPrepareMsMax));
+    if (failures.length === 0) return 'freeze';
+    // A member whose session is gone while the config still lists it as available (the coordinator has ended the
+    // session and not yet saved it as down, or it is reconnecting): the next attempt reads the config again, by
+    // which time it is either back or out of the backup. Nothing is frozen yet, so trying again costs no writes.
+    const refused = failures.find((f) => f.error.code !== 'UNAVAILABLE');
+    if (refused) throw refused.error;
+    throw new Retry(`${describe([failures[0]!.server])} could not be asked to prepare: ${failures[0]!.error.message}`);
   },
 
   async freeze(a, host) {

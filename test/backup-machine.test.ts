@@ -545,3 +545,13 @@ t.test('a coordinator that stalls after the freeze past the lease: no daemon is 
   t.same(fake.transitions(), ['prepare>freeze', 'freeze>quiesce']);
   for (const n of ['a', 'b']) t.same(fake.got.get(n), backedOut(1), n);
 });
+
+t.test('a member not connected at prepare (its session gone, the config not yet saying so): retried, not failed', async (t) => {
+  const fake = new FakeCluster(['a', 'b']).script('b', (t, n) =>
+    t === 'prepare' && n === 1 ? { refuse: 'UNAVAILABLE', message: 'server b is not connected' } : undefined);
+  const result = await fake.run();
+  t.equal(result.attempts, 2, 'the second attempt goes through');
+  t.same(fake.changes, ['freeze #1', 'thaw #1'], 'the first attempt froze nothing');
+  t.same(fake.got.get('a'), ['prepare', 'release_snapshot #?', ...clean(1, result.configVersion)], "the first attempt's snapshot released");
+  t.same(fake.got.get('b'), ['prepare', 'release_snapshot #?', ...clean(1, result.configVersion)]);
+});

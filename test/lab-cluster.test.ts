@@ -157,8 +157,10 @@ if (why) {
 
     const workload = startWorkload(t, cluster.client, cluster.coordinator.address, { space, keys, seconds: workloadSecondsMax });
     await workload.recorded(500);
-    await lab.powerLoss(hosts.coordinator);
+    // From the moment the host is cut off: powerLoss returns once its processes are gone and their output read,
+    // which on a loaded machine can take longer than the daemons take to notice the silence.
     const lostAt = now();
+    await lab.powerLoss(hosts.coordinator);
     // Down for longer than the heartbeat timeout: daemons notice the silence and try to register anew.
     await waitFor('every daemon to notice the silent coordinator', () =>
       cluster.daemons.every((d) => logTime(d.proc, 'the coordinator answers no lease requests; dropping the session to register anew', lostAt)),
